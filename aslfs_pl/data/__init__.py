@@ -1,0 +1,1 @@
+"""Reading, featurising and augmenting Kaggle's landmark data."""

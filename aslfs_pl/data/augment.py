@@ -1,0 +1,204 @@
+"""Training-only augmentations of one landmark sequence.
+
+All functions take and return ``(T, P, A)`` float32 arrays in raw image coordinates (NaN where a
+landmark is unseen) and draw from the ``numpy.random.Generator`` they are given, so a sequence's
+augmentation depends only on (seed, epoch, sequence) and never on which worker reads it.
+
+Note that the model normalises every frame by its own centre and spread
+(:func:`aslfs_pl.data.features.normalise_frames`), so a rigid global shift or uniform scale alone
+would be invisible to it; shift therefore also moves each hand relative to the body, and scale
+stretches x and y independently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+HAND_FINGERS: tuple[tuple[int, ...], ...] = (
+    (1, 2, 3, 4),
+    (5, 6, 7, 8),
+    (9, 10, 11, 12),
+    (13, 14, 15, 16),
+    (17, 18, 19, 20),
+)  # MediaPipe hand points of thumb, index, middle, ring, little finger
+
+
+@dataclass
+class AugmentConfig:
+    """Probability and strength of each augmentation (training only; 0 disables one)."""
+
+    flip_p: float = 0.5
+    """Left/right mirror: x -> 1 - x, hands and paired lip/pose points swapped."""
+    rotate_p: float = 0.5
+    """Rotation of the x-y plane about the sequence centre."""
+    rotate_max_deg: float = 15.0
+    """Largest rotation angle, degrees."""
+    scale_p: float = 0.5
+    """Independent stretch of x and y about the sequence centre."""
+    scale_range: tuple[float, float] = (0.8, 1.2)
+    """Range of each axis' scale factor."""
+    shift_p: float = 0.5
+    """Shift of the whole body plus an independent offset of each hand relative to it."""
+    shift_max: float = 0.1
+    """Largest global shift, image units."""
+    hand_shift_max: float = 0.05
+    """Largest per-hand offset, image units."""
+    speed_p: float = 0.5
+    """Time resampling (signing speed change)."""
+    speed_range: tuple[float, float] = (0.7, 1.3)
+    """Range of the speed factor (new length = old length / factor)."""
+    frame_drop_p: float = 0.3
+    """Random frame dropping."""
+    frame_drop_rate: float = 0.1
+    """Fraction of frames dropped when it applies (at least one frame is always kept)."""
+    finger_drop_p: float = 0.2
+    """Fingers hidden (NaN) for a random window of frames."""
+    finger_drop_max: int = 2
+    """Most fingers hidden at once."""
+    hand_drop_p: float = 0.2
+    """A hand hidden (NaN) for random frames, as when MediaPipe loses it."""
+    hand_drop_rate: float = 0.2
+    """Fraction of frames in which the hand is hidden when it applies."""
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if name.endswith("_p") and not 0.0 <= value <= 1.0:
+                raise ValueError(f"augment.{name} = {value}: a probability must lie in [0, 1]")
+        for name in ("scale_range", "speed_range"):
+            lo, hi = getattr(self, name)
+            if not 0 < lo <= hi:
+                raise ValueError(f"augment.{name} = {(lo, hi)}: need 0 < low <= high")
+        if not 0.0 <= self.frame_drop_rate < 1.0 or not 0.0 <= self.hand_drop_rate <= 1.0:
+            raise ValueError("augment: drop rates must lie in [0, 1)")
+
+
+def centre(pts: np.ndarray) -> np.ndarray:
+    """(2,) mean x, y over the visible points of up to 16 evenly spaced frames (0.5, 0.5 if none)."""
+    xy = pts[:: max(1, len(pts) // 16), :, :2].reshape(-1, 2)
+    seen = ~np.isnan(xy[:, 0])
+    return xy[seen].mean(0) if seen.any() else np.full(2, 0.5, np.float32)
+
+
+def affine(
+    pts: np.ndarray, matrix: np.ndarray, about: np.ndarray, offset: np.ndarray
+) -> np.ndarray:
+    """x, y -> matrix @ (x, y - about) + about + offset, in one pass (z untouched)."""
+    out = pts.copy()
+    out[..., :2] = (pts[..., :2] - about) @ matrix.T.astype(np.float32) + (about + offset)
+    return out
+
+
+def flip(pts: np.ndarray, mirror: list[int]) -> np.ndarray:
+    """Mirror x (x -> 1 - x) and move every point to its mirror partner's slot."""
+    out = pts[:, mirror].copy()
+    out[..., 0] = 1.0 - out[..., 0]
+    return out
+
+
+def rotation(degrees: float) -> np.ndarray:
+    """2x2 rotation matrix."""
+    a = np.deg2rad(degrees)
+    return np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]], np.float32)
+
+
+def rotate(pts: np.ndarray, degrees: float) -> np.ndarray:
+    """Rotate x, y by ``degrees`` about the sequence centre."""
+    return affine(pts, rotation(degrees), centre(pts), np.zeros(2, np.float32))
+
+
+def scale(pts: np.ndarray, sx: float, sy: float) -> np.ndarray:
+    """Stretch x by ``sx`` and y by ``sy`` about the sequence centre."""
+    return affine(pts, np.diag([sx, sy]).astype(np.float32), centre(pts), np.zeros(2, np.float32))
+
+
+def shift(pts: np.ndarray, offset: np.ndarray, hand_offsets: dict[tuple[int, ...], np.ndarray]):
+    """Add ``offset`` (2,) to every point and ``hand_offsets[points]`` (2,) to those points."""
+    out = pts.copy()
+    out[..., :2] += offset
+    for idx, off in hand_offsets.items():
+        out[:, list(idx), :2] += off
+    return out
+
+
+def resample_time(pts: np.ndarray, factor: float) -> np.ndarray:
+    """Play the sequence ``factor`` times faster (nearest frame; NaN-safe)."""
+    t = pts.shape[0]
+    new_t = max(1, int(round(t / factor)))
+    idx = np.minimum((np.arange(new_t) * t / new_t).astype(np.int64), t - 1)
+    return pts[idx]
+
+
+def drop_frames(pts: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Keep the frames where ``keep`` (T,) is True, and at least the first one."""
+    if not keep.any():
+        keep = keep.copy()
+        keep[0] = True
+    return pts[keep]
+
+
+def hide(pts: np.ndarray, points: list[int], frames: np.ndarray) -> np.ndarray:
+    """Set ``points`` to NaN in the frames where ``frames`` (T,) is True."""
+    out = pts.copy()
+    out[np.ix_(frames, points)] = np.nan
+    return out
+
+
+class Augmenter:
+    """Applies the configured augmentations in a fixed order with their probabilities.
+
+    Args:
+        config: probabilities and strengths.
+        mirror: ``LandmarkSet.mirror_permutation()``.
+        hands: positions (in the landmark set) of the left and the right hand's 21 points,
+            in MediaPipe order; empty when a hand is not selected.
+    """
+
+    def __init__(self, config: AugmentConfig, mirror: list[int], hands: list[list[int]]):
+        self.config = config
+        self.mirror = mirror
+        self.hands = [h for h in hands if len(h) == 21]
+
+    def __call__(self, pts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        cfg = self.config
+        if pts.shape[0] == 0:
+            return pts
+        if rng.random() < cfg.flip_p:
+            pts = flip(pts, self.mirror)
+        # Rotation, stretch and global shift compose into one affine map about the centre.
+        matrix = np.eye(2, dtype=np.float32)
+        offset = np.zeros(2, np.float32)
+        if rng.random() < cfg.rotate_p:
+            matrix = rotation(rng.uniform(-cfg.rotate_max_deg, cfg.rotate_max_deg)) @ matrix
+        if rng.random() < cfg.scale_p:
+            matrix = np.diag(rng.uniform(*cfg.scale_range, size=2)).astype(np.float32) @ matrix
+        hand_offsets = {}
+        if rng.random() < cfg.shift_p:
+            offset = rng.uniform(-cfg.shift_max, cfg.shift_max, size=2).astype(np.float32)
+            hand_offsets = {
+                tuple(h): rng.uniform(-cfg.hand_shift_max, cfg.hand_shift_max, 2).astype(np.float32)
+                for h in self.hands
+            }
+        if not np.array_equal(matrix, np.eye(2)) or offset.any():
+            pts = affine(pts, matrix, centre(pts), offset)
+        for idx, off in hand_offsets.items():
+            pts[:, list(idx), :2] += off
+        if rng.random() < cfg.speed_p:
+            pts = resample_time(pts, rng.uniform(*cfg.speed_range))
+        if rng.random() < cfg.frame_drop_p and pts.shape[0] > 1:
+            pts = drop_frames(pts, rng.random(pts.shape[0]) >= cfg.frame_drop_rate)
+        t = pts.shape[0]
+        if self.hands and rng.random() < cfg.finger_drop_p:
+            hand = self.hands[rng.integers(len(self.hands))]
+            n = rng.integers(1, cfg.finger_drop_max + 1)
+            fingers = rng.choice(len(HAND_FINGERS), size=n, replace=False)
+            idx = [hand[i] for f in fingers for i in HAND_FINGERS[f]]
+            start = rng.integers(t)
+            window = np.zeros(t, bool)
+            window[start : start + rng.integers(1, t + 1)] = True
+            pts = hide(pts, idx, window)
+        if self.hands and rng.random() < cfg.hand_drop_p:
+            hand = self.hands[rng.integers(len(self.hands))]
+            pts = hide(pts, hand, rng.random(t) < cfg.hand_drop_rate)
+        return pts

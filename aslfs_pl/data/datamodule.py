@@ -1,0 +1,474 @@
+"""LightningDataModule streaming Kaggle parquet files into fixed-shape, augmented batches.
+
+Streaming and sharding (one epoch):
+
+1. The epoch's order: files shuffled, then the sequences inside each file shuffled, all seeded by
+   (seed, epoch) so every process computes the same order without talking to the others.
+2. That order is cut into ``world_size * num_workers`` contiguous, equal shards; shard
+   ``rank * num_workers + worker`` belongs to one DataLoader worker of one replica. Contiguity keeps
+   reads local: a shard opens only its own files, and a file is read by at most a few shards.
+   Training drops the < (shards) sequences left over; evaluation pads shards with empty rows.
+3. Each worker reads its files one at a time (selected columns only), passes sequences through a
+   shuffle buffer, augments, resamples/pads to ``max_frames`` and yields whole batches, dropping a
+   partial last batch in training (evaluation pads it with empty rows instead). Every replica thus
+   yields exactly ``len(dataset)`` batches: XLA and DDP need that.
+
+An empty row (no frames, all-pad target) stands in for a sequence that could not be used (see
+:mod:`aslfs_pl.data.kaggle`); loss, accuracy and score ignore it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from aslfs_pl import vocab
+from aslfs_pl.data.augment import AugmentConfig, Augmenter
+from aslfs_pl.data.features import fit_length
+from aslfs_pl.data.kaggle import (
+    DataError,
+    LandmarkFile,
+    SequenceIndex,
+    check_parquet,
+    load_index,
+    read_landmark_file,
+)
+from aslfs_pl.data.landmarks import LandmarkSet
+
+log = logging.getLogger(__name__)
+
+
+def encode_target(phrase: str, max_target_len: int) -> np.ndarray:
+    """[sos, c1..cn, eos, pad...] of length ``max_target_len + 1`` (decoder input + target)."""
+    ids = [vocab.SOS, *vocab.encode(phrase), vocab.EOS]
+    out = np.full(max_target_len + 1, vocab.PAD, np.int64)
+    out[: len(ids)] = ids
+    return out
+
+
+class LandmarkStream(IterableDataset):
+    """Streams batches of one split; see the module docstring for the sharding scheme.
+
+    Args:
+        index: the split's sequences.
+        landmarks: which columns to read.
+        batch_size: rows per batch.
+        max_frames: frames per row (resampled / NaN-padded).
+        max_target_len: target tokens per row (phrase + eos, padded).
+        train: shuffle, augment, drop leftovers (else: fixed order, pad with empty rows).
+        augment: augmentation settings (used when ``train``).
+        seed: base seed of order and augmentation.
+        shuffle_buffer: sequences held for in-worker shuffling (train only).
+        num_workers: DataLoader workers per replica (0 counts as 1).
+        min_frames_per_char: training skips sequences with fewer frames per phrase character.
+    """
+
+    def __init__(
+        self,
+        index: SequenceIndex,
+        landmarks: LandmarkSet,
+        batch_size: int,
+        max_frames: int,
+        max_target_len: int,
+        train: bool,
+        augment: AugmentConfig | None = None,
+        seed: int = 0,
+        shuffle_buffer: int = 1000,
+        num_workers: int = 0,
+        min_frames_per_char: float = 0.0,
+    ):
+        self.index = index
+        self.landmarks = landmarks
+        self.columns = landmarks.selected_columns
+        self.batch_size = batch_size
+        self.max_frames = max_frames
+        self.max_target_len = max_target_len
+        self.train = train
+        self.seed = seed
+        self.shuffle_buffer = shuffle_buffer
+        self.num_workers = max(1, num_workers)
+        self.min_frames_per_char = min_frames_per_char
+        self.rank, self.world_size, self.epoch = 0, 1, 0
+        parts = landmarks.part_slices()
+        self._hand_points = parts.get("left_hand", []) + parts.get("right_hand", [])
+        self.augmenter = (
+            Augmenter(
+                augment or AugmentConfig(),
+                landmarks.mirror_permutation(),
+                [parts.get("left_hand", []), parts.get("right_hand", [])],
+            )
+            if train
+            else None
+        )
+
+    # -- sharding -------------------------------------------------------------------------------
+    def set_distributed(self, rank: int, world_size: int) -> None:
+        self.rank, self.world_size = rank, world_size
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    @property
+    def num_shards(self) -> int:
+        return self.world_size * self.num_workers
+
+    def shard_size(self) -> int:
+        n, s = len(self.index), self.num_shards
+        return n // s if self.train else math.ceil(n / s)
+
+    def batches_per_shard(self) -> int:
+        n, b = self.shard_size(), self.batch_size
+        return n // b if self.train else math.ceil(n / b)
+
+    def __len__(self) -> int:
+        """Batches per replica per epoch (the same on every replica)."""
+        return self.num_workers * self.batches_per_shard()
+
+    def epoch_order(self) -> np.ndarray:
+        """Row positions of the whole split in this epoch's order (same in every process)."""
+        if not self.train:
+            return np.arange(len(self.index))
+        rng = np.random.default_rng([self.seed, self.epoch])
+        files, inverse = np.unique(self.index.path, return_inverse=True)
+        order = []
+        for f in rng.permutation(len(files)):
+            rows = np.flatnonzero(inverse == f)
+            order.append(rows[rng.permutation(len(rows))])
+        return np.concatenate(order)
+
+    def shard(self, shard_id: int) -> list[int | None]:
+        """Row positions of one shard; None marks a padding (empty) row."""
+        n = self.shard_size()
+        rows: list[int | None] = list(self.epoch_order()[shard_id * n : (shard_id + 1) * n])
+        if not self.train:
+            rows += [None] * (n - len(rows))
+        return rows
+
+    # -- reading --------------------------------------------------------------------------------
+    def _rows(self, rows: list[int | None], skipped: Counter) -> Iterator[dict]:
+        """Sequences of ``rows`` in order, reading each file once per run of its rows."""
+        current: tuple[str, LandmarkFile | None] = ("", None)
+        for r in rows:
+            if r is None:
+                yield self._empty()
+                continue
+            path = self.index.path[r]
+            if path != current[0]:
+                try:
+                    current = (path, read_landmark_file(path, self.columns))
+                except DataError as err:
+                    log.warning("%s; its sequences become empty rows", err)
+                    current = (path, None)
+            sid = int(self.index.sequence_id[r])
+            frames = None if current[1] is None else current[1].frames(sid)
+            phrase = self.index.phrase[r]
+            reason = self._reject(frames, phrase)
+            if reason:
+                skipped[reason] += 1
+                log.debug("sequence %d of %s skipped: %s", sid, path, reason)
+                yield self._empty(sid)
+                continue
+            yield {"frames": frames, "phrase": phrase, "sequence_id": sid}
+
+    def _reject(self, frames: np.ndarray | None, phrase: str) -> str | None:
+        if frames is None:
+            return "absent from its parquet (or the parquet is unreadable)"
+        if len(frames) == 0:
+            return "0 frames"
+        if not self.train:
+            return None
+        if self._hand_points:
+            pts = frames.reshape(len(frames), self.landmarks.num_axes, -1)[:, 0, self._hand_points]
+            if np.isnan(pts).all():
+                return "no hand visible in any frame (training only)"
+        if len(frames) < self.min_frames_per_char * len(phrase):
+            return "fewer frames per character than min_frames_per_char (training only)"
+        return None
+
+    def _empty(self, sid: int = -1) -> dict:
+        return {"frames": None, "phrase": "", "sequence_id": sid}
+
+    def _shuffled(self, items: Iterator[dict], rng: np.random.Generator) -> Iterator[dict]:
+        if self.shuffle_buffer <= 1:
+            yield from items
+            return
+        buf: list[dict] = []
+        for item in items:
+            if len(buf) < self.shuffle_buffer:
+                buf.append(item)
+                continue
+            j = rng.integers(len(buf))
+            yield buf[j]
+            buf[j] = item
+        rng.shuffle(buf)
+        yield from buf
+
+    # -- assembling -----------------------------------------------------------------------------
+    def _row(self, item: dict) -> tuple[np.ndarray, np.ndarray, int, int]:
+        c = len(self.columns)
+        if item["frames"] is None:
+            frames = np.full((self.max_frames, c), np.nan, np.float32)
+            return (
+                frames,
+                np.full(self.max_target_len + 1, vocab.PAD, np.int64),
+                item["sequence_id"],
+                0,
+            )
+        frames = item["frames"]
+        if self.augmenter is not None:
+            rng = np.random.default_rng(
+                [self.seed, self.epoch, item["sequence_id"] & 0x7FFFFFFF, 1]
+            )
+            a = self.landmarks.num_axes
+            pts = frames.reshape(len(frames), a, -1).transpose(0, 2, 1)  # (T, P, A)
+            pts = self.augmenter(pts, rng)
+            frames = np.ascontiguousarray(pts.transpose(0, 2, 1)).reshape(len(pts), -1)
+        target = encode_target(item["phrase"], self.max_target_len)
+        return fit_length(frames, self.max_frames), target, item["sequence_id"], len(frames)
+
+    def _collate(self, items: list[dict]) -> dict[str, torch.Tensor]:
+        rows = [self._row(it) for it in items]
+        return {
+            "landmarks": torch.from_numpy(np.stack([r[0] for r in rows])),  # (B, F, C)
+            "tokens": torch.from_numpy(np.stack([r[1] for r in rows])),  # (B, L + 1)
+            "sequence_id": torch.tensor([r[2] for r in rows], dtype=torch.int64),  # (B,)
+            "num_frames": torch.tensor([r[3] for r in rows], dtype=torch.int64),  # (B,)
+        }
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        info = get_worker_info()
+        worker = 0 if info is None else info.id
+        if info is not None and info.num_workers != self.num_workers:
+            raise RuntimeError(
+                f"stream built for {self.num_workers} workers but the DataLoader has "
+                f"{info.num_workers}"
+            )
+        shard_id = self.rank * self.num_workers + worker
+        rows = self.shard(shard_id)
+        rng = np.random.default_rng([self.seed, self.epoch, shard_id, 0])
+        skipped: Counter = Counter()
+        items = self._rows(rows, skipped)
+        if self.train:
+            items = self._shuffled(items, rng)
+        total = self.batches_per_shard()
+        batch: list[dict] = []
+        emitted = 0
+        for item in items:
+            batch.append(item)
+            if len(batch) == self.batch_size:
+                yield self._collate(batch)
+                emitted += 1
+                batch = []
+                if emitted == total:
+                    break
+        if batch and emitted < total:  # evaluation: pad the last batch with empty rows
+            batch += [self._empty()] * (self.batch_size - len(batch))
+            yield self._collate(batch)
+        if skipped:
+            log.warning(
+                "%s shard %d (epoch %d): %d sequences used as empty rows: %s",
+                "train" if self.train else "eval",
+                shard_id,
+                self.epoch,
+                sum(skipped.values()),
+                dict(skipped),
+            )
+
+
+class _EpochLoader(DataLoader):
+    """A DataLoader that tells its stream the epoch (and replica) each time it is iterated.
+
+    Workers get a copy of the dataset when iteration starts, so setting it here reaches them.
+    """
+
+    def __init__(self, dataset: LandmarkStream, state: Callable[[], tuple[int, int, int]], **kw):
+        super().__init__(dataset, batch_size=None, **kw)
+        self._state = state
+
+    def __iter__(self):
+        epoch, rank, world = self._state()
+        self.dataset.set_epoch(epoch)
+        self.dataset.set_distributed(rank, world)
+        return super().__iter__()
+
+
+class KaggleDataModule(L.LightningDataModule):
+    """Kaggle-format ASL fingerspelling data: splits, streaming, sharding, loaders.
+
+    Args:
+        data_dir: dataset root holding train.csv, train_landmarks/ (and the supplemental files).
+        sources: index csvs to read: "train" and/or "supplemental".
+        landmarks: the landmark subset read from disk and fed to the model.
+        max_frames: frames per sequence after resampling/padding.
+        max_target_len: decoder steps: phrase characters + end token (phrases of up to
+            ``max_target_len - 1`` characters are kept; Kaggle's longest is 31).
+        batch_size: sequences per batch and per replica.
+        num_workers: DataLoader worker processes per replica.
+        val_by: hold out whole "participant"s or whole "file"s for validation.
+        val_fraction: share of participants (or files) held out.
+        val_ids: explicit participant ids (or file ids) to hold out; overrides ``val_fraction``.
+        augment: training augmentations.
+        shuffle_buffer: sequences held per worker for shuffling across files.
+        min_frames_per_char: training drops sequences with fewer frames per character (0: keep).
+        seed: seed of the split, the order and the augmentations.
+    """
+
+    def __init__(
+        self,
+        data_dir: str = "data/synthetic",
+        sources: tuple[str, ...] = ("train",),
+        landmarks: LandmarkSet | None = None,
+        max_frames: int = 384,
+        max_target_len: int = 32,
+        batch_size: int = 64,
+        num_workers: int = 2,
+        val_by: str = "participant",
+        val_fraction: float = 0.1,
+        val_ids: list[int] | None = None,
+        augment: AugmentConfig | None = None,
+        shuffle_buffer: int = 1000,
+        min_frames_per_char: float = 0.0,
+        seed: int = 42,
+    ):
+        super().__init__()
+        if val_by not in ("participant", "file"):
+            raise ValueError(f"data.val_by = {val_by!r}: choose 'participant' or 'file'")
+        if not 0.0 <= val_fraction < 1.0:
+            raise ValueError(f"data.val_fraction = {val_fraction}: must lie in [0, 1)")
+        for name, value in (("max_frames", max_frames), ("max_target_len", max_target_len),
+                            ("batch_size", batch_size)):  # fmt: skip
+            if value < 1:
+                raise ValueError(f"data.{name} = {value}: must be >= 1")
+        self.data_dir = data_dir
+        self.sources = tuple(sources)
+        self.landmarks = landmarks or LandmarkSet()
+        self.max_frames = max_frames
+        self.max_target_len = max_target_len
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.val_by = val_by
+        self.val_fraction = val_fraction
+        self.val_ids = val_ids
+        self.augment = augment or AugmentConfig()
+        self.shuffle_buffer = shuffle_buffer
+        self.min_frames_per_char = min_frames_per_char
+        self.seed = seed
+        self.save_hyperparameters(
+            {
+                "landmarks": asdict(self.landmarks) | {"points": None},
+                "augment": asdict(self.augment),
+            }
+        )
+        self.train_set: LandmarkStream | None = None
+        self.val_set: LandmarkStream | None = None
+
+    # Values other components link to (LightningCLI link_arguments, export).
+    @property
+    def selected_columns(self) -> list[str]:
+        return self.landmarks.selected_columns
+
+    @property
+    def num_axes(self) -> int:
+        return self.landmarks.num_axes
+
+    @property
+    def num_columns(self) -> int:
+        return self.landmarks.num_columns
+
+    @property
+    def vocab_size(self) -> int:
+        return vocab.VOCAB_SIZE
+
+    def split(self, index: SequenceIndex) -> tuple[SequenceIndex, SequenceIndex]:
+        """Hold out whole participants (or files): never frames or sequences of a seen group."""
+        if self.val_by == "participant":
+            groups = index.participant_id
+        else:
+            groups = np.array([Path(p).stem for p in index.path], object)
+        uniq = np.unique(groups)
+        if self.val_ids is not None:
+            held = np.array([g for g in uniq if str(g) in {str(v) for v in self.val_ids}], object)
+            if len(held) != len(set(map(str, self.val_ids))):
+                raise DataError(f"data.val_ids {self.val_ids}: some ids are not in the index")
+        else:
+            n_val = int(round(len(uniq) * self.val_fraction))
+            if self.val_fraction > 0 and n_val == 0:
+                n_val = 1
+            if n_val >= len(uniq) and n_val > 0:
+                raise DataError(
+                    f"only {len(uniq)} {self.val_by}(s): cannot hold out {n_val} for validation"
+                )
+            held = np.random.default_rng(self.seed).permutation(uniq)[:n_val]
+        is_val = np.isin(groups.astype(str), np.asarray(held).astype(str))
+        return index.subset(~is_val), index.subset(is_val)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        index = load_index(self.data_dir, self.sources, max_phrase_len=self.max_target_len - 1)
+        for path in np.unique(index.path):
+            check_parquet(path, self.selected_columns)
+        train, val = self.split(index)
+        log.info(
+            "data: %d sequences (%d train, %d validation by %s) in %d files",
+            len(index), len(train), len(val), self.val_by, len(np.unique(index.path)),
+        )  # fmt: skip
+        common = dict(
+            landmarks=self.landmarks,
+            batch_size=self.batch_size,
+            max_frames=self.max_frames,
+            max_target_len=self.max_target_len,
+            seed=self.seed,
+            num_workers=self.num_workers,
+        )
+        self.train_set = LandmarkStream(
+            train,
+            train=True,
+            augment=self.augment,
+            shuffle_buffer=self.shuffle_buffer,
+            min_frames_per_char=self.min_frames_per_char,
+            **common,
+        )
+        self.val_set = LandmarkStream(val, train=False, **common) if len(val) else None
+        world = self._state()[2]
+        if self.train_set.batches_per_shard() == 0:
+            raise DataError(
+                f"{len(train)} training sequences over {world} replica(s) x "
+                f"{max(1, self.num_workers)} worker(s) do not fill one batch of {self.batch_size}"
+            )
+
+    def _state(self) -> tuple[int, int, int]:
+        trainer = self.trainer
+        if trainer is None:
+            return 0, 0, 1
+        return trainer.current_epoch, trainer.global_rank, trainer.world_size
+
+    def _loader(self, stream: LandmarkStream) -> DataLoader:
+        epoch, rank, world = self._state()
+        stream.set_distributed(rank, world)  # len() is asked before the first iteration
+        return _EpochLoader(
+            stream,
+            self._state,
+            num_workers=self.num_workers,
+            pin_memory=False,
+            persistent_workers=False,  # workers must be re-forked to see the new epoch
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        assert self.train_set is not None, "call setup() first"
+        return self._loader(self.train_set)
+
+    def val_dataloader(self) -> DataLoader:
+        assert self.train_set is not None, "call setup() first"
+        if self.val_set is None:
+            return []
+        return self._loader(self.val_set)

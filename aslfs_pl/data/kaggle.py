@@ -1,0 +1,190 @@
+"""Reading Kaggle's ASL-fingerspelling files: the csv index and the landmark parquets.
+
+Only the selected landmark columns are read from disk (pyarrow column projection). Problems are
+reported by file and sequence:
+
+- index level (checked once, in the main process): an empty or malformed csv, a missing or
+  unreadable parquet, missing landmark columns -> :class:`DataError` naming the file;
+  a phrase with a character outside the map, or too long for ``max_target_len`` -> the row is
+  skipped, and the number skipped per reason is logged.
+- sequence level (found while streaming, in a worker): a csv sequence absent from its parquet, a
+  sequence with 0 frames, a parquet that fails to decode -> the sequence becomes an empty row
+  (no frames, no target: it counts for nothing in loss or metrics, so batch counts stay fixed) and
+  is counted; the counts are logged at the end of each worker's epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pv
+import pyarrow.parquet as pq
+
+from aslfs_pl import vocab
+
+log = logging.getLogger(__name__)
+
+INDEX_COLUMNS = ("path", "file_id", "sequence_id", "participant_id", "phrase")
+INDEX_FILES = {"train": "train.csv", "supplemental": "supplemental_metadata.csv"}
+
+
+class DataError(ValueError):
+    """A dataset file is missing, unreadable or malformed; the message names it."""
+
+
+@dataclass
+class SequenceIndex:
+    """The csv rows kept for training, as parallel numpy arrays (one entry per sequence)."""
+
+    path: np.ndarray  # (N,) object: absolute parquet path
+    sequence_id: np.ndarray  # (N,) int64
+    participant_id: np.ndarray  # (N,) int64
+    phrase: np.ndarray  # (N,) object: str
+
+    def __len__(self) -> int:
+        return len(self.sequence_id)
+
+    def subset(self, keep: np.ndarray) -> SequenceIndex:
+        return SequenceIndex(
+            self.path[keep], self.sequence_id[keep], self.participant_id[keep], self.phrase[keep]
+        )
+
+
+def read_csv_index(csv_path: Path) -> pa.Table:
+    """One Kaggle index csv as a table with the five expected columns."""
+    if not csv_path.is_file():
+        raise DataError(f"{csv_path}: index csv not found")
+    try:
+        table = pv.read_csv(
+            csv_path,
+            convert_options=pv.ConvertOptions(
+                column_types={
+                    "path": pa.string(),
+                    "file_id": pa.int64(),
+                    "sequence_id": pa.int64(),
+                    "participant_id": pa.int64(),
+                    "phrase": pa.string(),
+                },
+                strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+        raise DataError(f"{csv_path}: cannot parse as a Kaggle index csv: {err}") from None
+    missing = [c for c in INDEX_COLUMNS if c not in table.column_names]
+    if missing:
+        raise DataError(f"{csv_path}: missing columns {missing} (has {table.column_names})")
+    if table.num_rows == 0:
+        raise DataError(f"{csv_path}: no sequences listed")
+    return table.select(list(INDEX_COLUMNS))
+
+
+def load_index(
+    data_dir: str | Path,
+    sources: tuple[str, ...] = ("train",),
+    max_phrase_len: int = 31,
+) -> SequenceIndex:
+    """Read the index csv(s) of ``data_dir``, drop unusable rows (logged), check every parquet.
+
+    Args:
+        data_dir: the dataset root (holding train.csv and train_landmarks/).
+        sources: which csvs: "train" (train.csv) and/or "supplemental".
+        max_phrase_len: longest phrase kept (characters, without start/end tokens).
+    """
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise DataError(f"{root}: data directory not found")
+    tables = []
+    for src in sources:
+        if src not in INDEX_FILES:
+            raise DataError(f"unknown data source {src!r}; choose from {sorted(INDEX_FILES)}")
+        tables.append(read_csv_index(root / INDEX_FILES[src]))
+    table = pa.concat_tables(tables)
+    phrases = table.column("phrase").to_pylist()
+    bad_char = np.array([any(c not in vocab.CHAR_TO_INDEX for c in p) for p in phrases], bool)
+    lengths = np.array([len(p) for p in phrases])
+    too_long, empty = lengths > max_phrase_len, lengths == 0
+    for count, why in (
+        (bad_char.sum(), "a character outside the 59-character map"),
+        ((too_long & ~bad_char).sum(), f"a phrase longer than {max_phrase_len} characters"),
+        ((empty & ~bad_char).sum(), "an empty phrase"),
+    ):
+        if count:
+            log.warning("skipping %d of %d sequences with %s", count, len(phrases), why)
+    keep = ~(bad_char | too_long | empty)
+    paths = np.array([str(root / p) for p in table.column("path").to_pylist()], object)
+    index = SequenceIndex(
+        path=paths,
+        sequence_id=table.column("sequence_id").to_numpy(),
+        participant_id=table.column("participant_id").to_numpy(),
+        phrase=np.array(phrases, object),
+    ).subset(keep)
+    if len(index) == 0:
+        raise DataError(f"{root}: no usable sequence left after filtering the index")
+    return index
+
+
+def check_parquet(path: str | Path, columns: list[str]) -> None:
+    """Raise :class:`DataError` if ``path`` is missing, unreadable or lacks ``columns``."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: landmark parquet listed in the index but not found")
+    try:
+        schema = pq.read_schema(path)
+    except Exception as err:  # pyarrow raises several types for a damaged footer
+        raise DataError(f"{path}: not a readable parquet file ({err})") from None
+    names = set(schema.names)
+    missing = [c for c in ["sequence_id", "frame", *columns] if c not in names]
+    if missing:
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise DataError(f"{path}: missing columns {missing[:5]}{more}")
+
+
+@dataclass
+class LandmarkFile:
+    """The selected columns of one parquet, rows grouped by sequence and ordered by frame."""
+
+    data: np.ndarray  # (rows, C) float32
+    starts: dict[int, tuple[int, int]]  # sequence_id -> (first row, end row)
+
+    def frames(self, sequence_id: int) -> np.ndarray | None:
+        """(T, C) frames of one sequence, or None when the file does not hold it."""
+        span = self.starts.get(int(sequence_id))
+        return None if span is None else self.data[span[0] : span[1]]
+
+
+def read_landmark_file(path: str | Path, columns: list[str]) -> LandmarkFile:
+    """Read ``columns`` (plus sequence_id and frame) of one parquet.
+
+    Raises:
+        DataError: naming the file when it cannot be read or lacks a column.
+    """
+    try:
+        table = pq.ParquetFile(path).read(columns=["sequence_id", "frame", *columns])
+    except FileNotFoundError:
+        raise DataError(f"{path}: landmark parquet not found") from None
+    except (pa.ArrowInvalid, OSError, KeyError) as err:
+        raise DataError(f"{path}: cannot read landmark columns ({err})") from None
+    seq = table.column("sequence_id").to_numpy()
+    frame = table.column("frame").to_numpy()
+    ordered = np.all(np.diff(seq) >= 0) and np.all((np.diff(frame) > 0) | (np.diff(seq) != 0))
+    if not ordered:
+        order = pc.sort_indices(
+            table.select(["sequence_id", "frame"]),
+            sort_keys=[("sequence_id", "ascending"), ("frame", "ascending")],
+        )
+        table = table.take(order)
+        seq = table.column("sequence_id").to_numpy()
+    if table.num_rows:
+        feats = table.select(columns).cast(pa.schema([(c, pa.float32()) for c in columns]))
+        data = np.asarray(feats.combine_chunks().to_batches()[0].to_tensor(row_major=True))
+    else:
+        data = np.empty((0, len(columns)), np.float32)
+    ids, first = np.unique(seq, return_index=True)
+    ends = np.append(first[1:], len(seq))
+    starts = {int(i): (int(a), int(b)) for i, a, b in zip(ids, first, ends, strict=True)}
+    return LandmarkFile(data=data, starts=starts)

@@ -1,0 +1,1 @@
+"""The encoder-decoder network: plain ``nn.Module`` classes, no Lightning."""

@@ -1,0 +1,110 @@
+"""The encoder-decoder: raw landmark frames in, character logits out.
+
+(B, T, C) raw columns (NaN = unseen or padding)
+  -> features (B, T, 3C) + frame mask            aslfs_pl.data.features
+  -> embedding: dense, BN, causal conv + ECA    (B, T, D)
+  -> encoder: blocks of local / global attention (B, T, D)
+  -> decoder over (B, L) tokens                  (B, L, V)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from torch import Tensor, nn
+
+from aslfs_pl import vocab
+from aslfs_pl.data.features import landmark_features
+from aslfs_pl.model.decoder import Decoder
+from aslfs_pl.model.encoder import Embedding, Encoder
+
+
+@dataclass
+class ModelConfig:
+    """Shape of the network. Defaults are the seed design (13-14M parameters at dim 256)."""
+
+    num_columns: int = 176
+    """Raw landmark columns per frame (``LandmarkSet.num_columns``)."""
+    num_axes: int = 2
+    """Axes per landmark (x, y[, z])."""
+    vocab_size: int = vocab.VOCAB_SIZE
+    """Output classes: 59 characters + pad, start, end."""
+    max_frames: int = 384
+    """Longest frame axis the positional encoding covers."""
+    max_target_len: int = 32
+    """Decoder steps (phrase characters + end token)."""
+    dim: int = 256
+    """Model width."""
+    heads: int = 4
+    """Attention heads."""
+    mlp_ratio: int = 4
+    """MLP hidden width / dim."""
+    conv_blocks: int = 3
+    """Causal conv + ECA blocks in the embedding."""
+    conv_kernel: int = 17
+    """Depthwise conv kernel (frames)."""
+    conv_expand: int = 2
+    """Channel expansion inside a conv block."""
+    encoder_blocks: int = 6
+    """Encoder blocks (each: local layers, one global layer, MLP)."""
+    local_layers: int = 3
+    """Local causal self-attention layers per encoder block."""
+    window: int = 16
+    """Frames a local attention layer looks back over (including the current one)."""
+    decoder_blocks: int = 3
+    """Decoder blocks."""
+    dropout: float = 0.1
+    """Dropout on residual branches and attention weights."""
+
+    def __post_init__(self) -> None:
+        if self.num_columns % self.num_axes:
+            raise ValueError(
+                f"model.num_columns {self.num_columns} is not a multiple of num_axes {self.num_axes}"
+            )
+        if self.dim % self.heads:
+            raise ValueError(f"model.dim {self.dim} is not divisible by model.heads {self.heads}")
+        if self.dim % 2:
+            raise ValueError(f"model.dim {self.dim} must be even (sinusoidal positions)")
+        if self.window < 1:
+            raise ValueError(f"model.window {self.window} must be >= 1")
+
+
+class Seq2Seq(nn.Module):
+    """Pre-norm encoder-decoder over landmark frames."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        c = self.config = config
+        self.embedding = Embedding(
+            3 * c.num_columns, c.dim, c.max_frames, c.conv_blocks, c.conv_kernel, c.conv_expand,
+            c.dropout,
+        )  # fmt: skip
+        self.encoder = Encoder(
+            c.dim, c.heads, c.mlp_ratio, c.encoder_blocks, c.local_layers, c.window, c.dropout
+        )
+        self.decoder = Decoder(
+            c.dim, c.heads, c.mlp_ratio, c.decoder_blocks, c.vocab_size, c.max_target_len,
+            c.dropout,
+        )  # fmt: skip
+
+    def encode(self, landmarks: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, T, C) raw frames -> encoded frames (B, T, D) and frame mask (B, T)."""
+        feats, valid = landmark_features(landmarks, self.config.num_axes)
+        x = self.embedding(feats, valid)
+        return self.encoder(x, valid), valid
+
+    def forward(self, landmarks: Tensor, tokens: Tensor) -> Tensor:
+        """Teacher-forced logits (B, L, V) for decoder input ``tokens`` (B, L)."""
+        memory, valid = self.encode(landmarks)
+        return self.decoder(tokens, memory, valid)
+
+    def generate(self, landmarks: Tensor, steps: int | None = None) -> tuple[Tensor, Tensor]:
+        """Greedy decode: tokens (B, steps) and their logits (B, steps, V)."""
+        memory, valid = self.encode(landmarks)
+        return self.decoder.greedy(memory, valid, steps)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def hparams(self) -> dict:
+        return asdict(self.config)

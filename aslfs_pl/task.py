@@ -1,0 +1,192 @@
+"""LightningModule: teacher-forced loss, masked accuracy, greedy-decode score, optimiser."""
+
+from __future__ import annotations
+
+import logging
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.cli import OptimizerCallable
+from torch import Tensor
+from torchmetrics import MeanMetric
+
+from aslfs_pl import vocab
+from aslfs_pl.metrics import CompetitionScore
+from aslfs_pl.model.seq2seq import ModelConfig, Seq2Seq
+from aslfs_pl.optim import Lookahead, warmup_cosine
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or inf; the message names the step."""
+
+
+class Seq2SeqTask(L.LightningModule):
+    """Trains :class:`~aslfs_pl.model.seq2seq.Seq2Seq` to write phrases from landmark frames.
+
+    Args:
+        num_columns: raw landmark columns per frame (linked from the data module).
+        num_axes: axes per landmark (linked from the data module).
+        vocab_size: output classes (linked from the data module).
+        max_frames: frames per sequence (linked from the data module).
+        max_target_len: decoder steps (linked from the data module).
+        dim: model width.
+        heads: attention heads.
+        mlp_ratio: MLP hidden width / dim.
+        conv_blocks: causal conv + ECA blocks in the embedding.
+        conv_kernel: depthwise conv kernel, frames.
+        conv_expand: channel expansion in a conv block.
+        encoder_blocks: encoder blocks (local layers, one global layer, MLP each).
+        local_layers: local causal attention layers per encoder block.
+        window: frames a local attention layer sees (current one included).
+        decoder_blocks: decoder blocks.
+        dropout: dropout rate.
+        optimizer: the inner optimiser; default RAdam with decoupled (LR-scaled) weight decay.
+        lr: peak learning rate (after warm-up).
+        weight_decay: decoupled weight decay; each step decays by lr * weight_decay, so it
+            follows the schedule.
+        warmup_epochs: epochs of linear warm-up; cosine decay to 0 over the remaining ones.
+        lookahead_k: Lookahead sync period in steps (0 disables Lookahead).
+        lookahead_alpha: Lookahead slow-weight step.
+        label_smoothing: cross-entropy label smoothing.
+        check_finite: "step" raises on the first non-finite loss (one host sync per step),
+            "epoch" remembers the first bad step on the device and raises at the epoch's end
+            (no per-step sync; the default under XLA), "off" never checks.
+    """
+
+    def __init__(
+        self,
+        num_columns: int = 176,
+        num_axes: int = 2,
+        vocab_size: int = vocab.VOCAB_SIZE,
+        max_frames: int = 384,
+        max_target_len: int = 32,
+        dim: int = 256,
+        heads: int = 4,
+        mlp_ratio: int = 4,
+        conv_blocks: int = 3,
+        conv_kernel: int = 17,
+        conv_expand: int = 2,
+        encoder_blocks: int = 6,
+        local_layers: int = 3,
+        window: int = 16,
+        decoder_blocks: int = 3,
+        dropout: float = 0.1,
+        optimizer: OptimizerCallable | None = None,
+        lr: float = 1e-3,
+        weight_decay: float = 0.05,
+        warmup_epochs: float = 5.0,
+        lookahead_k: int = 5,
+        lookahead_alpha: float = 0.5,
+        label_smoothing: float = 0.0,
+        check_finite: str = "auto",
+    ):
+        super().__init__()
+        if check_finite not in ("auto", "step", "epoch", "off"):
+            raise ValueError(f"model.check_finite = {check_finite!r}: auto, step, epoch or off")
+        self.save_hyperparameters(ignore=["optimizer"])
+        self.config = ModelConfig(
+            num_columns=num_columns, num_axes=num_axes, vocab_size=vocab_size,
+            max_frames=max_frames, max_target_len=max_target_len, dim=dim, heads=heads,
+            mlp_ratio=mlp_ratio, conv_blocks=conv_blocks, conv_kernel=conv_kernel,
+            conv_expand=conv_expand, encoder_blocks=encoder_blocks, local_layers=local_layers,
+            window=window, decoder_blocks=decoder_blocks, dropout=dropout,
+        )  # fmt: skip
+        self.net = Seq2Seq(self.config)
+        self.optimizer_factory = optimizer
+        self.train_acc = MeanMetric(nan_strategy="disable")
+        self.val_acc = MeanMetric(nan_strategy="disable")
+        self.val_loss = MeanMetric(nan_strategy="disable")
+        self.val_score = CompetitionScore()
+        self.register_buffer("first_bad_step", torch.tensor(-1), persistent=False)
+
+    # -- shared -------------------------------------------------------------------------------
+    def _on_xla(self) -> bool:
+        return self.device.type == "xla"
+
+    def _check_mode(self) -> str:
+        if self.hparams.check_finite == "auto":
+            return "epoch" if self._on_xla() else "step"
+        return self.hparams.check_finite
+
+    def _loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """Teacher-forced loss (mean over target tokens), per-token correctness and mask."""
+        tokens = batch["tokens"]
+        inputs, target = tokens[:, :-1], tokens[:, 1:]  # (B, L)
+        logits = self.net(batch["landmarks"], inputs)  # (B, L, V)
+        mask = target != vocab.PAD
+        ce = F.cross_entropy(
+            logits.float().transpose(1, 2), target, reduction="none",
+            label_smoothing=self.hparams.label_smoothing,
+        )  # fmt: skip
+        weight = mask.float()
+        loss = (ce * weight).sum() / weight.sum().clamp(min=1.0)
+        correct = (logits.argmax(-1) == target).float()
+        return loss, correct, weight
+
+    # -- training -----------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        loss, correct, weight = self._loss(batch)
+        mode = self._check_mode()
+        if mode == "step" and not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"training loss is {loss.item()} at global step {self.global_step} "
+                f"(epoch {self.current_epoch}, batch {batch_idx}; sequence ids "
+                f"{batch['sequence_id'][:8].tolist()}...)"
+            )
+        if mode == "epoch":
+            bad = (~torch.isfinite(loss)) & (self.first_bad_step < 0)
+            self.first_bad_step = torch.where(
+                bad, torch.tensor(self.global_step, device=loss.device), self.first_bad_step
+            )
+        self.train_acc.update(correct, weight)
+        on_step = not self._on_xla()
+        self.log("train/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        if self._check_mode() == "epoch" and int(self.first_bad_step) >= 0:
+            raise NonFiniteLossError(
+                f"training loss became non-finite at global step {int(self.first_bad_step)} "
+                f"(found at the end of epoch {self.current_epoch})"
+            )
+
+    # -- validation ---------------------------------------------------------------------------
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        loss, correct, weight = self._loss(batch)
+        self.val_loss.update(loss, weight.sum())
+        self.val_acc.update(correct, weight)
+        predicted, _ = self.net.generate(batch["landmarks"])
+        preds = [vocab.decode(row) for row in predicted.cpu().tolist()]
+        refs = [vocab.decode(row[1:]) for row in batch["tokens"].cpu().tolist()]
+        self.val_score.update(preds, refs)
+        self.log("val/loss", self.val_loss, on_epoch=True, prog_bar=True)
+        self.log("val/acc", self.val_acc, on_epoch=True, prog_bar=True)
+        self.log("val/score", self.val_score, on_epoch=True, prog_bar=True)
+
+    # -- optimisation -------------------------------------------------------------------------
+    def configure_optimizers(self):
+        decay, no_decay = [], []
+        for name, p in self.net.named_parameters():
+            (decay if p.ndim >= 2 and "embed" not in name else no_decay).append(p)
+        groups = [
+            {"params": decay, "weight_decay": self.hparams.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+        if self.optimizer_factory is not None:
+            opt = self.optimizer_factory(groups)
+        else:
+            opt = torch.optim.RAdam(
+                groups, lr=self.hparams.lr, decoupled_weight_decay=True,
+                weight_decay=self.hparams.weight_decay,
+            )  # fmt: skip
+        if self.hparams.lookahead_k > 0:
+            opt = Lookahead(opt, self.hparams.lookahead_k, self.hparams.lookahead_alpha)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        epochs = max(1, self.trainer.max_epochs or 1)
+        warmup = max(1, int(self.hparams.warmup_epochs * total / epochs))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(warmup, total))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
