@@ -13,7 +13,9 @@ values go first, so a ``--config`` or ``--trainer.*`` given anywhere overrides t
 
 from __future__ import annotations
 
+import os
 import sys
+import warnings
 
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -39,6 +41,16 @@ class ASLCLI(LightningCLI):
             ("data.vocab_size", "model.vocab_size"),
         ):
             parser.link_arguments(src, dst, apply_on="instantiate")
+
+    def before_fit(self) -> None:
+        # Checkpoints go to <default_root_dir>/checkpoints rather than the logger's version_N
+        # folder (new for every run), so ``--ckpt_path last`` finds the previous run's last.ckpt.
+        # It has to be set before fit() resolves "last", i.e. before the callbacks' setup().
+        for cb in self.trainer.checkpoint_callbacks:
+            if cb.dirpath is None:
+                cb.dirpath = os.path.realpath(
+                    os.path.join(self.trainer.default_root_dir, "checkpoints")
+                )
 
 
 def expand_shortcuts(args: list[str]) -> list[str]:
@@ -72,34 +84,45 @@ def trainer_defaults() -> dict:
         "gradient_clip_val": 1.0,
         "default_root_dir": "runs",
         "log_every_n_steps": 10,
+        # The training stream's order depends on the epoch; a fresh DataLoader iterator per epoch
+        # (created after a resume has restored the loop) is what makes resumed order exact.
+        "reload_dataloaders_every_n_epochs": 1,
         "callbacks": [
+            # Best by validation masked accuracy (as the seed), and last.ckpt after every epoch:
+            # a monitored checkpoint's save_last only refreshes when the best one improves.
             ModelCheckpoint(
                 monitor="val/acc",
                 mode="max",
-                save_last=True,
+                save_top_k=1,
                 filename="best-{epoch:03d}-{step}",
                 auto_insert_metric_name=False,
             ),
+            ModelCheckpoint(monitor=None, save_top_k=1, filename="last"),
             LearningRateMonitor(logging_interval="epoch"),
-        ],  # fmt: skip
+        ],
     }
 
 
 def main(args: list[str] | None = None, run: bool = True, **kwargs) -> ASLCLI:
     """Run the CLI on ``args`` (``sys.argv[1:]`` when None); tests pass a list."""
-    if args is None:  # LightningCLI warns when given args while sys.argv also holds some
-        args, sys.argv = sys.argv[1:], sys.argv[:1]
-    args = expand_shortcuts(args)
+    args = expand_shortcuts(sys.argv[1:] if args is None else args)
     if not run:
         args = args[1:]
-    defaults = trainer_defaults() | kwargs.pop("trainer_defaults", {})
-    return ASLCLI(
-        Seq2SeqTask,
-        KaggleDataModule,
-        args=args,
-        run=run,
-        trainer_defaults=defaults,
-        seed_everything_default=42,
-        save_config_kwargs={"overwrite": True},
-        **kwargs,
-    )
+    extra = dict(kwargs.pop("trainer_defaults", {}))
+    defaults = trainer_defaults()
+    defaults["callbacks"] += extra.pop("callbacks", [])
+    defaults |= extra
+    with warnings.catch_warnings():
+        # The args are sys.argv's, rewritten by expand_shortcuts; sys.argv itself stays intact
+        # because Lightning's DDP launcher re-runs it for the other ranks.
+        warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter is intended")
+        return ASLCLI(
+            Seq2SeqTask,
+            KaggleDataModule,
+            args=args,
+            run=run,
+            trainer_defaults=defaults,
+            seed_everything_default=42,
+            save_config_kwargs={"overwrite": True},
+            **kwargs,
+        )

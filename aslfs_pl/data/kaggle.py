@@ -65,7 +65,7 @@ def read_csv_index(csv_path: Path) -> pa.Table:
             convert_options=pv.ConvertOptions(
                 column_types={
                     "path": pa.string(),
-                    "file_id": pa.int64(),
+                    "file_id": pa.string(),
                     "sequence_id": pa.int64(),
                     "participant_id": pa.int64(),
                     "phrase": pa.string(),

@@ -1,0 +1,89 @@
+"""Test-only Lightning pieces (never used by the product)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from lightning.pytorch import Callback
+from lightning.pytorch.accelerators import XLAAccelerator
+
+
+class CPUXLAAccelerator(XLAAccelerator):
+    """torch-xla's CPU device (PJRT_DEVICE=CPU) presented as one XLA device.
+
+    Lightning's ``accelerator="tpu"`` asks a TPU metadata server, which this machine has not; these
+    four overrides are what it takes to run the XLA strategy on ``xla:0`` here.
+    """
+
+    @staticmethod
+    def is_available() -> bool:
+        return True
+
+    @staticmethod
+    def auto_device_count() -> int:
+        return 1
+
+    @staticmethod
+    def parse_devices(devices) -> int:
+        return 1
+
+    @staticmethod
+    def get_parallel_devices(devices) -> list[torch.device]:
+        return [torch.device("xla", 0)]
+
+
+class CountCompilations(Callback):
+    """Records torch-xla's compilation count after every training batch."""
+
+    def __init__(self):
+        self.counts: list[int] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        import torch_xla
+        import torch_xla.debug.metrics as met
+
+        torch_xla.sync()
+        data = met.metric_data("CompileTime")
+        self.counts.append(0 if data is None else int(data[0]))
+
+
+class RecordSequences(Callback):
+    """Writes, per rank, the training sequence ids seen and the local score-metric sums."""
+
+    def __init__(self, out_dir: str):
+        self.out_dir = out_dir
+        self.train_ids: list[int] = []
+        self.val_local: list[tuple[float, float]] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.train_ids += [int(i) for i in batch["sequence_id"].tolist() if i >= 0]
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking:
+            return
+        m = pl_module.val_score
+        self.val_local.append((float(m.errors), float(m.total)))
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        out = {
+            "rank": trainer.global_rank,
+            "world_size": trainer.world_size,
+            "train_ids": self.train_ids,
+            "val_local": self.val_local,
+            "val_score": float(trainer.callback_metrics["val/score"]),
+        }
+        path = Path(self.out_dir) / f"rank{trainer.global_rank}.json"
+        path.write_text(json.dumps(out))
+
+
+class StopAfterEpochs(Callback):
+    """Stops a run after ``epochs`` epochs, as an interruption would (the schedule is unchanged)."""
+
+    def __init__(self, epochs: int):
+        self.epochs = epochs
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.current_epoch + 1 >= self.epochs:
+            trainer.should_stop = True

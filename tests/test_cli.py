@@ -1,0 +1,148 @@
+"""Training through the CLI users run: CPU, torch-xla's CPU device, 2-process DDP, configs, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from aslfs_pl import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = str(ROOT / "configs" / "tiny.yaml")
+
+
+def tiny_args(data_dir, root_dir, *extra: str) -> list[str]:
+    return [
+        "fit", "--config", TINY, "--data.data_dir", str(data_dir),
+        "--trainer.default_root_dir", str(root_dir), *extra,
+    ]  # fmt: skip
+
+
+def test_accelerator_shortcut_expands_and_can_be_overridden():
+    args = cli.expand_shortcuts(["--accelerator", "tpu", "--trainer.devices", "4"])
+    assert args[0] == "fit"
+    assert args[1:3] == ["--trainer.accelerator", "tpu"]
+    assert args.index("--trainer.precision") < args.index("4")  # user value comes later: wins
+    assert cli.expand_shortcuts(["validate", "--accelerator=cpu"]) == [
+        "validate", "--trainer.accelerator", "cpu",
+    ]  # fmt: skip
+
+
+def test_fit_on_cpu_writes_checkpoints_and_metrics(synthetic_dir, tmp_path):
+    run = cli.main(tiny_args(synthetic_dir, tmp_path, "--trainer.max_epochs", "2"))
+    metrics = run.trainer.callback_metrics
+    for key in ("train/loss", "train/acc", "val/loss", "val/acc", "val/score"):
+        assert key in metrics and torch.isfinite(metrics[key]), key
+    ckpts = {p.name for p in tmp_path.rglob("*.ckpt")}
+    assert "last.ckpt" in ckpts and any(n.startswith("best-") for n in ckpts)
+    assert run.model.hparams.num_columns == 176 and run.model.hparams.max_frames == 32
+
+
+def test_every_config_parses(capsys):
+    for path in sorted((ROOT / "configs").glob("*.yaml")):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(["fit", "--config", str(path), "--print_config"])
+        assert exit_info.value.code in (0, None), path
+        printed = yaml.safe_load(capsys.readouterr().out)
+        assert "model" in printed and "data" in printed and "trainer" in printed, path
+
+
+def test_resume_continues_exactly(synthetic_dir, tmp_path):
+    from tests.helpers import StopAfterEpochs
+
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    cli.main(tiny_args(synthetic_dir, straight, "--trainer.max_epochs", "3"))
+    cli.main(
+        tiny_args(synthetic_dir, split, "--trainer.max_epochs", "3"),
+        trainer_defaults={"callbacks": [StopAfterEpochs(2)]},
+    )
+    first = torch.load(split / "checkpoints" / "last.ckpt", weights_only=False)
+    assert first["epoch"] == 1
+    cli.main(tiny_args(synthetic_dir, split, "--trainer.max_epochs", "3", "--ckpt_path", "last"))
+    a = torch.load(straight / "checkpoints/last.ckpt", weights_only=False)
+    b = torch.load(split / "checkpoints/last.ckpt", weights_only=False)
+    resumed_log = (split / "lightning_logs/version_1/metrics.csv").read_text().splitlines()
+    assert {row.split(",")[0] for row in resumed_log[1:]} - {""} == {"2"}  # only epoch 3 ran
+    assert a["global_step"] == b["global_step"] and a["epoch"] == b["epoch"] == 2
+    for k in a["state_dict"]:
+        torch.testing.assert_close(a["state_dict"][k], b["state_dict"][k], rtol=1e-5, atol=1e-6)
+    sa, sb = a["lr_schedulers"][0], b["lr_schedulers"][0]
+    assert sa["last_epoch"] == sb["last_epoch"] and sa["_last_lr"] == sb["_last_lr"]
+    oa, ob = a["optimizer_states"][0], b["optimizer_states"][0]
+    assert oa["steps"] == ob["steps"]
+    for x, y in zip(oa["slow"], ob["slow"], strict=True):
+        torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6)
+
+
+XLA_CHILD = """
+import json, sys
+from aslfs_pl import cli
+from tests.helpers import CountCompilations
+counter = CountCompilations()
+run = cli.main(json.loads(sys.argv[1]), trainer_defaults={"callbacks": [counter]})
+print("RESULT", json.dumps({"device": run.trainer.strategy.root_device.type,
+                            "counts": counter.counts}))
+"""
+
+
+@pytest.mark.slow
+def test_fit_through_xla_cpu_device_stops_compiling(synthetic_dir, tmp_path):
+    pytest.importorskip("torch_xla")
+    epochs, steps = 4, 8
+    args = tiny_args(
+        synthetic_dir, tmp_path, "--trainer.max_epochs", str(epochs),
+        "--trainer.limit_train_batches", str(steps), "--trainer.limit_val_batches", "2",
+        "--model.lookahead_k", "4",
+        "--trainer.accelerator", '{"class_path": "tests.helpers.CPUXLAAccelerator"}',
+    )  # fmt: skip
+    # A fresh process: torch's autograd engine sizes its device queues before torch-xla's
+    # device exists when other tests ran first in the same process.
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PJRT_DEVICE="CPU")
+    proc = subprocess.run(
+        [sys.executable, "-c", XLA_CHILD, json.dumps(args)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
+    result = json.loads(line[len("RESULT ") :])
+    assert result["device"] == "xla"
+    counts = result["counts"]
+    assert len(counts) == epochs * steps
+    report = ",".join(map(str, counts))
+    # Training graphs settle within the first epoch (RAdam's rectification switches on after a
+    # few steps; Lookahead syncs every k steps: k divides the epoch here so each epoch repeats the
+    # same sequence of graphs), validation graphs within two validation runs. After that nothing
+    # new is compiled: the last epoch (and the validation before it) adds none.
+    assert counts[-1] == counts[-steps - 1], report
+    assert counts[steps - 1] - counts[2] <= 8, report
+
+
+@pytest.mark.slow
+def test_two_process_ddp_shards_disjointly_and_reduces_the_score(synthetic_dir, tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    cmd = [
+        sys.executable, str(ROOT / "scripts" / "fit.py"), "--config", TINY,
+        "--data.data_dir", str(synthetic_dir), "--trainer.default_root_dir", str(tmp_path),
+        "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.max_epochs", "1",
+        "--trainer.callbacks+=tests.helpers.RecordSequences",
+        f"--trainer.callbacks.out_dir={tmp_path}",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert all(r["world_size"] == 2 for r in ranks)
+    a, b = (set(r["train_ids"]) for r in ranks)
+    assert a and b and not a & b
+    assert len(ranks[0]["train_ids"]) == len(ranks[1]["train_ids"])
+    errors = sum(r["val_local"][-1][0] for r in ranks)
+    total = sum(r["val_local"][-1][1] for r in ranks)
+    assert ranks[0]["val_local"][-1][1] > 0 and ranks[1]["val_local"][-1][1] > 0
+    for r in ranks:
+        assert r["val_score"] == pytest.approx(1 - errors / total, abs=1e-6)

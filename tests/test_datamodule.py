@@ -1,0 +1,109 @@
+"""Streaming, sharding, determinism and splits of the data module."""
+
+import numpy as np
+import pytest
+import torch
+
+from aslfs_pl.data.datamodule import KaggleDataModule, LandmarkStream
+from aslfs_pl.data.kaggle import load_index
+from aslfs_pl.data.landmarks import LandmarkSet
+
+
+def _stream(index, train=True, **kw) -> LandmarkStream:
+    defaults = dict(
+        landmarks=LandmarkSet(), batch_size=4, max_frames=24, max_target_len=32, train=train,
+        shuffle_buffer=8, seed=3,
+    )  # fmt: skip
+    return LandmarkStream(index, **(defaults | kw))
+
+
+def _ids(batches) -> list[int]:
+    return [i for b in batches for i in b["sequence_id"].tolist() if i >= 0]
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_shards_are_disjoint_and_equal_across_replicas_and_workers(synthetic_dir, train):
+    index = load_index(synthetic_dir)
+    s = _stream(index, train=train, num_workers=2)
+    s.set_distributed(0, 3)
+    shards = [s.shard(k) for k in range(s.num_shards)]
+    assert len({len(sh) for sh in shards}) == 1
+    real = [r for sh in shards for r in sh if r is not None]
+    assert len(real) == len(set(real))
+    n = len(index)
+    assert len(real) == (n - n % 6 if train else n)
+
+
+def test_every_replica_yields_len_batches_with_two_workers(synthetic_dir):
+    index = load_index(synthetic_dir)
+    seen, lengths = [], []
+    for rank in range(2):
+        s = _stream(index, num_workers=2)
+        s.set_distributed(rank, 2)
+        loader = torch.utils.data.DataLoader(s, batch_size=None, num_workers=2)
+        batches = list(loader)
+        lengths.append((len(loader), len(batches)))
+        seen.append(set(_ids(batches)))
+        assert all(b["landmarks"].shape == (4, 24, 176) for b in batches)
+        assert all(b["tokens"].shape == (4, 33) for b in batches)
+    assert lengths[0] == lengths[1] and lengths[0][0] == lengths[0][1]
+    assert not seen[0] & seen[1]
+
+
+def test_order_is_deterministic_and_reshuffled_every_epoch(synthetic_dir):
+    index = load_index(synthetic_dir)
+    a, b = _stream(index), _stream(index)
+    first = list(a)
+    again = list(b)
+    assert _ids(first) == _ids(again)
+    for x, y in zip(first, again, strict=True):
+        assert torch.equal(x["landmarks"].nan_to_num(-9), y["landmarks"].nan_to_num(-9))
+    b.set_epoch(1)
+    assert _ids(list(b)) != _ids(first)
+
+
+def test_evaluation_covers_every_sequence_once_without_augmentation(synthetic_dir):
+    index = load_index(synthetic_dir)
+    s = _stream(index, train=False)
+    batches = list(s)
+    assert len(batches) == len(s) == int(np.ceil(len(index) / 4))
+    assert sorted(_ids(batches)) == sorted(index.sequence_id.tolist())
+    assert _ids(list(s)) == _ids(batches)
+
+
+def test_targets_hold_sos_phrase_eos_pad(synthetic_dir):
+    index = load_index(synthetic_dir)
+    batch = next(iter(_stream(index, train=False, batch_size=1)))
+    phrase = index.phrase[0]
+    tokens = batch["tokens"][0].tolist()
+    from aslfs_pl import vocab
+
+    assert tokens[0] == vocab.SOS
+    assert vocab.decode(tokens[1:]) == phrase
+    assert tokens[len(phrase) + 1] == vocab.EOS and set(tokens[len(phrase) + 2 :]) <= {vocab.PAD}
+
+
+@pytest.mark.parametrize("val_by", ["participant", "file"])
+def test_validation_holds_out_whole_groups(synthetic_dir, val_by):
+    dm = KaggleDataModule(
+        data_dir=str(synthetic_dir), val_by=val_by, val_fraction=0.25, batch_size=4,
+        num_workers=0, max_frames=24,
+    )  # fmt: skip
+    dm.setup("fit")
+    tr, va = dm.train_set.index, dm.val_set.index
+    assert len(va) > 0 and len(tr) > 0
+    key = "participant_id" if val_by == "participant" else "path"
+    assert not set(getattr(tr, key).tolist()) & set(getattr(va, key).tolist())
+    assert len(tr) + len(va) == len(load_index(synthetic_dir))
+
+
+def test_long_sequences_are_resampled_to_max_frames(synthetic_dir):
+    index = load_index(synthetic_dir)
+    batches = list(_stream(index, train=False, batch_size=8))
+    frames = torch.cat([b["num_frames"] for b in batches])
+    assert frames.max() > 24  # the synthetic set holds long sequences
+    for b in batches:
+        long = b["num_frames"] > 24
+        # a resampled row has real data in its last frame; a short one is NaN-padded
+        last = ~torch.isnan(b["landmarks"][:, -1]).all(-1)
+        assert bool((last | ~long).all())

@@ -1,0 +1,126 @@
+"""The network: shapes, masking, causality, greedy decoding, backward."""
+
+import pytest
+import torch
+
+from aslfs_pl import vocab
+from aslfs_pl.model.seq2seq import ModelConfig, Seq2Seq
+
+NAN = float("nan")
+
+
+def tiny(**kw) -> Seq2Seq:
+    torch.manual_seed(0)
+    cfg = dict(
+        num_columns=12, num_axes=2, max_frames=40, max_target_len=8, dim=32, heads=2,
+        mlp_ratio=2, conv_blocks=2, conv_kernel=5, encoder_blocks=2, local_layers=2, window=4,
+        decoder_blocks=2, dropout=0.0,
+    )  # fmt: skip
+    return Seq2Seq(ModelConfig(**(cfg | kw))).eval()
+
+
+def frames(b=2, t=20, c=12, seed=0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(b, t, c, generator=g)
+    x[:, 3, :4] = NAN  # some unseen landmarks
+    x[0, 7] = NAN  # a frame with nothing seen
+    return x
+
+
+def test_shapes():
+    m = tiny()
+    tokens = torch.randint(0, vocab.VOCAB_SIZE, (2, 8))
+    assert m(frames(), tokens).shape == (2, 8, vocab.VOCAB_SIZE)
+    out, logits = m.generate(frames())
+    assert out.shape == (2, 8) and logits.shape == (2, 8, vocab.VOCAB_SIZE)
+
+
+def test_seed_config_parameter_count():
+    m = Seq2Seq(ModelConfig())
+    assert 13_000_000 < m.num_parameters() < 14_500_000
+
+
+def test_appended_padding_and_nan_frames_do_not_change_logits():
+    m = tiny()
+    x = frames(t=20)
+    tokens = torch.randint(0, vocab.VOCAB_SIZE, (2, 8))
+    base = m(x, tokens)
+    padded = torch.cat([x, torch.full((2, 15, 12), NAN)], dim=1)
+    torch.testing.assert_close(m(padded, tokens), base, atol=1e-5, rtol=1e-4)
+    nan_inside = x.clone()
+    nan_inside = torch.cat([nan_inside[:, :10], torch.full((2, 5, 12), NAN), nan_inside[:, 10:]], 1)
+    with_nan_tail = torch.cat([x, torch.full((2, 3, 12), NAN)], 1)
+    torch.testing.assert_close(m(with_nan_tail, tokens), base, atol=1e-5, rtol=1e-4)
+    assert not torch.isnan(m(nan_inside, tokens)).any()
+
+
+def test_decoder_position_t_cannot_see_later_targets():
+    m = tiny()
+    x = frames()
+    tokens = torch.randint(0, vocab.VOCAB_SIZE, (2, 8))
+    changed = tokens.clone()
+    changed[:, 5:] = (changed[:, 5:] + 1) % vocab.VOCAB_SIZE
+    a, b = m(x, tokens), m(x, changed)
+    torch.testing.assert_close(a[:, :5], b[:, :5])
+    assert not torch.allclose(a[:, 5:], b[:, 5:])
+
+
+def test_local_attention_is_causal_in_frames():
+    m = tiny()
+    x = frames()
+    memory, _ = m.encode(x)
+    later = x.clone()
+    later[:, 15:] = torch.rand(2, 5, 12)
+    memory2, _ = m.encode(later)
+    # ECA's channel weights and the global layer see the whole sequence, so only the local
+    # stack is strictly causal; check it directly on the embedding + local layers.
+    assert not torch.allclose(memory[:, :15], memory2[:, :15])  # global layer does look ahead
+    from aslfs_pl.data.features import landmark_features
+    from aslfs_pl.model.encoder import local_causal_mask
+
+    feats, valid = landmark_features(x, 2)
+    mask = local_causal_mask(valid, 4)
+    i = torch.arange(20)
+    assert not (mask[0, 0] & (i.unsqueeze(0) > i.unsqueeze(1))).any()  # no key after the query
+    assert not (mask[0, 0] & (i.unsqueeze(1) - i.unsqueeze(0) >= 4)).any()  # window
+    assert not mask[0, 0, 8, 7]  # the empty frame 7 is never a key for another frame
+
+
+def test_greedy_decode_matches_teacher_forcing_on_its_own_output():
+    m = tiny()
+    x = frames()
+    out, logits = m.generate(x)
+    inputs = torch.cat([torch.full((2, 1), vocab.SOS), out[:, :-1]], 1)
+    done = torch.cumsum((out == vocab.EOS).int(), 1) - (out == vocab.EOS).int() > 0
+    tf = m(x, inputs)
+    # identical until a row finishes (afterwards greedy feeds pad, teacher forcing the same)
+    torch.testing.assert_close(tf[~done], logits[~done], atol=1e-5, rtol=1e-4)
+
+
+def test_rows_after_end_token_are_pad():
+    m = tiny()
+    with torch.no_grad():
+        m.decoder.head.bias.zero_()
+        m.decoder.head.bias[vocab.EOS] = 100.0  # force an immediate end
+    out, _ = m.generate(frames())
+    assert (out[:, 0] == vocab.EOS).all() and (out[:, 1:] == vocab.PAD).all()
+
+
+def test_empty_sequence_gives_finite_output():
+    m = tiny()
+    x = torch.full((1, 10, 12), NAN)
+    out, logits = m.generate(x)
+    assert torch.isfinite(logits).all()
+
+
+def test_backward_reaches_every_parameter():
+    m = tiny().train()
+    tokens = torch.randint(0, vocab.VOCAB_SIZE, (2, 8))
+    m(frames(), tokens).square().mean().backward()
+    missing = [n for n, p in m.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing, missing
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="divisible"):
+        ModelConfig(dim=30, heads=4)
