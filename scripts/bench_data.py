@@ -7,7 +7,8 @@ Both paths run in this process, one after the other, on the same sequences:
   augmentation, resample/pad to max_frames, collate), as one DataLoader worker runs it;
 - naive: per file, ``pandas.read_parquet`` of every column, then per sequence
   ``df[df.sequence_id == id]`` and the selected columns (the seed's conversion notebook).
-Prints sequences/s of each and the ratio.
+Each path runs --repeats times, alternating; the best time of each is kept. Prints
+sequences/s of each and the ratio.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def main() -> None:
     p.add_argument("--max_sequences", type=int, default=2000)
     p.add_argument("--max_frames", type=int, default=384)
     p.add_argument("--batch_size", type=int, default=64)
+    p.add_argument("--repeats", type=int, default=2)
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -42,20 +44,31 @@ def main() -> None:
         index, landmarks, batch_size=args.batch_size, max_frames=args.max_frames,
         max_target_len=32, train=True, shuffle_buffer=1000,
     )  # fmt: skip
-    t0 = time.perf_counter()
-    n_stream = sum(len(b["tokens"]) for b in stream)
-    t_stream = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    n_naive = 0
-    for path in dict.fromkeys(index.path):
-        df = pd.read_parquet(path)
-        if "sequence_id" not in df.columns:
-            df = df.reset_index()
-        for sid in index.sequence_id[index.path == path]:
-            frames = df[df.sequence_id == sid][columns].to_numpy(np.float32)
-            n_naive += frames.shape[0] > 0 or 1
-    t_naive = time.perf_counter() - t0
+    def streaming() -> int:
+        return sum(len(b["tokens"]) for b in stream)
+
+    def naive() -> int:
+        n = 0
+        for path in dict.fromkeys(index.path):
+            df = pd.read_parquet(path)
+            if "sequence_id" not in df.columns:
+                df = df.reset_index()
+            for sid in index.sequence_id[index.path == path]:
+                frames = df[df.sequence_id == sid][columns].to_numpy(np.float32)
+                n += frames.shape[0] >= 0
+        return n
+
+    # Each path runs `repeats` times, alternating (the machine is shared and noisy); best kept.
+    best = {"streaming": float("inf"), "naive": float("inf")}
+    counts = {}
+    for _ in range(args.repeats):
+        for name, fn in (("streaming", streaming), ("naive", naive)):
+            t0 = time.perf_counter()
+            counts[name] = fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    n_stream, n_naive = counts["streaming"], counts["naive"]
+    t_stream, t_naive = best["streaming"], best["naive"]
 
     s_rate, n_rate = n_stream / t_stream, n_naive / t_naive
     print(f"sequences: {n_stream} streamed, {n_naive} naive; columns {len(columns)}; "

@@ -47,6 +47,11 @@ from aslfs_pl.data.landmarks import LandmarkSet
 log = logging.getLogger(__name__)
 
 
+def landmark_dict(landmarks: LandmarkSet) -> dict[str, list]:
+    """The init fields of a LandmarkSet as plain lists (for hparams and checkpoints)."""
+    return {k: list(v) for k, v in asdict(landmarks).items() if k != "points"}
+
+
 def encode_target(phrase: str, max_target_len: int) -> np.ndarray:
     """[sos, c1..cn, eos, pad...] of length ``max_target_len + 1`` (decoder input + target)."""
     ids = [vocab.SOS, *vocab.encode(phrase), vocab.EOS]
@@ -362,12 +367,10 @@ class KaggleDataModule(L.LightningDataModule):
         self.shuffle_buffer = shuffle_buffer
         self.min_frames_per_char = min_frames_per_char
         self.seed = seed
-        self.save_hyperparameters(
-            {
-                "landmarks": asdict(self.landmarks) | {"points": None},
-                "augment": asdict(self.augment),
-            }
-        )
+        # Plain values only (no dataclass objects) so a checkpoint loads with weights_only.
+        self.save_hyperparameters(ignore=["landmarks", "augment"])
+        self.hparams["landmarks"] = landmark_dict(self.landmarks)
+        self.hparams["augment"] = asdict(self.augment)
         self.train_set: LandmarkStream | None = None
         self.val_set: LandmarkStream | None = None
 

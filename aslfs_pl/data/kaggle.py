@@ -171,20 +171,23 @@ def read_landmark_file(path: str | Path, columns: list[str]) -> LandmarkFile:
         raise DataError(f"{path}: cannot read landmark columns ({err})") from None
     seq = table.column("sequence_id").to_numpy()
     frame = table.column("frame").to_numpy()
-    ordered = np.all(np.diff(seq) >= 0) and np.all((np.diff(frame) > 0) | (np.diff(seq) != 0))
-    if not ordered:
+    change = np.flatnonzero(np.diff(seq) != 0) + 1  # first row of every run of one sequence id
+    grouped = len(change) + 1 == len(np.unique(seq)) if len(seq) else True
+    frames_ascend = np.all((np.diff(frame) > 0) | (np.diff(seq) != 0))
+    if not (grouped and frames_ascend):  # rows of a sequence scattered or out of frame order
         order = pc.sort_indices(
             table.select(["sequence_id", "frame"]),
             sort_keys=[("sequence_id", "ascending"), ("frame", "ascending")],
         )
         table = table.take(order)
         seq = table.column("sequence_id").to_numpy()
+        change = np.flatnonzero(np.diff(seq) != 0) + 1
     if table.num_rows:
         feats = table.select(columns).cast(pa.schema([(c, pa.float32()) for c in columns]))
         data = np.asarray(feats.combine_chunks().to_batches()[0].to_tensor(row_major=True))
     else:
         data = np.empty((0, len(columns)), np.float32)
-    ids, first = np.unique(seq, return_index=True)
+    first = np.concatenate([[0], change]).astype(np.int64) if len(seq) else np.zeros(0, np.int64)
     ends = np.append(first[1:], len(seq))
-    starts = {int(i): (int(a), int(b)) for i, a, b in zip(ids, first, ends, strict=True)}
+    starts = {int(seq[a]): (int(a), int(b)) for a, b in zip(first, ends, strict=True)}
     return LandmarkFile(data=data, starts=starts)

@@ -55,6 +55,9 @@ class ModelConfig:
     """Decoder blocks."""
     dropout: float = 0.1
     """Dropout on residual branches and attention weights."""
+    ctc_head: bool = False
+    """Add a per-frame character head on the encoder (for an auxiliary CTC loss in training;
+    inference and export use the decoder only)."""
 
     def __post_init__(self) -> None:
         if self.num_columns % self.num_axes:
@@ -86,6 +89,7 @@ class Seq2Seq(nn.Module):
             c.dim, c.heads, c.mlp_ratio, c.decoder_blocks, c.vocab_size, c.max_target_len,
             c.dropout,
         )  # fmt: skip
+        self.ctc = nn.Linear(c.dim, c.vocab_size) if c.ctc_head else None
 
     def encode(self, landmarks: Tensor) -> tuple[Tensor, Tensor]:
         """(B, T, C) raw frames -> encoded frames (B, T, D) and frame mask (B, T)."""
@@ -97,6 +101,14 @@ class Seq2Seq(nn.Module):
         """Teacher-forced logits (B, L, V) for decoder input ``tokens`` (B, L)."""
         memory, valid = self.encode(landmarks)
         return self.decoder(tokens, memory, valid)
+
+    def forward_train(
+        self, landmarks: Tensor, tokens: Tensor
+    ) -> tuple[Tensor, Tensor | None, Tensor]:
+        """Decoder logits (B, L, V), per-frame CTC logits (B, T, V) or None, frame mask (B, T)."""
+        memory, valid = self.encode(landmarks)
+        ctc = self.ctc(memory) if self.ctc is not None else None
+        return self.decoder(tokens, memory, valid), ctc, valid
 
     def generate(self, landmarks: Tensor, steps: int | None = None) -> tuple[Tensor, Tensor]:
         """Greedy decode: tokens (B, steps) and their logits (B, steps, V)."""

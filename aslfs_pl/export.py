@@ -1,0 +1,325 @@
+"""TFLite export for Kaggle: preprocessing + encoder + greedy decoder in one graph.
+
+Route: a static graph (litert-torch traces one frame length) that takes any number of frames at
+run time. The input ``[T, C]`` is concatenated with ``buffer_frames`` NaN rows and cut back to
+``buffer_frames`` rows, so every shape is fixed while T varies; the frame count T is measured from
+the data (a per-row indicator that no constant folding can remove), frames beyond ``max_frames``
+are resampled exactly as in training (:func:`aslfs_pl.data.features.fit_length`), padding is NaN
+and the frame mask comes from NaN-ness. The greedy decoder is unrolled for ``max_target_len``
+steps with a self-attention KV cache.
+
+Why this route: litert-torch 0.10 cannot lower a dynamic frame axis through the training modules
+(LayerNorm, SiLU, F.pad, masked_fill and argmax fail with a symbolic T; see KAGGLE.md), so a
+dynamic graph would need a second, export-only implementation of every layer. The static graph
+reuses the training modules unchanged and matched PyTorch at every length tried; its cost does not
+depend on T (the benchmark in scripts/bench_export.py reports what that costs).
+
+Output ``[max_target_len, vocab]``: row t holds the decoder's logits at step t; rows after the end
+token hold a one-hot pad (index 59), so Kaggle's argmax decoding drops them along with eos (61).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from aslfs_pl import vocab
+from aslfs_pl.data.landmarks import LandmarkSet
+from aslfs_pl.model.seq2seq import Seq2Seq
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.tflite"
+ARGS_FILE = "inference_args.json"
+ZIP_FILE = "submission.zip"
+
+
+class ExportError(RuntimeError):
+    """Export failed; the message names the stage (trace, lower, write, check) and the cause."""
+
+
+@contextlib.contextmanager
+def stage(name: str):
+    """Re-raise any failure inside the block as :class:`ExportError` naming the stage."""
+    t0 = time.perf_counter()
+    log.info("export: %s ...", name)
+    try:
+        yield
+    except ExportError:
+        raise
+    except Exception as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise ExportError(f"[{name}] {type(err).__name__}: {first[:500]}") from err
+    log.info("export: %s done in %.1fs", name, time.perf_counter() - t0)
+
+
+class KaggleModel(nn.Module):
+    """The deployment signature around a trained :class:`Seq2Seq`.
+
+    ``forward(inputs)``: ``inputs`` (T, C) float32 raw columns in ``selected_columns`` order, any
+    T >= 0, NaN allowed -> ``{"outputs": (max_target_len, vocab)}``.
+
+    Args:
+        net: the trained network (its state_dict is used unchanged).
+        buffer_frames: most frames read from one input; frames after it are ignored (Kaggle's
+            longest sequence has 807). Must be >= the network's ``max_frames``.
+    """
+
+    def __init__(self, net: Seq2Seq, buffer_frames: int = 1024):
+        super().__init__()
+        self.net = net.eval()
+        cfg = net.config
+        if buffer_frames < cfg.max_frames:
+            raise ValueError(f"buffer_frames {buffer_frames} < max_frames {cfg.max_frames}")
+        self.buffer_frames = buffer_frames
+        self.max_frames = cfg.max_frames
+        self.num_columns = cfg.num_columns
+        self.num_axes = cfg.num_axes
+        self.steps = cfg.max_target_len
+        pad = torch.zeros(cfg.vocab_size)
+        pad[vocab.PAD] = 1e4
+        self.register_buffer("pad_row", pad, persistent=False)
+
+    def fixed_frames(self, inputs: Tensor) -> Tensor:
+        """(T, C) -> (max_frames, C): resample or NaN-pad, with static shapes only."""
+        m, f = self.buffer_frames, self.max_frames
+        nan_rows = torch.full((m, self.num_columns), float("nan"), dtype=inputs.dtype)
+        x = torch.cat([inputs, nan_rows], 0)[:m]  # (M, C): the first M frames, NaN after T
+        # 1 for every input row, 0 for the appended ones: derived from the data so it follows
+        # the run-time T (isnan(v) | ~isnan(v) is true for every value, NaN included).
+        # No reshape may touch a T-sized tensor: the converter would freeze its traced shape.
+        real = (torch.isnan(inputs) | ~torch.isnan(inputs)).any(dim=1).to(inputs.dtype)  # (T,)
+        real = torch.cat([real, torch.zeros(m, dtype=inputs.dtype)], 0)[:m]  # (M,)
+        t = real.sum()  # number of frames read (<= M)
+        i = torch.arange(f, dtype=inputs.dtype)
+        # Same indices as fit_length: (i * T) // F, computed in float with a half-step guard.
+        resampled = torch.floor((i * t + 0.5) / f)
+        idx = torch.where(t > f, resampled, i).to(torch.int32)
+        return x[idx]  # (F, C)
+
+    def forward(self, inputs: Tensor) -> dict[str, Tensor]:
+        x = self.fixed_frames(inputs).unsqueeze(0)  # (1, F, C)
+        memory, valid = self.net.encode(x)
+        tokens, logits = self.net.decoder.greedy(
+            memory, valid, self.steps, argmax=lambda v: torch.topk(v, 1).indices[..., 0]
+        )  # (1, L), (1, L, V)
+        ended = torch.cumsum((tokens == vocab.EOS).to(torch.int32), dim=1) - (
+            tokens == vocab.EOS
+        ).to(torch.int32)  # (1, L): > 0 after the end token
+        out = torch.where((ended > 0).unsqueeze(-1), self.pad_row, logits)
+        return {"outputs": out[0]}
+
+
+@dataclass
+class ExportResult:
+    model_path: Path
+    args_path: Path
+    zip_path: Path
+    size_bytes: int
+    seconds: float
+
+
+def _quiet():
+    """Silence converter chatter on stdout (quantiser reports) for the duration."""
+    return contextlib.redirect_stdout(io.StringIO())
+
+
+def convert(
+    net: Seq2Seq,
+    selected_columns: list[str],
+    out_dir: str | Path,
+    fp16: bool = True,
+    buffer_frames: int = 1024,
+    sample_frames: int | None = None,
+) -> ExportResult:
+    """Convert ``net`` to ``out_dir/model.tflite`` and write inference_args.json + submission.zip.
+
+    Raises:
+        ExportError: naming the stage that failed.
+    """
+    os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    if len(selected_columns) != net.config.num_columns:
+        raise ExportError(
+            f"[check] {len(selected_columns)} selected columns but the model reads "
+            f"{net.config.num_columns}"
+        )
+    # The traced length must be shorter than the buffer: with a longer one the converter folds
+    # cat(inputs, NaN rows)[:M] into inputs[:M], which breaks every shorter input.
+    sample_frames = sample_frames or max(1, min(100, buffer_frames // 2))
+    if not 0 < sample_frames < buffer_frames:
+        raise ExportError(f"[check] sample_frames {sample_frames} must lie in (0, {buffer_frames})")
+    with stage("trace"):
+        import litert_torch
+
+        wrapper = KaggleModel(net, buffer_frames).eval()
+        rng = np.random.default_rng(0)
+        sample = rng.uniform(0, 1, (sample_frames, net.config.num_columns)).astype(np.float32)
+        sample[::7, :42] = np.nan
+        sample_t = torch.from_numpy(sample)
+        with torch.no_grad():
+            wrapper(sample_t)  # fails here, with a clear stage, if the module itself is broken
+    with stage("lower"), _quiet():
+        kwargs = {}
+        if fp16:
+            from litert_torch.generative.quantize import quant_recipes
+
+            kwargs["quant_config"] = quant_recipes.full_fp16_recipe()
+        edge = litert_torch.convert(wrapper, sample_kwargs={"inputs": sample_t}, **kwargs)
+    with stage("write"):
+        out.mkdir(parents=True, exist_ok=True)
+        model_path = out / MODEL_FILE
+        edge.export(str(model_path))
+        args_path = out / ARGS_FILE
+        args_path.write_text(json.dumps({"selected_columns": list(selected_columns)}))
+        zip_path = out / ZIP_FILE
+        with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as z:
+            z.write(model_path, MODEL_FILE)
+            z.write(args_path, ARGS_FILE)
+    return ExportResult(
+        model_path, args_path, zip_path, model_path.stat().st_size, time.perf_counter() - t0
+    )
+
+
+class TFLiteRunner:
+    """Runs an exported model exactly as Kaggle's evaluator does.
+
+    Args:
+        path: a ``model.tflite``, a directory holding it (and inference_args.json), or a
+            ``submission.zip``.
+        num_threads: interpreter threads.
+    """
+
+    def __init__(self, path: str | Path, num_threads: int = 1):
+        from ai_edge_litert.interpreter import Interpreter
+
+        path = Path(path)
+        if path.suffix == ".zip":
+            with zipfile.ZipFile(path) as z:
+                model_bytes = z.read(MODEL_FILE)
+                self.selected_columns = json.loads(z.read(ARGS_FILE))["selected_columns"]
+            self.interpreter = Interpreter(model_content=model_bytes, num_threads=num_threads)
+        else:
+            model = path / MODEL_FILE if path.is_dir() else path
+            args = model.parent / ARGS_FILE
+            self.selected_columns = (
+                json.loads(args.read_text())["selected_columns"] if args.is_file() else None
+            )
+            self.interpreter = Interpreter(model_path=str(model), num_threads=num_threads)
+        self.runner = self.interpreter.get_signature_runner("serving_default")
+
+    def outputs(self, frames: np.ndarray) -> np.ndarray:
+        """(T, C) float32 -> (L, K) outputs."""
+        return self.runner(inputs=np.ascontiguousarray(frames, dtype=np.float32))["outputs"]
+
+    def __call__(self, frames: np.ndarray) -> str:
+        """Text of one sequence, decoded like Kaggle: argmax per row, indices >= 59 dropped."""
+        return vocab.decode_kaggle(np.argmax(self.outputs(frames), axis=1))
+
+
+@dataclass
+class Trained:
+    """A network rebuilt from a training checkpoint, with what the data module recorded."""
+
+    net: Seq2Seq
+    landmarks: LandmarkSet
+    data_hparams: dict
+
+
+def load_checkpoint(path: str | Path) -> Trained:
+    """Rebuild the network (eval mode, CPU) and its landmark set from a Lightning checkpoint."""
+    from aslfs_pl.task import Seq2SeqTask
+
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f"[load] {path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        hparams = {k: v for k, v in ckpt["hyper_parameters"].items() if not k.startswith("_")}
+        task = Seq2SeqTask(**hparams)
+        task.load_state_dict(ckpt["state_dict"])
+    except Exception as err:
+        raise ExportError(f"[load] {path}: not a loadable aslfs_pl checkpoint ({err})") from err
+    data = dict(ckpt.get("datamodule_hyper_parameters", {}))
+    landmarks = LandmarkSet(**{k: tuple(v) for k, v in data.get("landmarks", {}).items()})
+    if landmarks.num_columns != task.net.config.num_columns:
+        raise ExportError(
+            f"[load] {path}: the recorded landmark set has {landmarks.num_columns} columns, the "
+            f"model reads {task.net.config.num_columns}"
+        )
+    return Trained(task.net.eval(), landmarks, data)
+
+
+@dataclass
+class ParityReport:
+    """TFLite vs PyTorch at several lengths."""
+
+    rows: list[tuple[int, bool, float]]  # (T, same text, max |logit difference| before the end)
+    tolerance: float
+
+    @property
+    def ok(self) -> bool:
+        return all(same and diff <= self.tolerance for _, same, diff in self.rows)
+
+    def summary(self) -> str:
+        lines = [f"parity (tolerance {self.tolerance:g} on logits up to the end token):"]
+        lines += [
+            f"  T={t:5d}: text {'equal' if same else 'DIFFERENT'}, max |diff| {diff:.2e}"
+            for t, same, diff in self.rows
+        ]
+        lines.append("parity: OK" if self.ok else "parity: FAILED")
+        return "\n".join(lines)
+
+
+def parity_report(
+    net: Seq2Seq,
+    model_path: str | Path,
+    buffer_frames: int = 1024,
+    fp16: bool = True,
+    lengths: tuple[int, ...] | None = None,
+    seed: int = 0,
+) -> ParityReport:
+    """Run the TFLite file and the PyTorch greedy decoder on the same random inputs.
+
+    Inputs hold NaN frames and NaN hands. The PyTorch side is the training path
+    (``fit_length`` + ``Seq2Seq.generate``), so this also checks that the in-graph resampling
+    and padding equal the data pipeline's. Logit tolerance: 1e-4 for fp32 weights, 5e-2 for fp16
+    (fp16 weights move logits by ~1e-3 typically).
+    """
+    from aslfs_pl.data.features import fit_length
+
+    runner = TFLiteRunner(model_path)
+    f = net.config.max_frames
+    lengths = lengths or (0, 1, 2, 17, f, f + 50, 1000)
+    tolerance = 5e-2 if fp16 else 1e-4
+    rng = np.random.default_rng(seed)
+    c = net.config.num_columns
+    rows = []
+    for t in lengths:
+        x = rng.uniform(0.2, 0.8, (t, c)).astype(np.float32)
+        x[rng.random(t) < 0.1] = np.nan  # frames with nothing seen
+        x[rng.random(t) < 0.3, : c // 4] = np.nan  # a hand missing
+        out = runner.outputs(x)
+        with torch.no_grad():
+            ref_tokens, ref_logits = net.generate(
+                torch.from_numpy(fit_length(x[:buffer_frames], f))[None]
+            )
+        ref_tokens, ref_logits = ref_tokens[0].numpy(), ref_logits[0].numpy()
+        same = vocab.decode_kaggle(np.argmax(out, 1)) == vocab.decode(ref_tokens)
+        ended = np.cumsum(ref_tokens == vocab.EOS) - (ref_tokens == vocab.EOS) > 0
+        diff = float(np.abs(out[~ended] - ref_logits[~ended]).max()) if (~ended).any() else 0.0
+        rows.append((t, bool(same), diff))
+    return ParityReport(rows, tolerance)

@@ -1,0 +1,77 @@
+"""Export a checkpoint (or a config's randomly initialised model) as a Kaggle submission.
+
+    python scripts/export_tflite.py --ckpt runs/quickstart/checkpoints/last.ckpt --out artifacts/sub
+    python scripts/export_tflite.py --config configs/seed.yaml --out artifacts/seed_random [--fp32]
+
+Writes OUT/model.tflite, OUT/inference_args.json and OUT/submission.zip, then checks the TFLite
+model against PyTorch at a few lengths (decoded text equal, logits within tolerance).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import yaml
+
+from aslfs_pl.data.landmarks import LandmarkSet
+from aslfs_pl.export import ExportError, convert, load_checkpoint, parity_report
+from aslfs_pl.model.seq2seq import ModelConfig, Seq2Seq
+
+MODEL_KEYS = set(ModelConfig.__dataclass_fields__)
+
+
+def from_config(path: str):
+    with open(path) as f:
+        cfg = yaml.safe_load(f) or {}
+    data = cfg.get("data", {}) or {}
+    landmarks = LandmarkSet(**{k: tuple(v) for k, v in (data.get("landmarks") or {}).items()})
+    model = {k: v for k, v in (cfg.get("model") or {}).items() if k in MODEL_KEYS}
+    model |= {
+        "num_columns": landmarks.num_columns,
+        "num_axes": landmarks.num_axes,
+        "max_frames": data.get("max_frames", 384),
+        "max_target_len": data.get("max_target_len", 32),
+    }
+    return Seq2Seq(ModelConfig(**model)).eval(), landmarks
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--ckpt", help="a training checkpoint (.ckpt)")
+    src.add_argument("--config", help="a YAML config: export a randomly initialised model")
+    p.add_argument("--out", required=True, help="output directory")
+    prec = p.add_mutually_exclusive_group()
+    prec.add_argument("--fp16", dest="fp16", action="store_true", default=True,
+                      help="fp16 weights (default)")  # fmt: skip
+    prec.add_argument("--fp32", dest="fp16", action="store_false", help="fp32 weights")
+    p.add_argument("--buffer_frames", type=int, default=1024,
+                   help="most frames read per sequence (Kaggle's longest: 807)")  # fmt: skip
+    p.add_argument("--no_check", action="store_true", help="skip the parity check")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        if args.ckpt:
+            trained = load_checkpoint(args.ckpt)
+            net, landmarks = trained.net, trained.landmarks
+        else:
+            net, landmarks = from_config(args.config)
+        print(f"model: {net.num_parameters() / 1e6:.2f}M parameters, "
+              f"{len(landmarks.selected_columns)} input columns")  # fmt: skip
+        result = convert(net, landmarks.selected_columns, args.out, fp16=args.fp16,
+                         buffer_frames=args.buffer_frames)  # fmt: skip
+        print(f"wrote {result.zip_path} ({result.size_bytes / 1e6:.1f} MB model, "
+              f"{'fp16' if args.fp16 else 'fp32'}) in {result.seconds:.0f}s")  # fmt: skip
+        if not args.no_check:
+            report = parity_report(net, result.model_path, args.buffer_frames, fp16=args.fp16)
+            print(report.summary())
+            if not report.ok:
+                sys.exit(1)
+    except ExportError as err:
+        sys.exit(f"export failed: {err}")
+
+
+if __name__ == "__main__":
+    main()

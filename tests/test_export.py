@@ -1,0 +1,170 @@
+"""TFLite export: the deployment wrapper, conversion, parity at every length, scripts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from aslfs_pl import vocab
+from aslfs_pl.data.features import fit_length
+from aslfs_pl.export import (
+    ExportError,
+    KaggleModel,
+    TFLiteRunner,
+    convert,
+    load_checkpoint,
+    parity_report,
+)
+from aslfs_pl.model.seq2seq import ModelConfig, Seq2Seq
+
+ROOT = Path(__file__).resolve().parents[1]
+COLUMNS = [f"{a}_left_hand_{i}" for a in "xy" for i in range(6)]
+
+
+def tiny_net(seed: int = 0) -> Seq2Seq:
+    torch.manual_seed(seed)
+    cfg = ModelConfig(
+        num_columns=12, num_axes=2, max_frames=16, max_target_len=8, dim=32, heads=2,
+        mlp_ratio=2, conv_blocks=1, conv_kernel=5, encoder_blocks=1, local_layers=1, window=4,
+        decoder_blocks=1, dropout=0.0,
+    )  # fmt: skip
+    return Seq2Seq(cfg).eval()
+
+
+def nan_frames(t: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.2, 0.8, (t, 12)).astype(np.float32)
+    x[rng.random(t) < 0.2] = np.nan
+    x[rng.random(t) < 0.3, :3] = np.nan
+    return x
+
+
+@pytest.mark.parametrize("t", [0, 1, 2, 17, 16, 66, 200])
+def test_wrapper_matches_training_path_at_every_length(t):
+    net = tiny_net()
+    wrapper = KaggleModel(net, buffer_frames=64)
+    x = nan_frames(t)
+    with torch.no_grad():
+        out = wrapper(torch.from_numpy(x))["outputs"].numpy()
+        tokens, logits = net.generate(torch.from_numpy(fit_length(x[:64], 16))[None])
+    assert out.shape == (8, vocab.VOCAB_SIZE)
+    assert vocab.decode_kaggle(out.argmax(1)) == vocab.decode(tokens[0].tolist())
+    np.testing.assert_allclose(out[0], logits[0, 0].numpy(), atol=1e-5)
+
+
+def test_rows_after_the_end_token_decode_to_nothing():
+    net = tiny_net()
+    with torch.no_grad():
+        net.decoder.head.bias.zero_()
+        net.decoder.head.bias[vocab.EOS] = 50.0
+    with torch.no_grad():
+        out = KaggleModel(net, 64)(torch.from_numpy(nan_frames(10)))["outputs"].numpy()
+    assert out[0].argmax() == vocab.EOS
+    assert (out[1:].argmax(1) == vocab.PAD).all()
+    assert vocab.decode_kaggle(out.argmax(1)) == ""
+
+
+def test_column_count_mismatch_names_the_stage(tmp_path):
+    with pytest.raises(ExportError, match=r"\[check\] 3 selected columns but the model reads 12"):
+        convert(tiny_net(), COLUMNS[:3], tmp_path)
+
+
+def test_bad_checkpoint_names_the_stage(tmp_path):
+    with pytest.raises(ExportError, match=r"\[load\] .*missing.ckpt: checkpoint not found"):
+        load_checkpoint(tmp_path / "missing.ckpt")
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"nope")
+    with pytest.raises(ExportError, match=r"\[load\] .*bad.ckpt: not a loadable"):
+        load_checkpoint(bad)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    net = tiny_net()
+    out = tmp_path_factory.mktemp("export")
+    result = convert(net, COLUMNS, out, fp16=True, buffer_frames=64)
+    return net, result
+
+
+@pytest.mark.slow
+def test_submission_layout_and_signature(exported):
+    net, result = exported
+    with zipfile.ZipFile(result.zip_path) as z:
+        assert sorted(z.namelist()) == ["inference_args.json", "model.tflite"]
+        assert json.loads(z.read("inference_args.json")) == {"selected_columns": COLUMNS}
+    runner = TFLiteRunner(result.zip_path)
+    sig = runner.interpreter.get_signature_list()
+    assert sig == {"serving_default": {"inputs": ["inputs"], "outputs": ["outputs"]}}
+    assert runner.selected_columns == COLUMNS
+    out = runner.outputs(nan_frames(5))
+    assert out.shape[0] == 8 and out.shape[1] >= 59
+
+
+@pytest.mark.slow
+def test_tflite_parity_at_every_length_fp16(exported):
+    net, result = exported
+    report = parity_report(net, result.model_path, buffer_frames=64, fp16=True,
+                           lengths=(0, 1, 2, 17, 16, 66, 1000))  # fmt: skip
+    assert report.ok, report.summary()
+    assert all(same for _, same, _ in report.rows)
+
+
+@pytest.mark.slow
+def test_tflite_parity_fp32_is_tight(tmp_path):
+    net = tiny_net(seed=1)
+    result = convert(net, COLUMNS, tmp_path, fp16=False, buffer_frames=64)
+    report = parity_report(net, result.model_path, buffer_frames=64, fp16=False,
+                           lengths=(0, 1, 17, 16, 66, 1000))  # fmt: skip
+    assert report.ok, report.summary()
+    assert max(diff for _, _, diff in report.rows) < 1e-4
+
+
+@pytest.mark.slow
+def test_export_evaluate_predict_scripts_from_a_checkpoint(synthetic_dir, tmp_path):
+    from aslfs_pl import cli
+
+    cli.main([
+        "fit", "--config", str(ROOT / "configs/tiny.yaml"), "--data.data_dir", str(synthetic_dir),
+        "--trainer.default_root_dir", str(tmp_path), "--trainer.max_epochs", "1",
+        "--data.val_fraction", "0.25",
+    ])  # fmt: skip
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    out = tmp_path / "sub"
+    run = [sys.executable, "-W", "ignore"]
+    proc = subprocess.run(
+        # fp32 so that every prediction must match PyTorch exactly (fp16 weights can flip a
+        # near-tie; its parity is checked on logits above)
+        [*run, "scripts/export_tflite.py", "--ckpt", str(ckpt), "--out", str(out), "--fp32"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "parity: OK" in proc.stdout
+    proc = subprocess.run(
+        [*run, "scripts/evaluate.py", "--submission", str(out / "submission.zip"),
+         "--ckpt", str(ckpt), "--data_dir", str(synthetic_dir), "--split", "val"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert any(line.strip().startswith("tflite") and "score" in line for line in lines)
+    assert any(line.strip().startswith("pytorch") and "score" in line for line in lines)
+    same = next(line for line in lines if "identical predictions" in line)
+    n_same, n_all = (int(v) for v in same.split(":")[1].split("/"))
+    assert n_same == n_all > 0
+    parquet = next((synthetic_dir / "train_landmarks").glob("*.parquet"))
+    csv_out = tmp_path / "pred.csv"
+    proc = subprocess.run(
+        [*run, "scripts/predict.py", "--submission", str(out), "--parquet", str(parquet),
+         "--out", str(csv_out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = csv_out.read_text().splitlines()
+    assert rows[0] == "sequence_id,phrase" and len(rows) > 1
