@@ -6,7 +6,10 @@ STAMP := $(VENV)/.installed
 DATA ?= data/synthetic
 NUM_SEQUENCES ?= 3000
 
-.PHONY: venv test test-fast lint demo data bench
+RUN ?= runs/quickstart
+SUB ?= artifacts/quickstart
+
+.PHONY: venv test test-fast lint demo data bench fit export evaluate curves clean-demo
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,5 +38,28 @@ data: $(DATA)/train.csv
 bench: $(DATA)/train.csv
 	$(PY) scripts/bench_data.py --data_dir $(DATA)
 
-## the main job: environment, synthetic Kaggle-format data, data benchmark
-demo: bench
+$(RUN)/checkpoints/last.ckpt: $(DATA)/train.csv
+	$(PY) scripts/fit.py --config configs/quickstart.yaml --data.data_dir $(DATA) \
+		--trainer.default_root_dir $(RUN)
+
+fit: $(RUN)/checkpoints/last.ckpt
+
+$(SUB)/submission.zip: $(RUN)/checkpoints/last.ckpt
+	$(PY) scripts/export_tflite.py --ckpt "$$(ls -t $(RUN)/checkpoints/best-*.ckpt | head -1)" \
+		--out $(SUB)
+
+export: $(SUB)/submission.zip
+
+evaluate: $(SUB)/submission.zip
+	$(PY) scripts/evaluate.py --submission $(SUB)/submission.zip --data_dir $(DATA) --split val \
+		--ckpt "$$(ls -t $(RUN)/checkpoints/best-*.ckpt | head -1)"
+
+curves: $(RUN)/checkpoints/last.ckpt
+	$(PY) scripts/plot_curves.py --run $(RUN)
+
+## the main job: environment, synthetic data, fit (CPU), TFLite export, scores side by side, curves
+## (re-running reuses what exists; `make clean-demo` forgets the run and the submission)
+demo: evaluate curves
+
+clean-demo:
+	rm -rf $(RUN) $(SUB)

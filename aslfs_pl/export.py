@@ -323,3 +323,24 @@ def parity_report(
         diff = float(np.abs(out[~ended] - ref_logits[~ended]).max()) if (~ended).any() else 0.0
         rows.append((t, bool(same), diff))
     return ParityReport(rows, tolerance)
+
+
+def model_from_config(path: str | Path) -> tuple[Seq2Seq, LandmarkSet]:
+    """A randomly initialised network (eval mode) and its landmark set from a training YAML."""
+    import yaml
+
+    from aslfs_pl.model.seq2seq import ModelConfig
+
+    with open(path) as f:
+        cfg = yaml.safe_load(f) or {}
+    data = cfg.get("data") or {}
+    landmarks = LandmarkSet(**{k: tuple(v) for k, v in (data.get("landmarks") or {}).items()})
+    fields = set(ModelConfig.__dataclass_fields__)
+    model = {k: v for k, v in (cfg.get("model") or {}).items() if k in fields}
+    model |= {
+        "num_columns": landmarks.num_columns,
+        "num_axes": landmarks.num_axes,
+        "max_frames": data.get("max_frames", 384),
+        "max_target_len": data.get("max_target_len", 32),
+    }
+    return Seq2Seq(ModelConfig(**model)).eval(), landmarks

@@ -7,8 +7,37 @@ the two sums are ``dist_reduce_fx="sum"`` states), which is exactly ``1 - CharEr
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
+from torchmetrics import Metric
 from torchmetrics.text import CharErrorRate
+
+
+class WeightedMean(Metric):
+    """sum(value * weight) / sum(weight) over the epoch, reduced across replicas.
+
+    Masked accuracy and loss use it with the target mask as weight. torchmetrics' MeanMetric
+    would do, but its only mode without a host sync per update (``nan_strategy="disable"``)
+    ignores the weights (torchmetrics 1.9); this keeps two summed states and no sync.
+    """
+
+    full_state_update = False
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.add_state("weighted", default=torch.tensor(0.0), dist_reduce_fx="sum")
+        self.add_state("weight", default=torch.tensor(0.0), dist_reduce_fx="sum")
+
+    def update(self, value: Tensor, weight: Tensor | float = 1.0) -> None:
+        value = torch.as_tensor(value, dtype=torch.float32, device=self.weighted.device)
+        weight = torch.broadcast_to(
+            torch.as_tensor(weight, dtype=torch.float32, device=value.device), value.shape
+        )
+        self.weighted += (value * weight).sum()
+        self.weight += weight.sum()
+
+    def compute(self) -> Tensor:
+        return self.weighted / self.weight.clamp(min=1e-12)
 
 
 class CompetitionScore(CharErrorRate):

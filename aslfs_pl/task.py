@@ -9,10 +9,9 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import OptimizerCallable
 from torch import Tensor
-from torchmetrics import MeanMetric
 
 from aslfs_pl import vocab
-from aslfs_pl.metrics import CompetitionScore
+from aslfs_pl.metrics import CompetitionScore, WeightedMean
 from aslfs_pl.model.seq2seq import ModelConfig, Seq2Seq
 from aslfs_pl.optim import Lookahead, warmup_cosine
 
@@ -102,9 +101,9 @@ class Seq2SeqTask(L.LightningModule):
         )  # fmt: skip
         self.net = Seq2Seq(self.config)
         self.optimizer_factory = optimizer
-        self.train_acc = MeanMetric(nan_strategy="disable")
-        self.val_acc = MeanMetric(nan_strategy="disable")
-        self.val_loss = MeanMetric(nan_strategy="disable")
+        self.train_acc = WeightedMean()
+        self.val_acc = WeightedMean()
+        self.val_loss = WeightedMean()
         self.val_score = CompetitionScore()
         self.register_buffer("first_bad_step", torch.tensor(-1), persistent=False)
 

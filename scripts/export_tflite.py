@@ -13,28 +13,13 @@ import argparse
 import logging
 import sys
 
-import yaml
-
-from aslfs_pl.data.landmarks import LandmarkSet
-from aslfs_pl.export import ExportError, convert, load_checkpoint, parity_report
-from aslfs_pl.model.seq2seq import ModelConfig, Seq2Seq
-
-MODEL_KEYS = set(ModelConfig.__dataclass_fields__)
-
-
-def from_config(path: str):
-    with open(path) as f:
-        cfg = yaml.safe_load(f) or {}
-    data = cfg.get("data", {}) or {}
-    landmarks = LandmarkSet(**{k: tuple(v) for k, v in (data.get("landmarks") or {}).items()})
-    model = {k: v for k, v in (cfg.get("model") or {}).items() if k in MODEL_KEYS}
-    model |= {
-        "num_columns": landmarks.num_columns,
-        "num_axes": landmarks.num_axes,
-        "max_frames": data.get("max_frames", 384),
-        "max_target_len": data.get("max_target_len", 32),
-    }
-    return Seq2Seq(ModelConfig(**model)).eval(), landmarks
+from aslfs_pl.export import (
+    ExportError,
+    convert,
+    load_checkpoint,
+    model_from_config,
+    parity_report,
+)
 
 
 def main() -> None:
@@ -57,7 +42,7 @@ def main() -> None:
             trained = load_checkpoint(args.ckpt)
             net, landmarks = trained.net, trained.landmarks
         else:
-            net, landmarks = from_config(args.config)
+            net, landmarks = model_from_config(args.config)
         print(f"model: {net.num_parameters() / 1e6:.2f}M parameters, "
               f"{len(landmarks.selected_columns)} input columns")  # fmt: skip
         result = convert(net, landmarks.selected_columns, args.out, fp16=args.fp16,

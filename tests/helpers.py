@@ -87,3 +87,15 @@ class StopAfterEpochs(Callback):
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if trainer.current_epoch + 1 >= self.epochs:
             trainer.should_stop = True
+
+
+class PoisonWeights(Callback):
+    """Sets one weight to NaN before training step ``at_step`` (to test the non-finite check)."""
+
+    def __init__(self, at_step: int):
+        self.at_step = at_step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.at_step:
+            with torch.no_grad():
+                next(pl_module.parameters()).view(-1)[0] = float("nan")

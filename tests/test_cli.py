@@ -146,3 +146,14 @@ def test_two_process_ddp_shards_disjointly_and_reduces_the_score(synthetic_dir, 
     assert ranks[0]["val_local"][-1][1] > 0 and ranks[1]["val_local"][-1][1] > 0
     for r in ranks:
         assert r["val_score"] == pytest.approx(1 - errors / total, abs=1e-6)
+
+
+def test_non_finite_loss_is_a_clear_error_naming_the_step(synthetic_dir, tmp_path):
+    from aslfs_pl.task import NonFiniteLossError
+    from tests.helpers import PoisonWeights
+
+    with pytest.raises(NonFiniteLossError, match="at global step 3 "):
+        cli.main(
+            tiny_args(synthetic_dir, tmp_path, "--trainer.max_epochs", "1"),
+            trainer_defaults={"callbacks": [PoisonWeights(3)]},
+        )
