@@ -124,3 +124,18 @@ def test_backward_reaches_every_parameter():
 def test_config_validation():
     with pytest.raises(ValueError, match="divisible"):
         ModelConfig(dim=30, heads=4)
+
+
+@pytest.mark.parametrize(("t", "window"), [(20, 4), (19, 4), (7, 16), (33, 5)])
+def test_chunked_local_attention_equals_full_masked_attention(t, window):
+    from aslfs_pl.model.encoder import local_attention, local_causal_mask
+    from aslfs_pl.model.layers import Attention
+
+    torch.manual_seed(0)
+    attn = Attention(32, 4).eval()
+    x = torch.randn(2, t, 32)
+    valid = torch.rand(2, t) > 0.3
+    valid[1, -3:] = False
+    reference = attn(x, x, local_causal_mask(valid, window))
+    torch.testing.assert_close(local_attention(attn, x, valid, window), reference,
+                               atol=1e-5, rtol=1e-4)  # fmt: skip

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-_MASKED = -1e9  # added to masked scores; finite so bf16/fp16 stay NaN-free
+MASK_VALUE = -1e9  # added to masked scores; finite so bf16/fp16 stay NaN-free
 
 
 class Attention(nn.Module):
@@ -43,7 +43,7 @@ class Attention(nn.Module):
         q = self.split_heads(self.q(x))
         scores = q @ k.transpose(-1, -2) * (1.0 / math.sqrt(self.head_dim))  # (B, H, T, S)
         if mask is not None:
-            scores = scores.masked_fill(~mask, _MASKED)
+            scores = scores.masked_fill(~mask, MASK_VALUE)
         weights = self.dropout(torch.softmax(scores.float(), dim=-1).to(v.dtype))
         y = (weights @ v).transpose(1, 2).flatten(2)  # (B, T, D)
         return self.out(y)
