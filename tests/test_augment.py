@@ -8,23 +8,28 @@ from aslfs_pl.data.landmarks import LandmarkSet
 
 
 def hand_sequence(t: int = 10, right_hand: bool = False) -> np.ndarray:
-    """(T, P, 2): the default landmark set, points on a line, the right hand missing unless asked."""
+    """(T, 2, P): the default landmark set, points on a line, the right hand missing unless asked."""
     s = LandmarkSet()
-    pts = np.zeros((t, s.num_points, 2), np.float32)
-    pts[..., 0] = np.linspace(0.2, 0.8, s.num_points)
-    pts[..., 1] = 0.5 + 0.01 * np.arange(t)[:, None]
+    pts = np.zeros((t, 2, s.num_points), np.float32)
+    pts[:, 0] = np.linspace(0.2, 0.8, s.num_points)
+    pts[:, 1] = 0.5 + 0.01 * np.arange(t)[:, None]
     if not right_hand:
-        pts[:, 21:42] = np.nan
+        pts[:, :, 21:42] = np.nan
     return pts
+
+
+def xy(pts: np.ndarray, frame, point) -> np.ndarray:
+    """(2,) x, y of one point."""
+    return pts[frame, :, point]
 
 
 def test_flip_mirrors_x_and_swaps_hands():
     s = LandmarkSet()
     pts = hand_sequence()
     out = A.flip(pts, s.mirror_permutation())
-    assert np.isnan(out[:, 0:21]).all()  # the left hand slot now holds the missing right hand
-    np.testing.assert_allclose(out[:, 21:42, 0], 1.0 - pts[:, 0:21, 0])
-    np.testing.assert_allclose(out[:, 21:42, 1], pts[:, 0:21, 1])
+    assert np.isnan(out[:, :, 0:21]).all()  # the left hand slot now holds the missing right hand
+    np.testing.assert_allclose(out[:, 0, 21:42], 1.0 - pts[:, 0, 0:21])
+    np.testing.assert_allclose(out[:, 1, 21:42], pts[:, 1, 0:21])
     np.testing.assert_allclose(A.flip(out, s.mirror_permutation()), pts, atol=1e-6)
 
 
@@ -32,25 +37,29 @@ def test_rotate_keeps_distances_and_turns_by_the_angle():
     pts = hand_sequence()
     out = A.rotate(pts, 90.0)
     c = A.centre(pts)
-    v0, v1 = pts[0, 0] - c, out[0, 0] - c
+    v0, v1 = xy(pts, 0, 0) - c, xy(out, 0, 0) - c
     np.testing.assert_allclose(np.linalg.norm(v0), np.linalg.norm(v1), rtol=1e-5)
     np.testing.assert_allclose(v1, [-v0[1], v0[0]], atol=1e-5)
-    assert np.isnan(out[:, 21:42]).all()
+    assert np.isnan(out[:, :, 21:42]).all()
 
 
 def test_scale_stretches_each_axis():
     pts = hand_sequence()
     out = A.scale(pts, 2.0, 0.5)
     c = A.centre(pts)
-    np.testing.assert_allclose(out[3, 5] - c, (pts[3, 5] - c) * [2.0, 0.5], atol=1e-6)
+    np.testing.assert_allclose(xy(out, 3, 5) - c, (xy(pts, 3, 5) - c) * [2.0, 0.5], atol=1e-6)
 
 
 def test_shift_moves_body_and_hand_separately():
     pts = hand_sequence()
     hand = tuple(range(21))
     out = A.shift(pts, np.array([0.1, -0.1], np.float32), {hand: np.array([0.05, 0.0], np.float32)})
-    np.testing.assert_allclose(out[:, 50] - pts[:, 50], np.tile([0.1, -0.1], (10, 1)), atol=1e-6)
-    np.testing.assert_allclose(out[:, 3] - pts[:, 3], np.tile([0.15, -0.1], (10, 1)), atol=1e-6)
+    np.testing.assert_allclose(
+        out[:, :, 50] - pts[:, :, 50], np.tile([0.1, -0.1], (10, 1)), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        out[:, :, 3] - pts[:, :, 3], np.tile([0.15, -0.1], (10, 1)), atol=1e-6
+    )
 
 
 def test_resample_time_changes_length():
@@ -70,9 +79,9 @@ def test_drop_frames_keeps_at_least_one():
 def test_hide_sets_points_to_nan_in_chosen_frames():
     pts = hand_sequence(4)
     out = A.hide(pts, [1, 2], np.array([False, True, False, True]))
-    assert np.isnan(out[[1, 3]][:, [1, 2]]).all()
-    assert not np.isnan(out[[0, 2]][:, [1, 2]]).any()
-    assert not np.isnan(out[:, 0]).any()
+    assert np.isnan(out[[1, 3]][:, :, [1, 2]]).all()
+    assert not np.isnan(out[[0, 2]][:, :, [1, 2]]).any()
+    assert not np.isnan(out[:, :, 0]).any()
 
 
 def _augmenter(**probs) -> A.Augmenter:
@@ -95,6 +104,15 @@ def test_each_augmentation_changes_the_sequence_only_when_enabled(prob):
     out = _augmenter(**{prob: 1.0})(pts, np.random.default_rng(0))
     changed = out.shape != pts.shape or not np.array_equal(out, pts, equal_nan=True)
     assert changed, prob
+
+
+def test_augmenter_never_changes_its_input():
+    aug = _augmenter(**{k: 1.0 for k in vars(A.AugmentConfig()) if k.endswith("_p")})
+    pts = hand_sequence(30, right_hand=True)
+    before = pts.copy()
+    for seed in range(5):
+        aug(pts, np.random.default_rng(seed))
+    np.testing.assert_array_equal(pts, before)
 
 
 def test_augmenter_is_deterministic_under_a_seed():

@@ -1,7 +1,8 @@
 """Training-only augmentations of one landmark sequence.
 
-All functions take and return ``(T, P, A)`` float32 arrays in raw image coordinates (NaN where a
-landmark is unseen) and draw from the ``numpy.random.Generator`` they are given, so a sequence's
+All functions take and return ``(T, A, P)`` float32 arrays (frames, axes, points: the layout of a
+row of Kaggle's axis-major columns, so a (T, C) block is viewed without copying) in raw image
+coordinates (NaN where a landmark is unseen) and draw from the ``numpy.random.Generator`` they are given, so a sequence's
 augmentation depends only on (seed, epoch, sequence) and never on which worker reads it.
 
 Note that the model normalises every frame by its own centre and spread
@@ -76,24 +77,28 @@ class AugmentConfig:
 
 def centre(pts: np.ndarray) -> np.ndarray:
     """(2,) mean x, y over the visible points of up to 16 evenly spaced frames (0.5, 0.5 if none)."""
-    xy = pts[:: max(1, len(pts) // 16), :, :2].reshape(-1, 2)
+    xy = pts[:: max(1, len(pts) // 16), :2]  # (t, 2, P)
     seen = ~np.isnan(xy[:, 0])
-    return xy[seen].mean(0) if seen.any() else np.full(2, 0.5, np.float32)
+    if not seen.any():
+        return np.full(2, 0.5, np.float32)
+    return np.array([xy[:, 0][seen].mean(), xy[:, 1][seen].mean()], np.float32)
 
 
 def affine(
     pts: np.ndarray, matrix: np.ndarray, about: np.ndarray, offset: np.ndarray
 ) -> np.ndarray:
-    """x, y -> matrix @ (x, y - about) + about + offset, in one pass (z untouched)."""
+    """x, y -> matrix @ (x, y - about) + about + offset (z untouched)."""
     out = pts.copy()
-    out[..., :2] = (pts[..., :2] - about) @ matrix.T.astype(np.float32) + (about + offset)
+    x, y = pts[:, 0] - about[0], pts[:, 1] - about[1]  # (T, P)
+    out[:, 0] = matrix[0, 0] * x + matrix[0, 1] * y + (about[0] + offset[0])
+    out[:, 1] = matrix[1, 0] * x + matrix[1, 1] * y + (about[1] + offset[1])
     return out
 
 
 def flip(pts: np.ndarray, mirror: list[int]) -> np.ndarray:
     """Mirror x (x -> 1 - x) and move every point to its mirror partner's slot."""
-    out = pts[:, mirror].copy()
-    out[..., 0] = 1.0 - out[..., 0]
+    out = pts[:, :, mirror]
+    out[:, 0] = 1.0 - out[:, 0]
     return out
 
 
@@ -116,9 +121,11 @@ def scale(pts: np.ndarray, sx: float, sy: float) -> np.ndarray:
 def shift(pts: np.ndarray, offset: np.ndarray, hand_offsets: dict[tuple[int, ...], np.ndarray]):
     """Add ``offset`` (2,) to every point and ``hand_offsets[points]`` (2,) to those points."""
     out = pts.copy()
-    out[..., :2] += offset
+    out[:, 0] += offset[0]
+    out[:, 1] += offset[1]
     for idx, off in hand_offsets.items():
-        out[:, list(idx), :2] += off
+        out[:, 0, list(idx)] += off[0]
+        out[:, 1, list(idx)] += off[1]
     return out
 
 
@@ -141,7 +148,7 @@ def drop_frames(pts: np.ndarray, keep: np.ndarray) -> np.ndarray:
 def hide(pts: np.ndarray, points: list[int], frames: np.ndarray) -> np.ndarray:
     """Set ``points`` to NaN in the frames where ``frames`` (T,) is True."""
     out = pts.copy()
-    out[np.ix_(frames, points)] = np.nan
+    out[np.ix_(np.flatnonzero(frames), np.arange(pts.shape[1]), points)] = np.nan
     return out
 
 
@@ -180,10 +187,11 @@ class Augmenter:
                 tuple(h): rng.uniform(-cfg.hand_shift_max, cfg.hand_shift_max, 2).astype(np.float32)
                 for h in self.hands
             }
-        if not np.array_equal(matrix, np.eye(2)) or offset.any():
-            pts = affine(pts, matrix, centre(pts), offset)
-        for idx, off in hand_offsets.items():
-            pts[:, list(idx), :2] += off
+        if hand_offsets or offset.any() or not np.array_equal(matrix, np.eye(2)):
+            pts = affine(pts, matrix, centre(pts), offset)  # a copy: the input is never changed
+            for idx, off in hand_offsets.items():
+                pts[:, 0, list(idx)] += off[0]
+                pts[:, 1, list(idx)] += off[1]
         if rng.random() < cfg.speed_p:
             pts = resample_time(pts, rng.uniform(*cfg.speed_range))
         if rng.random() < cfg.frame_drop_p and pts.shape[0] > 1:

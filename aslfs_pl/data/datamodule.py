@@ -233,10 +233,9 @@ class LandmarkStream(IterableDataset):
             rng = np.random.default_rng(
                 [self.seed, self.epoch, item["sequence_id"] & 0x7FFFFFFF, 1]
             )
-            a = self.landmarks.num_axes
-            pts = frames.reshape(len(frames), a, -1).transpose(0, 2, 1)  # (T, P, A)
+            pts = frames.reshape(len(frames), self.landmarks.num_axes, -1)  # (T, A, P): a view
             pts = self.augmenter(pts, rng)
-            frames = np.ascontiguousarray(pts.transpose(0, 2, 1)).reshape(len(pts), -1)
+            frames = pts.reshape(len(pts), -1)
         target = encode_target(item["phrase"], self.max_target_len)
         return fit_length(frames, self.max_frames), target, item["sequence_id"], len(frames)
 
