@@ -130,9 +130,11 @@ class ExportResult:
     seconds: float
 
 
+@contextlib.contextmanager
 def _quiet():
-    """Silence converter chatter on stdout (quantiser reports) for the duration."""
-    return contextlib.redirect_stdout(io.StringIO())
+    """Silence the converter's Python-level chatter (quantiser report, progress bars)."""
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        yield
 
 
 def convert(
@@ -182,7 +184,8 @@ def convert(
     with stage("write"):
         out.mkdir(parents=True, exist_ok=True)
         model_path = out / MODEL_FILE
-        edge.export(str(model_path))
+        with _quiet():
+            edge.export(str(model_path))
         args_path = out / ARGS_FILE
         args_path.write_text(json.dumps({"selected_columns": list(selected_columns)}))
         zip_path = out / ZIP_FILE

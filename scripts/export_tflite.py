@@ -36,7 +36,9 @@ def main() -> None:
                    help="most frames read per sequence (Kaggle's longest: 807)")  # fmt: skip
     p.add_argument("--no_check", action="store_true", help="skip the parity check")
     args = p.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("aslfs_pl").setLevel(logging.INFO)  # stage progress; converter logs stay quiet
+    logging.getLogger("torchao").setLevel(logging.ERROR)
     try:
         if args.ckpt:
             trained = load_checkpoint(args.ckpt)

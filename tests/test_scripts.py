@@ -1,0 +1,34 @@
+"""The benchmark and plotting scripts run end to end on tiny inputs (numbers are not checked)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-W", "ignore", *args], cwd=ROOT, capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_bench_data_prints_both_rates_and_the_ratio(synthetic_dir):
+    out = run("scripts/bench_data.py", "--data_dir", str(synthetic_dir), "--max_sequences", "60",
+              "--max_frames", "64", "--batch_size", "8", "--repeats", "1")  # fmt: skip
+    assert "streaming" in out and "naive" in out and "ratio:" in out
+
+
+def test_bench_train_runs_the_tiny_config():
+    out = run("scripts/bench_train.py", "--configs", "configs/tiny.yaml", "--steps", "1")
+    assert "configs/tiny.yaml" in out and "steps/s" in out
+
+
+def test_plot_scripts_write_pngs(synthetic_dir, tmp_path):
+    sid = (synthetic_dir / "train.csv").read_text().splitlines()[1].split(",")[2]
+    out = run("scripts/plot_sequence.py", "--data_dir", str(synthetic_dir), "--sequence_id", sid,
+              "--out", str(tmp_path / "s.png"))  # fmt: skip
+    assert (tmp_path / "s.png").stat().st_size > 10_000, out
