@@ -37,7 +37,8 @@ def main() -> None:
     p.add_argument("--no_check", action="store_true", help="skip the parity check")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    logging.getLogger("aslfs_pl").setLevel(logging.INFO)  # stage progress; converter logs stay quiet
+    # stage progress from the package; the converter's own logs stay quiet
+    logging.getLogger("aslfs_pl").setLevel(logging.INFO)
     logging.getLogger("torchao").setLevel(logging.ERROR)
     try:
         if args.ckpt:
