@@ -198,7 +198,8 @@ class Seq2SeqTask(L.LightningModule):
     def configure_optimizers(self):
         decay, no_decay = [], []
         for name, p in self.net.named_parameters():
-            (decay if p.ndim >= 2 and "embed" not in name else no_decay).append(p)
+            # no decay for biases, norms and the token embedding
+            (decay if p.ndim >= 2 and not name.startswith("decoder.embed.") else no_decay).append(p)
         groups = [
             {"params": decay, "weight_decay": self.hparams.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},

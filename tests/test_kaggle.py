@@ -142,3 +142,28 @@ def test_too_few_sequences_for_one_batch_is_a_clear_error(tmp_path, rng):
     write_mini_dataset(tmp_path, {"101": _good(rng, 1)})
     with pytest.raises(DataError, match="do not fill one batch of 2"):
         _dm(tmp_path).setup("fit")
+
+
+def test_parquet_written_by_pandas_with_nulls_reads_as_nan(tmp_path):
+    import pandas as pd
+
+    cols = LandmarkSet().selected_columns
+    data = np.random.default_rng(0).uniform(0, 1, (3, len(cols))).astype(np.float32)
+    data[1, :21] = np.nan  # pandas stores these as parquet nulls
+    df = pd.DataFrame(data, columns=cols)
+    df.insert(0, "frame", np.arange(3, dtype=np.int16))
+    df.index = pd.Index([7, 7, 7], name="sequence_id")
+    df.to_parquet(tmp_path / "f.parquet")
+    frames = read_landmark_file(tmp_path / "f.parquet", cols).frames(7)
+    assert frames.shape == (3, len(cols))
+    assert np.isnan(frames[1, :21]).all() and not np.isnan(frames[0]).any()
+
+
+def test_too_few_sequences_per_replica_is_caught_at_setup(tmp_path, rng):
+    from types import SimpleNamespace
+
+    write_mini_dataset(tmp_path, {"101": _good(rng, 8)})
+    dm = _dm(tmp_path, batch_size=2)
+    dm.trainer = SimpleNamespace(current_epoch=0, global_rank=0, world_size=8)
+    with pytest.raises(DataError, match="over 8 replica"):
+        dm.setup("fit")

@@ -441,7 +441,8 @@ class KaggleDataModule(L.LightningDataModule):
             **common,
         )
         self.val_set = LandmarkStream(val, train=False, **common) if len(val) else None
-        world = self._state()[2]
+        _, rank, world = self._state()
+        self.train_set.set_distributed(rank, world)  # the check below depends on the shard size
         if self.train_set.batches_per_shard() == 0:
             raise DataError(
                 f"{len(train)} training sequences over {world} replica(s) x "

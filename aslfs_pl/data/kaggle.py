@@ -184,7 +184,9 @@ def read_landmark_file(path: str | Path, columns: list[str]) -> LandmarkFile:
         change = np.flatnonzero(np.diff(seq) != 0) + 1
     if table.num_rows:
         feats = table.select(columns).cast(pa.schema([(c, pa.float32()) for c in columns]))
-        data = np.asarray(feats.combine_chunks().to_batches()[0].to_tensor(row_major=True))
+        data = np.asarray(
+            feats.combine_chunks().to_batches()[0].to_tensor(null_to_nan=True, row_major=True)
+        )
     else:
         data = np.empty((0, len(columns)), np.float32)
     first = np.concatenate([[0], change]).astype(np.int64) if len(seq) else np.zeros(0, np.int64)
