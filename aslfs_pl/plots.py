@@ -19,6 +19,15 @@ HAND_EDGES = [
 ]  # fmt: skip
 
 
+def _save(fig, out_png: str | Path, dpi: int) -> Path:
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(out, dpi=dpi)
+    plt.close(fig)
+    return out
+
+
 def epoch_metrics(metrics_csv: str | Path) -> dict[str, dict[int, float]]:
     """metric name -> {epoch: value} for the per-epoch values of a Lightning CSVLogger file."""
     out: dict[str, dict[int, float]] = defaultdict(dict)
@@ -54,12 +63,7 @@ def plot_training_curves(metrics_csv: str | Path, out_png: str | Path) -> Path:
         if ax.lines:
             ax.legend()
     fig.suptitle(f"training curves: {metrics_csv}", fontsize=9)
-    fig.tight_layout()
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return _save(fig, out_png, dpi=100)
 
 
 def plot_sequence(
@@ -77,12 +81,11 @@ def plot_sequence(
     t = len(frames)
     pos = {name: j for j, name in enumerate(columns)}
 
-    def part(name: str, idx) -> np.ndarray:  # (T, len(idx), 2), NaN where absent
-        xs = [frames[:, pos[f"x_{name}_{i}"]] if f"x_{name}_{i}" in pos else np.full(t, np.nan)
-              for i in idx]  # fmt: skip
-        ys = [frames[:, pos[f"y_{name}_{i}"]] if f"y_{name}_{i}" in pos else np.full(t, np.nan)
-              for i in idx]  # fmt: skip
-        return np.stack([np.stack(xs, 1), np.stack(ys, 1)], -1)
+    def column(name: str) -> np.ndarray:  # (T,), NaN when the column is not drawn
+        return frames[:, pos[name]] if name in pos else np.full(t, np.nan)
+
+    def part(name: str, idx) -> np.ndarray:  # (T, len(idx), 2)
+        return np.stack([np.stack([column(f"{a}_{name}_{i}") for i in idx], 1) for a in "xy"], -1)
 
     left, right = part("left_hand", range(21)), part("right_hand", range(21))
     face_ids = sorted({int(c.split("_")[-1]) for c in columns if c.startswith("x_face_")})
@@ -116,9 +119,4 @@ def plot_sequence(
     ax.legend(fontsize=7, ncol=4)
     ax.grid(alpha=0.3)
     fig.suptitle(f"{title!r}  ({t} frames)")
-    fig.tight_layout()
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
-    return out
+    return _save(fig, out_png, dpi=90)

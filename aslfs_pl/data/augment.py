@@ -123,10 +123,15 @@ def shift(pts: np.ndarray, offset: np.ndarray, hand_offsets: dict[tuple[int, ...
     out = pts.copy()
     out[:, 0] += offset[0]
     out[:, 1] += offset[1]
-    for idx, off in hand_offsets.items():
-        out[:, 0, list(idx)] += off[0]
-        out[:, 1, list(idx)] += off[1]
+    _offset_points(out, hand_offsets)
     return out
+
+
+def _offset_points(pts: np.ndarray, offsets: dict[tuple[int, ...], np.ndarray]) -> None:
+    """In place: add ``offsets[points]`` (2,) to the x, y of those points."""
+    for idx, off in offsets.items():
+        pts[:, 0, list(idx)] += off[0]
+        pts[:, 1, list(idx)] += off[1]
 
 
 def resample_time(pts: np.ndarray, factor: float) -> np.ndarray:
@@ -189,9 +194,7 @@ class Augmenter:
             }
         if hand_offsets or offset.any() or not np.array_equal(matrix, np.eye(2)):
             pts = affine(pts, matrix, centre(pts), offset)  # a copy: the input is never changed
-            for idx, off in hand_offsets.items():
-                pts[:, 0, list(idx)] += off[0]
-                pts[:, 1, list(idx)] += off[1]
+            _offset_points(pts, hand_offsets)
         if rng.random() < cfg.speed_p:
             pts = resample_time(pts, rng.uniform(*cfg.speed_range))
         if rng.random() < cfg.frame_drop_p and pts.shape[0] > 1:

@@ -23,12 +23,21 @@ class DecoderBlock(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(
-        self, y: Tensor, self_kv: tuple[Tensor, Tensor], self_mask: Tensor | None,
-        cross_kv: tuple[Tensor, Tensor], cross_mask: Tensor,
-    ) -> Tensor:  # fmt: skip
-        y = y + self.dropout(self.self_attn.attend(self.self_norm(y), *self_kv, self_mask))
+        self, y: Tensor, self_mask: Tensor | None, cross_kv: tuple[Tensor, Tensor],
+        cross_mask: Tensor, cache: tuple[Tensor, Tensor] | None = None,
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:  # fmt: skip
+        """(B, L, D) -> (B, L, D) and this layer's self-attention keys/values.
+
+        With ``cache`` (keys/values of the earlier positions) ``y`` holds only the new
+        positions; the returned keys/values cover all of them (the next step's cache).
+        """
+        h = self.self_norm(y)
+        k, v = self.self_attn.project_kv(h)
+        if cache is not None:
+            k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)
+        y = y + self.dropout(self.self_attn.attend(h, k, v, self_mask))
         y = y + self.dropout(self.cross_attn.attend(self.cross_norm(y), *cross_kv, cross_mask))
-        return y + self.mlp(self.mlp_norm(y))
+        return y + self.mlp(self.mlp_norm(y)), (k, v)
 
 
 def memory_mask(valid: Tensor) -> Tensor:
@@ -65,9 +74,7 @@ class Decoder(nn.Module):
         causal = i.unsqueeze(1) >= i.unsqueeze(0)  # (L, L)
         cross = memory_mask(valid)
         for block in self.blocks:
-            h = block.self_norm(y)
-            y = block(y, block.self_attn.project_kv(h), causal, block.cross_attn.project_kv(memory),
-                      cross)  # fmt: skip
+            y, _ = block(y, causal, block.cross_attn.project_kv(memory), cross)
         return self.head(self.norm(y))
 
     def greedy(
@@ -94,11 +101,7 @@ class Decoder(nn.Module):
         for t in range(steps):
             y = self.embed(token).unsqueeze(1) + self.positions[t]  # (B, 1, D)
             for j, block in enumerate(self.blocks):
-                k, v = block.self_attn.project_kv(block.self_norm(y))
-                if cache[j] is not None:
-                    k, v = torch.cat([cache[j][0], k], 2), torch.cat([cache[j][1], v], 2)
-                cache[j] = (k, v)
-                y = block(y, (k, v), None, cross_kv[j], cross)
+                y, cache[j] = block(y, None, cross_kv[j], cross, cache[j])
             logits = self.head(self.norm(y))[:, 0]  # (B, V)
             token = torch.where(done, pad, argmax(logits))
             done = done | (token == vocab.EOS)
