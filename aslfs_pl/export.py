@@ -1,19 +1,23 @@
 """TFLite export for Kaggle: preprocessing + encoder + greedy decoder in one graph.
 
-Route: a static graph (litert-torch traces one frame length) that takes any number of frames at
-run time. The input ``[T, C]`` is concatenated with ``buffer_frames`` NaN rows and cut back to
-``buffer_frames`` rows, so every shape is fixed while T varies; the frame count T is measured from
-the data (a per-row indicator that no constant folding can remove), frames beyond ``max_frames``
-are resampled exactly as in training (:func:`aslfs_pl.data.features.fit_length`), padding is NaN
-and the frame mask comes from NaN-ness. The greedy decoder is unrolled for ``max_target_len``
-steps with a self-attention KV cache.
+Two routes, same outputs (checked by the parity tests at every length):
 
-Why this route: litert-torch 0.10 cannot lower a dynamic frame axis through the training modules
-(LayerNorm, SiLU, F.pad, masked_fill and argmax fail with a symbolic T; see KAGGLE.md), so a
-dynamic graph would need a second, export-only implementation of every layer. The static graph
-reuses the training modules unchanged and matched PyTorch at every length tried; its cost does not
-depend on T (the benchmark in scripts/bench_export.py reports what that costs).
+- ``dynamic`` (default): :class:`aslfs_pl.export_dynamic.DynamicKaggleModel`, exported with a
+  symbolic frame axis through ``torch.export`` and litert-torch's TFLite-native decompositions, so
+  a sequence costs its own length. It recomputes the trained network with export-friendly ops
+  (reading the same parameters).
+- ``static``: :class:`KaggleModel` reuses the training modules unchanged on a fixed frame axis.
+  The input ``[T, C]`` is concatenated with ``buffer_frames`` NaN rows and cut back to
+  ``buffer_frames`` rows, so every shape is fixed while T varies; T is measured from the data (a
+  per-row indicator that no constant folding can remove), frames beyond ``max_frames`` are
+  resampled exactly as in training (:func:`aslfs_pl.data.features.fit_length`), padding is NaN
+  and the frame mask comes from NaN-ness. Every sequence costs ``max_frames`` frames, and frames
+  after ``buffer_frames`` are ignored.
 
+Why dynamic is the default: on this machine's CPU (1 thread, seed config, Kaggle-like lengths) it
+is ~2x faster end to end; scripts/bench_export.py measures both (README, "Benchmarks").
+
+Both unroll the greedy decoder for ``max_target_len`` steps with a self-attention KV cache.
 Output ``[max_target_len, vocab]``: row t holds the decoder's logits at step t; rows after the end
 token hold a one-hot pad (index 59), so Kaggle's argmax decoding drops them along with eos (61).
 """
@@ -121,6 +125,10 @@ class KaggleModel(nn.Module):
         return {"outputs": out[0]}
 
 
+ROUTES = ("dynamic", "static")
+MAX_EXPORT_FRAMES = 1 << 16  # bound given to torch.export; the TFLite input accepts any length
+
+
 @dataclass
 class ExportResult:
     model_path: Path
@@ -128,6 +136,7 @@ class ExportResult:
     zip_path: Path
     size_bytes: int
     seconds: float
+    route: str
 
 
 @contextlib.contextmanager
@@ -137,11 +146,39 @@ def _quiet():
         yield
 
 
+def deployment_module(net: Seq2Seq, route: str = "dynamic", buffer_frames: int = 1024) -> nn.Module:
+    """The module with Kaggle's signature for ``route`` (``buffer_frames``: static route only)."""
+    if route == "dynamic":
+        from aslfs_pl.export_dynamic import DynamicKaggleModel
+
+        return DynamicKaggleModel(net).eval()
+    if route == "static":
+        return KaggleModel(net, buffer_frames).eval()
+    raise ExportError(f"[check] route {route!r} is not one of {ROUTES}")
+
+
+def _dynamic_program(wrapper: nn.Module, sample: Tensor, frames_dim: dict):
+    """torch.export with a symbolic frame axis, then litert-torch's TFLite-native decompositions."""
+    from litert_torch import fx_infra
+    from litert_torch.backend.experimental import torch_tfl
+
+    with torch.no_grad():
+        ep = torch.export.export(
+            wrapper, args=(), kwargs={"inputs": sample}, dynamic_shapes=frames_dim, strict=False
+        )
+    ep = fx_infra.safe_run_decompositions(ep, fx_infra.decomp.pre_lower_decomp())
+    ep = ep.run_decompositions(torch_tfl.decomps)
+    module = ep.module()
+    module.training = False  # (an exported module refuses .eval(); this is what eval() sets)
+    return module
+
+
 def convert(
     net: Seq2Seq,
     selected_columns: list[str],
     out_dir: str | Path,
     fp16: bool = True,
+    route: str = "dynamic",
     buffer_frames: int = 1024,
     sample_frames: int | None = None,
 ) -> ExportResult:
@@ -159,27 +196,32 @@ def convert(
             f"[check] {len(selected_columns)} selected columns but the model reads "
             f"{net.config.num_columns}"
         )
-    # The traced length must be shorter than the buffer: with a longer one the converter folds
-    # cat(inputs, NaN rows)[:M] into inputs[:M], which breaks every shorter input.
+    wrapper = deployment_module(net, route, buffer_frames)
+    # Static route: the traced length must be shorter than the buffer: with a longer one the
+    # converter folds cat(inputs, NaN rows)[:M] into inputs[:M], which breaks shorter inputs.
     sample_frames = sample_frames or max(1, min(100, buffer_frames // 2))
-    if not 0 < sample_frames < buffer_frames:
+    if route == "static" and not 0 < sample_frames < buffer_frames:
         raise ExportError(f"[check] sample_frames {sample_frames} must lie in (0, {buffer_frames})")
     with stage("trace"):
         import litert_torch
 
-        wrapper = KaggleModel(net, buffer_frames).eval()
         rng = np.random.default_rng(0)
         sample = rng.uniform(0, 1, (sample_frames, net.config.num_columns)).astype(np.float32)
         sample[::7, :42] = np.nan
         sample_t = torch.from_numpy(sample)
         with torch.no_grad():
             wrapper(sample_t)  # fails here, with a clear stage, if the module itself is broken
-    with stage("lower"), _quiet():
-        kwargs = {}
-        if fp16:
-            from litert_torch.generative.quantize import quant_recipes
+    kwargs = {}
+    if fp16:
+        from litert_torch.generative.quantize import quant_recipes
 
-            kwargs["quant_config"] = quant_recipes.full_fp16_recipe()
+        kwargs["quant_config"] = quant_recipes.full_fp16_recipe()
+    if route == "dynamic":
+        frames_dim = {"inputs": {0: torch.export.Dim("frames", min=0, max=MAX_EXPORT_FRAMES)}}
+        with stage("export"):
+            wrapper = _dynamic_program(wrapper, sample_t, frames_dim)
+        kwargs["dynamic_shapes"] = frames_dim
+    with stage("lower"), _quiet():
         edge = litert_torch.convert(wrapper, sample_kwargs={"inputs": sample_t}, **kwargs)
     with stage("write"):
         out.mkdir(parents=True, exist_ok=True)
@@ -193,8 +235,9 @@ def convert(
             z.write(model_path, MODEL_FILE)
             z.write(args_path, ARGS_FILE)
     return ExportResult(
-        model_path, args_path, zip_path, model_path.stat().st_size, time.perf_counter() - t0
-    )
+        model_path, args_path, zip_path, model_path.stat().st_size, time.perf_counter() - t0,
+        route,
+    )  # fmt: skip
 
 
 class TFLiteRunner:
@@ -290,7 +333,7 @@ class ParityReport:
 def parity_report(
     net: Seq2Seq,
     model_path: str | Path,
-    buffer_frames: int = 1024,
+    buffer_frames: int | None = None,
     fp16: bool = True,
     lengths: tuple[int, ...] | None = None,
     seed: int = 0,
@@ -299,7 +342,8 @@ def parity_report(
 
     Inputs hold NaN frames and NaN hands. The PyTorch side is the training path
     (``fit_length`` + ``Seq2Seq.generate``), so this also checks that the in-graph resampling
-    and padding equal the data pipeline's. Logit tolerance: 1e-4 for fp32 weights, 5e-2 for fp16
+    and padding equal the data pipeline's. ``buffer_frames``: frames the model reads (the static
+    route's buffer; None = all, as the dynamic route does). Logit tolerance: 1e-4 for fp32 weights, 5e-2 for fp16
     (fp16 weights move logits by ~1e-3 typically).
     """
     from aslfs_pl.data.features import fit_length

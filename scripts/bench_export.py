@@ -1,15 +1,19 @@
 """Latency of the exported TFLite model on this CPU, against its FLOP floor and PyTorch.
 
-    python scripts/bench_export.py --config configs/seed.yaml [--sequences 40] [--out artifacts/bench]
+    python scripts/bench_export.py --config configs/seed.yaml [--sequences 40] [--routes dynamic static]
     python scripts/bench_export.py --ckpt runs/quickstart/checkpoints/last.ckpt ...
 
-One run measures, on one thread and the same inputs:
-- the TFLite model (fp16 weights, as submitted): median / p90 ms per sequence over lengths drawn
-  like Kaggle's (lognormal, mean ~160 frames, clipped to 1..807, plus one 807-frame sequence);
-- the floor: the graph's FLOPs (torch's FlopCounterMode on the export wrapper; the static graph
-  does the same work at every length) over this machine's single-thread matmul rate;
-- the PyTorch model decoding greedily WITHOUT a KV cache (the decoder re-run on the whole prefix
-  at every step), the baseline the export's KV-cache decoder is compared with;
+One run measures, on one thread and the same inputs (lengths drawn like Kaggle's: lognormal, mean
+~160 frames, clipped to 1..807, plus one 807-frame sequence):
+- each route's TFLite model (fp16 weights, as submitted): median / p90 ms per sequence;
+- the floor of each sequence: the FLOPs the network needs for it (torch's FlopCounterMode on
+  ``Seq2Seq.generate`` -- chunked local attention, KV-cache decoder -- over the sequence's own
+  frames, at most max_frames) divided by this machine's single-thread matmul rate. The static
+  route's graph does ``max_frames`` frames of work whatever the length; its own FLOPs are printed
+  too;
+- the PyTorch model decoding greedily WITHOUT a KV cache (the decoder re-run on the whole prefix at
+  every step), on the sequence's own frames and on the max_frames-padded input of the training
+  path; the speed-up is reported against the faster of the two;
 - the file sizes of fp32 and fp16 conversions.
 """
 
@@ -27,6 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from aslfs_pl import vocab
 from aslfs_pl.data.features import fit_length
 from aslfs_pl.export import (
+    ROUTES,
     KaggleModel,
     TFLiteRunner,
     convert,
@@ -73,14 +78,31 @@ def greedy_without_cache(net, x: torch.Tensor) -> list[int]:
     return tokens[0, 1:].tolist()
 
 
+def own_frames(x: np.ndarray, max_frames: int) -> torch.Tensor:
+    """(1, n, C): the training path's input without its padding (n = min(T, F), at least 1)."""
+    fitted = fit_length(x, max_frames)[: max(1, min(len(x), max_frames))]
+    return torch.from_numpy(fitted)[None]
+
+
+def timed(fn, xs) -> np.ndarray:
+    """Milliseconds per call of ``fn`` on each input."""
+    out = []
+    for x in xs:
+        t = time.perf_counter()
+        fn(x)
+        out.append(time.perf_counter() - t)
+    return np.array(out) * 1000
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--config")
     src.add_argument("--ckpt")
     p.add_argument("--sequences", type=int, default=40)
+    p.add_argument("--routes", nargs="+", choices=ROUTES, default=list(ROUTES))
     p.add_argument("--out", default="artifacts/bench")
-    p.add_argument("--skip_fp32", action="store_true", help="skip the fp32 conversion")
+    p.add_argument("--skip_fp32", action="store_true", help="skip the fp32 conversions")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(1)
@@ -90,56 +112,56 @@ def main() -> None:
     else:
         net, landmarks = model_from_config(args.config)
         columns = landmarks.selected_columns
-    c = len(columns)
+    c, f = len(columns), net.config.max_frames
     print(f"model: {net.num_parameters() / 1e6:.2f}M parameters, max_frames "
-          f"{net.config.max_frames}, {net.config.max_target_len} decoder steps")  # fmt: skip
-
-    out = Path(args.out)
-    t0 = time.perf_counter()
-    fp16 = convert(net, columns, out / "fp16", fp16=True)
-    print(f"conversion (fp16): {time.perf_counter() - t0:.0f}s")
-    sizes = {"fp16": fp16.size_bytes}
-    if not args.skip_fp32:
-        sizes["fp32"] = convert(net, columns, out / "fp32", fp16=False).size_bytes
-    print("file size: " + ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in sizes.items()))
+          f"{f}, {net.config.max_target_len} decoder steps")  # fmt: skip
 
     rng = np.random.default_rng(0)
     lengths = kaggle_lengths(args.sequences, rng)
     xs = inputs_for(lengths, c, rng)
     print(f"lengths: mean {lengths.mean():.0f}, median {np.median(lengths):.0f}, "
-          f"max {lengths.max()}")  # fmt: skip
+          f"max {lengths.max()}; {(lengths > f).sum()} longer than max_frames")  # fmt: skip
 
-    runner = TFLiteRunner(fp16.model_path, num_threads=1)
-    runner.outputs(xs[1])  # warm-up
-    tfl = []
-    for x in xs:
-        t = time.perf_counter()
-        runner.outputs(x)
-        tfl.append(time.perf_counter() - t)
-    tfl = np.array(tfl) * 1000
+    out = Path(args.out)
+    latency = {}
+    for route in args.routes:
+        t0 = time.perf_counter()
+        fp16 = convert(net, columns, out / route / "fp16", fp16=True, route=route)
+        sizes = f"fp16 {fp16.size_bytes / 1e6:.1f} MB"
+        if not args.skip_fp32:
+            fp32 = convert(net, columns, out / route / "fp32", fp16=False, route=route)
+            sizes += f", fp32 {fp32.size_bytes / 1e6:.1f} MB"
+        print(f"[{route}] conversion {time.perf_counter() - t0:.0f}s; file size {sizes}")
+        runner = TFLiteRunner(fp16.model_path, num_threads=1)
+        runner.outputs(xs[1])  # warm-up
+        latency[route] = timed(runner.outputs, xs)
 
-    wrapper = KaggleModel(net).eval()
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        wrapper(torch.from_numpy(xs[1]))
-    gflop = counter.get_total_flops() / 1e9
     rate = matmul_gflops()
-    floor_ms = gflop / rate * 1000
-
-    ref = []
+    needed = []
     with torch.no_grad():
         for x in xs:
-            xt = torch.from_numpy(fit_length(x[:1024], net.config.max_frames))[None]
-            t = time.perf_counter()
-            greedy_without_cache(net, xt)
-            ref.append(time.perf_counter() - t)
-    ref = np.array(ref) * 1000
-
-    print(f"TFLite fp16, 1 thread: median {np.median(tfl):.1f} ms, p90 "
-          f"{np.percentile(tfl, 90):.1f} ms per sequence")  # fmt: skip
-    print(f"FLOP floor: {gflop:.2f} GFLOP per sequence at {rate:.1f} GFLOP/s (1-thread matmul) "
-          f"= {floor_ms:.1f} ms; median / floor = {np.median(tfl) / floor_ms:.2f}x")  # fmt: skip
-    print(f"PyTorch greedy without KV cache, 1 thread: median {np.median(ref):.1f} ms; "
-          f"TFLite speed-up {np.median(ref) / np.median(tfl):.2f}x")  # fmt: skip
+            with FlopCounterMode(display=False) as counter:
+                net.generate(own_frames(x, f))  # the KV-cache decoder: the work needed
+            needed.append(counter.get_total_flops() / 1e9)
+        with FlopCounterMode(display=False) as counter:
+            KaggleModel(net).eval()(torch.from_numpy(xs[1]))
+        static_gflop = counter.get_total_flops() / 1e9
+        own = [own_frames(x, f) for x in xs]
+        ref_own = timed(lambda x: greedy_without_cache(net, x), own)
+        padded = [torch.from_numpy(fit_length(x, f))[None] for x in xs]
+        ref_pad = timed(lambda x: greedy_without_cache(net, x), padded)
+    floor = np.array(needed) / rate * 1000
+    print(f"matmul rate (1 thread): {rate:.1f} GFLOP/s; needed work: median "
+          f"{np.median(needed):.2f} GFLOP = {np.median(floor):.1f} ms floor (static graph: "
+          f"{static_gflop:.2f} GFLOP = {static_gflop / rate * 1000:.1f} ms at every length)")  # fmt: skip
+    ref = min(np.median(ref_own), np.median(ref_pad))
+    print(f"PyTorch greedy without KV cache, 1 thread: median {np.median(ref_own):.1f} ms on the "
+          f"sequence's own frames, {np.median(ref_pad):.1f} ms padded to {f}")  # fmt: skip
+    for route, ms in latency.items():
+        print(f"[{route}] TFLite fp16, 1 thread: median {np.median(ms):.1f} ms, p90 "
+              f"{np.percentile(ms, 90):.1f} ms; median / floor {np.median(ms) / np.median(floor):.2f}x"
+              f" (per-sequence ratio: median {np.median(ms / floor):.2f}x); speed-up over "
+              f"PyTorch without cache {ref / np.median(ms):.2f}x")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     python scripts/export_tflite.py --ckpt runs/quickstart/checkpoints/last.ckpt --out artifacts/sub
     python scripts/export_tflite.py --config configs/seed.yaml --out artifacts/seed_random [--fp32]
+        [--route static]
 
 Writes OUT/model.tflite, OUT/inference_args.json and OUT/submission.zip, then checks the TFLite
 model against PyTorch at a few lengths (decoded text equal, logits within tolerance).
@@ -14,6 +15,7 @@ import logging
 import sys
 
 from aslfs_pl.export import (
+    ROUTES,
     ExportError,
     convert,
     load_checkpoint,
@@ -32,8 +34,11 @@ def main() -> None:
     prec.add_argument("--fp16", dest="fp16", action="store_true", default=True,
                       help="fp16 weights (default)")  # fmt: skip
     prec.add_argument("--fp32", dest="fp16", action="store_false", help="fp32 weights")
+    p.add_argument("--route", choices=ROUTES, default="dynamic",
+                   help="dynamic frame axis (default; cost follows the length) or static "
+                        "(max_frames always)")  # fmt: skip
     p.add_argument("--buffer_frames", type=int, default=1024,
-                   help="most frames read per sequence (Kaggle's longest: 807)")  # fmt: skip
+                   help="static route: most frames read per sequence (Kaggle's longest: 807)")  # fmt: skip
     p.add_argument("--no_check", action="store_true", help="skip the parity check")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -49,11 +54,12 @@ def main() -> None:
         print(f"model: {net.num_parameters() / 1e6:.2f}M parameters, "
               f"{len(landmarks.selected_columns)} input columns")  # fmt: skip
         result = convert(net, landmarks.selected_columns, args.out, fp16=args.fp16,
-                         buffer_frames=args.buffer_frames)  # fmt: skip
+                         route=args.route, buffer_frames=args.buffer_frames)  # fmt: skip
         print(f"wrote {result.zip_path} ({result.size_bytes / 1e6:.1f} MB model, "
               f"{'fp16' if args.fp16 else 'fp32'}) in {result.seconds:.0f}s")  # fmt: skip
         if not args.no_check:
-            report = parity_report(net, result.model_path, args.buffer_frames, fp16=args.fp16)
+            read = args.buffer_frames if args.route == "static" else None
+            report = parity_report(net, result.model_path, read, fp16=args.fp16)
             print(report.summary())
             if not report.ok:
                 sys.exit(1)

@@ -16,12 +16,13 @@ from aslfs_pl import vocab
 from aslfs_pl.data.features import fit_length
 from aslfs_pl.export import (
     ExportError,
-    KaggleModel,
     TFLiteRunner,
     convert,
+    deployment_module,
     load_checkpoint,
     parity_report,
 )
+from aslfs_pl.export_dynamic import DynamicKaggleModel
 from aslfs_pl.model.seq2seq import ModelConfig, Seq2Seq
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,29 +47,79 @@ def nan_frames(t: int, seed: int = 0) -> np.ndarray:
     return x
 
 
+BUFFER = {"static": 64, "dynamic": None}  # frames each route reads (None: all)
+
+
+@pytest.mark.parametrize("route", ["static", "dynamic"])
 @pytest.mark.parametrize("t", [0, 1, 2, 17, 16, 66, 200])
-def test_wrapper_matches_training_path_at_every_length(t):
+def test_wrapper_matches_training_path_at_every_length(route, t):
     net = tiny_net()
-    wrapper = KaggleModel(net, buffer_frames=64)
-    x = nan_frames(t)
+    wrapper = deployment_module(net, route, buffer_frames=64)
+    x = nan_frames(t, seed=t)
     with torch.no_grad():
         out = wrapper(torch.from_numpy(x))["outputs"].numpy()
-        tokens, logits = net.generate(torch.from_numpy(fit_length(x[:64], 16))[None])
+        tokens, logits = net.generate(torch.from_numpy(fit_length(x[: BUFFER[route]], 16))[None])
     assert out.shape == (8, vocab.VOCAB_SIZE)
     assert vocab.decode_kaggle(out.argmax(1)) == vocab.decode(tokens[0].tolist())
+    tokens = tokens[0].numpy()
+    before_end = ~(np.cumsum(tokens == vocab.EOS) - (tokens == vocab.EOS) > 0)
+    np.testing.assert_allclose(out[before_end], logits[0].numpy()[before_end], atol=1e-5)
+
+
+def test_dynamic_wrapper_reads_all_frames_and_resamples_like_training():
+    # 3000 frames > the static buffer: the dynamic graph resamples all of them (fit_length)
+    net = tiny_net()
+    x = nan_frames(3000, seed=3)
+    x[2000:] += 0.3  # the end of the sequence differs from its start
+    with torch.no_grad():
+        out = DynamicKaggleModel(net)(torch.from_numpy(x))["outputs"].numpy()
+        _, logits = net.generate(torch.from_numpy(fit_length(x, 16))[None])
     np.testing.assert_allclose(out[0], logits[0, 0].numpy(), atol=1e-5)
 
 
-def test_rows_after_the_end_token_decode_to_nothing():
+def test_dynamic_wrapper_state_dict_is_the_networks():
+    net, other = tiny_net(seed=0), tiny_net(seed=1)
+    wrapper = DynamicKaggleModel(net)
+    assert sorted(wrapper.state_dict()) == sorted(f"net.{k}" for k in net.state_dict())
+    # loading another network's weights changes the outputs to that network's (nothing cached)
+    wrapper.load_state_dict({f"net.{k}": v for k, v in other.state_dict().items()})
+    x = torch.from_numpy(nan_frames(30))
+    with torch.no_grad():
+        np.testing.assert_allclose(
+            wrapper(x)["outputs"].numpy(), DynamicKaggleModel(other)(x)["outputs"].numpy()
+        )
+
+
+def test_dynamic_wrapper_folds_trained_batch_norm_statistics():
+    net = tiny_net()
+    with torch.no_grad():  # non-trivial running statistics, as after training
+        for bn in (net.embedding.norm, net.embedding.convs[0].norm):
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+    x = nan_frames(40)
+    with torch.no_grad():
+        out = DynamicKaggleModel(net)(torch.from_numpy(x))["outputs"].numpy()
+        _, logits = net.generate(torch.from_numpy(fit_length(x, 16))[None])
+    np.testing.assert_allclose(out[0], logits[0, 0].numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("route", ["static", "dynamic"])
+def test_rows_after_the_end_token_decode_to_nothing(route):
     net = tiny_net()
     with torch.no_grad():
         net.decoder.head.bias.zero_()
         net.decoder.head.bias[vocab.EOS] = 50.0
     with torch.no_grad():
-        out = KaggleModel(net, 64)(torch.from_numpy(nan_frames(10)))["outputs"].numpy()
+        out = deployment_module(net, route, 64)(torch.from_numpy(nan_frames(10)))
+    out = out["outputs"].numpy()
     assert out[0].argmax() == vocab.EOS
     assert (out[1:].argmax(1) == vocab.PAD).all()
     assert vocab.decode_kaggle(out.argmax(1)) == ""
+
+
+def test_unknown_route_names_the_stage(tmp_path):
+    with pytest.raises(ExportError, match=r"\[check\] route 'onnx'"):
+        convert(tiny_net(), COLUMNS, tmp_path, route="onnx")
 
 
 def test_column_count_mismatch_names_the_stage(tmp_path):
@@ -85,11 +136,11 @@ def test_bad_checkpoint_names_the_stage(tmp_path):
         load_checkpoint(bad)
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+@pytest.fixture(scope="module", params=["dynamic", "static"])
+def exported(request, tmp_path_factory):
     net = tiny_net()
-    out = tmp_path_factory.mktemp("export")
-    result = convert(net, COLUMNS, out, fp16=True, buffer_frames=64)
+    out = tmp_path_factory.mktemp(f"export_{request.param}")
+    result = convert(net, COLUMNS, out, fp16=True, route=request.param, buffer_frames=64)
     return net, result
 
 
@@ -103,6 +154,11 @@ def test_submission_layout_and_signature(exported):
     sig = runner.interpreter.get_signature_list()
     assert sig == {"serving_default": {"inputs": ["inputs"], "outputs": ["outputs"]}}
     assert runner.selected_columns == COLUMNS
+    frames_axis = runner.interpreter.get_input_details()[0]["shape_signature"][0]
+    if result.route == "dynamic":
+        assert frames_axis == -1
+    else:  # the traced length; the interpreter resizes it at run time
+        assert frames_axis > 0
     out = runner.outputs(nan_frames(5))
     assert out.shape[0] == 8 and out.shape[1] >= 59
 
@@ -110,17 +166,18 @@ def test_submission_layout_and_signature(exported):
 @pytest.mark.slow
 def test_tflite_parity_at_every_length_fp16(exported):
     net, result = exported
-    report = parity_report(net, result.model_path, buffer_frames=64, fp16=True,
+    report = parity_report(net, result.model_path, BUFFER[result.route], fp16=True,
                            lengths=(0, 1, 2, 17, 16, 66, 1000))  # fmt: skip
     assert report.ok, report.summary()
     assert all(same for _, same, _ in report.rows)
 
 
 @pytest.mark.slow
-def test_tflite_parity_fp32_is_tight(tmp_path):
+@pytest.mark.parametrize("route", ["dynamic", "static"])
+def test_tflite_parity_fp32_is_tight(route, tmp_path):
     net = tiny_net(seed=1)
-    result = convert(net, COLUMNS, tmp_path, fp16=False, buffer_frames=64)
-    report = parity_report(net, result.model_path, buffer_frames=64, fp16=False,
+    result = convert(net, COLUMNS, tmp_path, fp16=False, route=route, buffer_frames=64)
+    report = parity_report(net, result.model_path, BUFFER[route], fp16=False,
                            lengths=(0, 1, 17, 16, 66, 1000))  # fmt: skip
     assert report.ok, report.summary()
     assert max(diff for _, _, diff in report.rows) < 1e-4
