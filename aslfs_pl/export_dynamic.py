@@ -4,13 +4,17 @@ litert-torch lowers a symbolic frame count only through its TFLite-native decomp
 (``litert_torch.backend.experimental.torch_tfl``: matmul, mean, softmax, where, gather, cat, slice,
 comparisons of two tensors, elementwise arithmetic). LayerNorm, SiLU, masked_fill, sum, argmax,
 F.pad and reshapes of frame-sized tensors do not lower with a symbolic T, so this module computes
-the trained network's forward again with those ops only, on 2-D ``(frames, channels)`` tensors
-(no batch axis, no reshape), one attention head at a time.
+the trained network's forward again with those ops only, on 2-D ``(frames, channels)`` tensors,
+one attention head at a time in the encoder (the decoder's one-token steps batch their heads).
 
-It holds the trained :class:`Seq2Seq` itself and reads its parameters at every call, so its
-state_dict is the network's (``net.*`` keys) and nothing is copied: BatchNorm folding, the
-feature-order permutation of the first dense layer and per-head weight slices are computed from
-the parameters inside ``forward`` and constant-folded by the converter.
+Weights. The module holds the trained :class:`Seq2Seq`, so its state_dict is the network's
+(``net.*`` keys; :meth:`DynamicKaggleModel.load_state_dict` takes a training state_dict). What the
+graph multiplies by is derived from those parameters by :meth:`DynamicKaggleModel.refold` (at
+construction and after every load) and kept as non-persistent buffers: BatchNorm folded into the
+dense layer and the depthwise convolutions, each LayerNorm's scale and shift folded into the
+layer that reads it, the attention score scale folded into the queries, per-head slices. Doing this
+in ``forward`` would leave it in the TFLite graph: the converter does not fold large constants,
+and each decoder step would re-multiply whole weight matrices.
 
 How the frame axis changes (T = input frames, F = ``max_frames``):
 - one NaN row is appended, so the graph never sees 0 frames (T = 0 reads as one empty frame);
@@ -32,8 +36,10 @@ from torch import Tensor, nn
 
 from aslfs_pl import vocab
 from aslfs_pl.data.features import _EPS_SCALE
-from aslfs_pl.model.layers import MASK_VALUE, Attention, ConvBlock
+from aslfs_pl.model.layers import MASK_VALUE, Attention
 from aslfs_pl.model.seq2seq import Seq2Seq
+
+Linear = tuple[Tensor, Tensor]  # (weight, bias)
 
 
 def _const(value: float) -> Tensor:
@@ -49,11 +55,21 @@ def _sigmoid(x: Tensor) -> Tensor:
     return 0.5 * torch.tanh(0.5 * x) + 0.5  # sigmoid itself does not lower with a symbolic T
 
 
-def _layer_norm(norm: nn.LayerNorm, x: Tensor) -> Tensor:
-    mu = x.mean(-1, keepdim=True)
-    xc = x - mu
-    var = (xc * xc).mean(-1, keepdim=True)
-    return xc * torch.rsqrt(var + norm.eps) * norm.weight + norm.bias
+def _normalise(x: Tensor, eps: float) -> Tensor:
+    """LayerNorm without its scale and shift (folded into the layer that reads the output)."""
+    xc = x - x.mean(-1, keepdim=True)
+    return xc * torch.rsqrt((xc * xc).mean(-1, keepdim=True) + eps)
+
+
+def _bias(allowed: Tensor) -> Tensor:
+    """1 = may attend, 0 = masked -> additive score bias (softmax gives masked keys exactly 0)."""
+    return (allowed - 1.0) * -MASK_VALUE
+
+
+# -- weight folding (eager, from the trained parameters) -----------------------------------------
+def _fold_norm(weight: Tensor, bias: Tensor, norm: nn.LayerNorm) -> Linear:
+    """``linear(layer_norm(x))`` as a linear layer of ``_normalise(x)``."""
+    return weight * norm.weight, bias + weight @ norm.bias
 
 
 def _bn_scale_shift(bn: nn.BatchNorm1d) -> tuple[Tensor, Tensor]:
@@ -62,83 +78,50 @@ def _bn_scale_shift(bn: nn.BatchNorm1d) -> tuple[Tensor, Tensor]:
     return scale, bn.bias - bn.running_mean * scale
 
 
-def _bias(allowed: Tensor) -> Tensor:
-    """1 = may attend, 0 = masked -> additive score bias (softmax gives masked keys exactly 0)."""
-    return (allowed - 1.0) * -MASK_VALUE
+def _qkv(attn: Attention, norm: nn.LayerNorm, kv_norm: nn.LayerNorm | None = None):
+    """Folded q (score scale included), k, v projections: three (weight, bias) of (D, D).
 
-
-def _heads(attn: Attention) -> list[tuple[tuple[Tensor, Tensor], ...]]:
-    """Per-head (weight, bias) of the q, k, v projections (k and v share ``attn.kv``)."""
-    d, dh = attn.q.out_features, attn.head_dim
-    out = []
-    for h in range(attn.heads):
-        rows = slice(h * dh, (h + 1) * dh)
-        krows, vrows = slice(h * dh, (h + 1) * dh), slice(d + h * dh, d + (h + 1) * dh)
-        out.append(
-            (
-                (attn.q.weight[rows], attn.q.bias[rows]),
-                (attn.kv.weight[krows], attn.kv.bias[krows]),
-                (attn.kv.weight[vrows], attn.kv.bias[vrows]),
-            )
-        )
-    return out
-
-
-def _project_kv(attn: Attention, x: Tensor) -> list[tuple[Tensor, Tensor]]:
-    """Transposed keys (D/H, S) and values (S, D/H) of ``x`` (S, D), per head."""
-    return [(F.linear(x, *k).t(), F.linear(x, *v)) for _, k, v in _heads(attn)]
-
-
-def _attend(attn: Attention, x: Tensor, kv: list[tuple[Tensor, Tensor]], bias: Tensor | None):
-    """Queries from ``x`` (L, D) over per-head keys/values; ``bias`` broadcasts to (L, S)."""
+    ``kv_norm``: the LayerNorm in front of the keys/values when it differs from ``norm``
+    (cross-attention reads the encoder's final norm).
+    """
+    d = attn.q.out_features
     scale = 1.0 / math.sqrt(attn.head_dim)
-    outs = []
-    for ((q_w, q_b), _, _), (k_t, v) in zip(_heads(attn), kv, strict=True):
-        scores = F.linear(x, q_w * scale, q_b * scale) @ k_t  # (L, S)
+    q_w, q_b = _fold_norm(attn.q.weight, attn.q.bias, norm)
+    kv_w, kv_b = _fold_norm(attn.kv.weight, attn.kv.bias, kv_norm or norm)
+    return (q_w * scale, q_b * scale), (kv_w[:d], kv_b[:d]), (kv_w[d:], kv_b[d:])
+
+
+def _split_heads(linear: Linear, heads: int) -> list[Linear]:
+    w, b = linear
+    dh = w.shape[0] // heads
+    return [(w[h * dh : (h + 1) * dh], b[h * dh : (h + 1) * dh]) for h in range(heads)]
+
+
+def _attention_layers(block: nn.Module) -> list[tuple[nn.LayerNorm, Attention]]:
+    """An encoder block's (norm, attention) pairs: the local layers, then the global one."""
+    local = list(zip(block.local_norms, block.local_attn, strict=True))
+    return [*local, (block.global_norm, block.global_attn)]
+
+
+class _Folded(nn.Module):
+    """Non-persistent buffers named ``<key>_w`` / ``<key>_b``: the graph's weights."""
+
+    def put(self, key: str, weight: Tensor, bias: Tensor | None = None) -> None:
+        self.register_buffer(f"{key}_w", weight.detach().clone().contiguous(), persistent=False)
         if bias is not None:
-            scores = scores + bias
-        outs.append(torch.softmax(scores, dim=-1) @ v)  # (L, D/H)
-    return attn.out(torch.cat(outs, dim=-1))
+            self.register_buffer(f"{key}_b", bias.detach().clone().contiguous(), persistent=False)
+
+    def linear(self, key: str) -> Linear:
+        return getattr(self, f"{key}_w"), getattr(self, f"{key}_b")
 
 
-def _channel_conv(conv: nn.Conv1d, x: Tensor) -> Tensor:
-    """ECA's 1-channel, zero-padded, bias-free conv across the channels of ``x`` (1, H)."""
-    k, h = conv.kernel_size[0], x.shape[1]
-    zeros = torch.full((1, k // 2), 0.0)
-    padded = torch.cat([zeros, x, zeros], 1)  # (1, H + k - 1)
-    w = conv.weight[0, 0]
-    out = padded[:, :h] * w[0]
-    for i in range(1, k):
-        out = out + padded[:, i : i + h] * w[i]
-    return out
-
-
-def _conv_block(block: ConvBlock, x: Tensor, valid: Tensor) -> Tensor:
-    """:class:`ConvBlock` on (n, D) frames; ``valid`` (n, 1) float."""
-    y = block.expand(x)
-    y = y * _sigmoid(y)  # SiLU
-    # causal depthwise conv with the batch norm folded into its weights
-    conv = block.dwconv.conv
-    scale, shift = _bn_scale_shift(block.norm)
-    k = block.dwconv.kernel
-    w = conv.weight * scale[:, None, None]  # (H, 1, k)
-    b = conv.bias * scale + shift
-    padded = torch.cat([torch.full((k - 1, y.shape[1]), 0.0), y], 0)  # (n + k - 1, H)
-    y = F.conv1d(padded.t()[None], w, b, groups=w.shape[0])[0].t()  # (n, H)
-    # ECA over valid frames: mean(y * m) / mean(m) = sum(y * m) / sum(m)
-    pooled = (y * valid).mean(0, keepdim=True) / torch.maximum(
-        valid.mean(0, keepdim=True), _const(1e-9)
-    )  # (1, H)
-    gate = _sigmoid(_channel_conv(block.eca.conv, pooled))  # (1, H)
-    return x + block.project(y * gate)
-
-
+# -- the graph -----------------------------------------------------------------------------------
 class DynamicKaggleModel(nn.Module):
     """Kaggle's signature with a dynamic frame axis: ``inputs`` (T, C), any T >= 0, NaN allowed
     -> ``{"outputs": (max_target_len, vocab)}``, the same outputs as :class:`KaggleModel`.
 
     Args:
-        net: the trained network (used as it is; its state_dict is this module's under ``net.``).
+        net: the trained network (its state_dict is this module's under ``net.``).
     """
 
     def __init__(self, net: Seq2Seq):
@@ -148,7 +131,54 @@ class DynamicKaggleModel(nn.Module):
         self.max_frames = cfg.max_frames
         self.num_columns = cfg.num_columns
         self.num_axes = cfg.num_axes
+        self.heads, self.head_dim = cfg.heads, cfg.dim // cfg.heads
         self.steps = cfg.max_target_len
+        pad = torch.zeros(1, cfg.vocab_size)
+        pad[0, vocab.PAD] = 1e4
+        self.register_buffer("pad_row", pad, persistent=False)
+        earlier = torch.tril(torch.ones(self.steps, self.steps), diagonal=-1)  # [t, s]: s < t
+        self.register_buffer("earlier_steps", earlier, persistent=False)
+        self.folded = _Folded()
+        self.refold()
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
+        self.refold()
+        return result
+
+    @torch.no_grad()
+    def refold(self) -> None:
+        """Derive the graph's weights from the network's parameters (see the module doc)."""
+        net, put = self.net, self.folded.put
+        emb, a, c = net.embedding, self.num_axes, self.num_columns
+        # dense columns of the training feature order (point-major) taken in axis-major order
+        dense = torch.cat(
+            [emb.dense.weight[:, b * c + i : (b + 1) * c : a] for b in range(3) for i in range(a)],
+            1,
+        )
+        scale, shift = _bn_scale_shift(emb.norm)
+        put("embed", dense * scale[:, None], shift)
+        self.eca_taps = []
+        for i, block in enumerate(emb.convs):
+            scale, shift = _bn_scale_shift(block.norm)
+            conv = block.dwconv.conv
+            put(f"conv{i}", conv.weight * scale[:, None, None], conv.bias * scale + shift)
+            self.eca_taps.append([float(v) for v in block.eca.conv.weight[0, 0]])
+        for b, blk in enumerate(net.encoder.blocks):
+            for i, (norm, attn) in enumerate(_attention_layers(blk)):
+                for name, lin in zip("qkv", _qkv(attn, norm), strict=True):
+                    for h, head in enumerate(_split_heads(lin, self.heads)):
+                        put(f"enc{b}_{i}_{name}{h}", *head)
+            put(f"enc{b}_fc1", *_fold_norm(blk.mlp.fc1.weight, blk.mlp.fc1.bias, blk.mlp_norm))
+        dec = net.decoder
+        for b, blk in enumerate(dec.blocks):
+            for name, lin in zip("qkv", _qkv(blk.self_attn, blk.self_norm), strict=True):
+                put(f"dec{b}_self_{name}", *lin)
+            cross = _qkv(blk.cross_attn, blk.cross_norm, kv_norm=net.encoder.norm)
+            for name, lin in zip("qkv", cross, strict=True):
+                put(f"dec{b}_cross_{name}", *lin)
+            put(f"dec{b}_fc1", *_fold_norm(blk.mlp.fc1.weight, blk.mlp.fc1.bias, blk.mlp_norm))
+        put("head", *_fold_norm(dec.head.weight, dec.head.bias, dec.norm))
 
     # -- preprocessing -------------------------------------------------------------------------
     def frames(self, inputs: Tensor) -> tuple[Tensor, Tensor]:
@@ -192,25 +222,54 @@ class DynamicKaggleModel(nn.Module):
 
     # -- network -------------------------------------------------------------------------------
     def embed(self, feats: Tensor, valid: Tensor, j: Tensor) -> Tensor:
+        """Dense + BN, conv blocks, positions: (n, 3C) -> (n, D)."""
         emb = self.net.embedding
-        a, c = self.num_axes, self.num_columns
-        # columns of the training feature order (point-major) taken in axis-major order
-        weight = torch.cat(
-            [
-                emb.dense.weight[:, blk * c + i : (blk + 1) * c : a]
-                for blk in range(3)
-                for i in range(a)
-            ],
-            1,
-        )
-        scale, shift = _bn_scale_shift(emb.norm)
-        x = F.linear(feats, weight * scale[:, None], shift)  # (n, D)
-        for block in emb.convs:
-            x = _conv_block(block, x, valid)
+        x = F.linear(feats, *self.folded.linear("embed"))  # (n, D)
+        for i, block in enumerate(emb.convs):
+            x = self.conv_block(i, block, x, valid)
         pos = torch.minimum(j, _const(self.max_frames - 1.0)).to(torch.int32)
         return x + F.embedding(pos, emb.positions)  # rows >= F are invalid frames
 
+    def conv_block(self, i: int, block: nn.Module, x: Tensor, valid: Tensor) -> Tensor:
+        """:class:`aslfs_pl.model.layers.ConvBlock` on (n, D) frames; ``valid`` (n, 1) float."""
+        y = block.expand(x)
+        y = y * _sigmoid(y)  # SiLU
+        w, b = self.folded.linear(f"conv{i}")  # causal depthwise conv, batch norm folded in
+        padded = torch.cat([torch.full((w.shape[2] - 1, y.shape[1]), 0.0), y], 0)
+        y = F.conv1d(padded.t()[None], w, b, groups=w.shape[0])[0].t()  # (n, H)
+        # ECA over valid frames: mean(y * m) / mean(m) = sum(y * m) / sum(m)
+        pooled = (y * valid).mean(0, keepdim=True) / torch.maximum(
+            valid.mean(0, keepdim=True), _const(1e-9)
+        )  # (1, H)
+        taps = self.eca_taps[i]  # zero-padded conv across the channels, as shifted slices
+        k, h = len(taps), pooled.shape[1]
+        zeros = torch.full((1, k // 2), 0.0)
+        padded = torch.cat([zeros, pooled, zeros], 1)  # (1, H + k - 1)
+        gate = padded[:, :h] * taps[0]
+        for t in range(1, k):
+            gate = gate + padded[:, t : t + h] * taps[t]
+        return x + block.project(y * _sigmoid(gate))
+
+    def self_attention(self, key: str, attn: Attention, eps: float, x: Tensor, bias: Tensor):
+        """Pre-norm self-attention over (n, D) frames, one head at a time; ``bias`` (n, n).
+
+        Per-head 2-D matmuls: reshaping a frame-sized tensor into heads lowers to run-time shape
+        computations that are several times slower than these small matmuls.
+        """
+        xn = _normalise(x, eps)
+        outs = []
+        for h in range(self.heads):
+            q, k, v = (self.folded.linear(f"{key}_{name}{h}") for name in "qkv")
+            scores = F.linear(xn, *q) @ F.linear(xn, *k).t() + bias  # (n, n)
+            outs.append(torch.softmax(scores, dim=-1) @ F.linear(xn, *v))  # (n, D/H)
+        return attn.out(torch.cat(outs, dim=-1))
+
+    def mlp(self, key: str, mlp: nn.Module, eps: float, x: Tensor) -> Tensor:
+        return mlp.fc2(F.gelu(F.linear(_normalise(x, eps), *self.folded.linear(key))))
+
     def encode(self, feats: Tensor, valid: Tensor, j: Tensor) -> Tensor:
+        """(n, 3C) features -> (n, D) encoder output before its final LayerNorm (whose affine
+        is folded into the decoder's cross-attention keys/values)."""
         enc = self.net.encoder
         x = self.embed(feats, valid, j)
         offset = j.unsqueeze(1) - j.unsqueeze(0)  # (n, n): query - key position
@@ -219,53 +278,79 @@ class DynamicKaggleModel(nn.Module):
         key_valid = valid.t()  # (1, n)
         local = _bias(band * torch.maximum(key_valid, is_self))
         full = _bias(torch.maximum(key_valid, is_self))
-        for blk in enc.blocks:
-            for norm, attn in zip(blk.local_norms, blk.local_attn, strict=True):
-                h = _layer_norm(norm, x)
-                x = x + _attend(attn, h, _project_kv(attn, h), local)
-            h = _layer_norm(blk.global_norm, x)
-            x = x + _attend(blk.global_attn, h, _project_kv(blk.global_attn, h), full)
-            x = x + blk.mlp(_layer_norm(blk.mlp_norm, x))
-        return _layer_norm(enc.norm, x)
+        for b, blk in enumerate(enc.blocks):
+            layers = _attention_layers(blk)
+            for i, (norm, attn) in enumerate(layers):
+                bias = full if i == len(layers) - 1 else local
+                x = x + self.self_attention(f"enc{b}_{i}", attn, norm.eps, x, bias)
+            x = x + self.mlp(f"enc{b}_fc1", blk.mlp, blk.mlp_norm.eps, x)
+        return x
 
-    def decode(self, memory: Tensor, valid: Tensor, j: Tensor) -> Tensor:
-        """Greedy, unrolled, KV cache; rows after the end token are a one-hot pad."""
-        dec = self.net.decoder
+    def attend_one(self, key: str, attn: Attention, xn: Tensor, k_t: Tensor, v: Tensor, bias):
+        """One normalised query ``xn`` (1, D) over keys (H, D/H, S) and values (H, S, D/H).
+
+        The decoder's unrolled steps use this head-batched form: a step's query has a static
+        shape, so the head split is a free reshape and the graph holds a quarter of the ops.
+        """
+        h, dh = self.heads, self.head_dim
+        q = F.linear(xn, *self.folded.linear(f"{key}_q")).reshape(h, 1, dh)
+        scores = torch.bmm(q, k_t)  # (H, 1, S)
+        if bias is not None:
+            scores = scores + bias
+        y = torch.bmm(torch.softmax(scores, dim=-1), v)  # (H, 1, D/H)
+        return attn.out(y.reshape(1, h * dh))
+
+    def decode(self, encoded: Tensor, valid: Tensor, j: Tensor) -> Tensor:
+        """Greedy, unrolled, KV cache; rows after the end token are a one-hot pad.
+
+        ``encoded``: the encoder's output before its final LayerNorm.
+        """
+        dec, h, dh = self.net.decoder, self.heads, self.head_dim
         key_valid = valid.t()  # (1, n)
         any_valid = (key_valid.mean(1, keepdim=True) > _const(0.0)).to(torch.float32)
         first = (j < _const(0.5)).to(torch.float32).unsqueeze(0)  # (1, n)
         cross = _bias(torch.maximum(key_valid, first * (1.0 - any_valid)))  # see memory_mask
-        cross_kv = [_project_kv(blk.cross_attn, memory) for blk in dec.blocks]
-        cache: list[list[tuple[Tensor, Tensor]] | None] = [None] * len(dec.blocks)
-        pad_row = F.one_hot(torch.tensor(vocab.PAD), dec.head.out_features).to(torch.float32)
-        pad_row = (pad_row * 1e4).unsqueeze(0)  # (1, V)
+        memory = _normalise(encoded, self.net.encoder.norm.eps)
+        n = memory.shape[0]
+        cross_kv = [
+            (
+                F.linear(memory, *self.folded.linear(f"dec{b}_cross_k")).reshape(n, h, dh)
+                .permute(1, 2, 0),  # (H, D/H, n)
+                F.linear(memory, *self.folded.linear(f"dec{b}_cross_v")).reshape(n, h, dh)
+                .permute(1, 0, 2),  # (H, n, D/H)
+            )
+            for b in range(len(dec.blocks))
+        ]  # fmt: skip
+        cache: list[tuple[Tensor, Tensor] | None] = [None] * len(dec.blocks)
         token = torch.tensor([vocab.SOS])
-        done = torch.full((1, 1), 0.0)  # (torch.zeros lowers to an int32 fill)
-        rows = []
+        rows, tokens = [], []
         for t in range(self.steps):
             y = F.embedding(token, dec.embed.weight) + dec.positions[t]  # (1, D)
-            for i, blk in enumerate(dec.blocks):
-                h = _layer_norm(blk.self_norm, y)
-                new = _project_kv(blk.self_attn, h)
-                if cache[i] is not None:
-                    new = [
-                        (torch.cat([k0, k], 1), torch.cat([v0, v], 0))
-                        for (k0, v0), (k, v) in zip(cache[i], new, strict=True)
-                    ]
-                cache[i] = new
-                y = y + _attend(blk.self_attn, h, new, None)
-                y = y + _attend(blk.cross_attn, _layer_norm(blk.cross_norm, y), cross_kv[i], cross)
-                y = y + blk.mlp(_layer_norm(blk.mlp_norm, y))
-            logits = dec.head(_layer_norm(dec.norm, y))  # (1, V)
-            rows.append(torch.where(done > _const(0.5), pad_row, logits))
-            best = torch.topk(logits, 1).indices[:, 0]  # (1,) argmax
-            token = torch.where(done[:, 0] > _const(0.5), torch.tensor([vocab.PAD]), best)
-            is_end = (token.to(torch.float32) - vocab.EOS).abs() < _const(0.5)
-            done = torch.maximum(done, is_end.to(torch.float32).unsqueeze(1))
-        return torch.cat(rows, 0)
+            for b, blk in enumerate(dec.blocks):
+                xn = _normalise(y, blk.self_norm.eps)
+                k_t = F.linear(xn, *self.folded.linear(f"dec{b}_self_k")).reshape(h, dh, 1)
+                v = F.linear(xn, *self.folded.linear(f"dec{b}_self_v")).reshape(h, 1, dh)
+                if cache[b] is not None:
+                    k_t, v = torch.cat([cache[b][0], k_t], 2), torch.cat([cache[b][1], v], 1)
+                cache[b] = (k_t, v)
+                y = y + self.attend_one(f"dec{b}_self", blk.self_attn, xn, k_t, v, None)
+                xn = _normalise(y, blk.cross_norm.eps)
+                y = y + self.attend_one(f"dec{b}_cross", blk.cross_attn, xn, *cross_kv[b], cross)
+                y = y + self.mlp(f"dec{b}_fc1", blk.mlp, blk.mlp_norm.eps, y)
+            rows.append(F.linear(_normalise(y, dec.norm.eps), *self.folded.linear("head")))
+            # The next input is this step's argmax. Unlike Decoder.greedy it is not replaced by
+            # pad after the end token: only rows before the end are kept, and those never see a
+            # later token (causal), so the outputs are the same.
+            token = torch.topk(rows[-1], 1).indices[:, 0]  # (1,)
+            tokens.append(token)
+        logits = torch.cat(rows, 0)  # (L, V)
+        is_end = (torch.cat(tokens).to(torch.float32) - vocab.EOS).abs() < _const(0.5)  # (L,)
+        # ended[t]: an end token at a step before t (a strictly lower-triangular matmul)
+        ended = self.earlier_steps @ is_end.to(torch.float32).unsqueeze(1) > _const(0.5)
+        return torch.where(ended, self.pad_row, logits)
 
     def forward(self, inputs: Tensor) -> dict[str, Tensor]:
         x, j = self.frames(inputs)
         feats, valid = self.features(x)
-        memory = self.encode(feats, valid, j)
-        return {"outputs": self.decode(memory, valid, j)}
+        encoded = self.encode(feats, valid, j)
+        return {"outputs": self.decode(encoded, valid, j)}

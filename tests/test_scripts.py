@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -32,3 +34,12 @@ def test_plot_scripts_write_pngs(synthetic_dir, tmp_path):
     out = run("scripts/plot_sequence.py", "--data_dir", str(synthetic_dir), "--sequence_id", sid,
               "--out", str(tmp_path / "s.png"))  # fmt: skip
     assert (tmp_path / "s.png").stat().st_size > 10_000, out
+
+
+@pytest.mark.slow
+def test_bench_export_compares_both_routes_on_the_tiny_config(tmp_path):
+    out = run("scripts/bench_export.py", "--config", "configs/tiny.yaml", "--sequences", "3",
+              "--skip_fp32", "--out", str(tmp_path))  # fmt: skip
+    for route in ("dynamic", "static"):
+        assert f"[{route}] TFLite fp16" in out and f"[{route}] conversion" in out
+    assert "floor" in out and "without KV cache" in out
