@@ -186,7 +186,8 @@ class DynamicKaggleModel(nn.Module):
         f = self.max_frames
         x = torch.cat([inputs, torch.full((1, self.num_columns), float("nan"))], 0)  # (n, C)
         j = torch.arange(x.shape[0]).to(torch.float32)  # (n,)
-        t = 2.0 * j.mean(0, keepdim=True)  # (1,): T, from mean(0..T) = T / 2
+        # (1,): T, from mean(0..T) = T / 2, rounded: TFLite's mean is not exact (119.99999)
+        t = (2.0 * j.mean(0, keepdim=True) + 0.5).to(torch.int32).to(torch.float32)
         ff = _const(float(f))
         # fit_length's indices (i * T) // F, in float with a half-step guard (exact for T < 40000)
         resampled = ((j * t + 0.5) / ff).to(torch.int32).to(torch.float32)
