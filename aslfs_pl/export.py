@@ -50,7 +50,8 @@ ZIP_FILE = "submission.zip"
 
 
 class ExportError(RuntimeError):
-    """Export failed; the message names the stage (trace, lower, write, check) and the cause."""
+    """Export failed; the message names the stage (load, check, trace, export, lower, write) and
+    the cause."""
 
 
 @contextlib.contextmanager
