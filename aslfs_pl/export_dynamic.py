@@ -2,19 +2,22 @@
 
 litert-torch lowers a symbolic frame count only through its TFLite-native decompositions
 (``litert_torch.backend.experimental.torch_tfl``: matmul, mean, softmax, where, gather, cat, slice,
-comparisons of two tensors, elementwise arithmetic). LayerNorm, SiLU, masked_fill, sum, argmax,
-F.pad and reshapes of frame-sized tensors do not lower with a symbolic T, so this module computes
-the trained network's forward again with those ops only, on 2-D ``(frames, channels)`` tensors,
-one attention head at a time in the encoder (the decoder's one-token steps batch their heads).
+comparisons of two tensors, elementwise arithmetic). LayerNorm, SiLU, sigmoid, masked_fill, sum,
+argmax, F.pad and comparisons with a Python number do not lower with a symbolic T, so this module
+computes the trained network's forward again with those ops only, on 2-D ``(frames, channels)``
+tensors. The encoder runs one attention head at a time (splitting a frame-sized tensor into heads
+by reshape lowers to run-time shape arithmetic, measured several times slower); the decoder's
+one-token steps batch their heads.
 
 Weights. The module holds the trained :class:`Seq2Seq`, so its state_dict is the network's
 (``net.*`` keys; :meth:`DynamicKaggleModel.load_state_dict` takes a training state_dict). What the
 graph multiplies by is derived from those parameters by :meth:`DynamicKaggleModel.refold` (at
 construction and after every load) and kept as non-persistent buffers: BatchNorm folded into the
 dense layer and the depthwise convolutions, each LayerNorm's scale and shift folded into the
-layer that reads it, the attention score scale folded into the queries, per-head slices. Doing this
-in ``forward`` would leave it in the TFLite graph: the converter does not fold large constants,
-and each decoder step would re-multiply whole weight matrices.
+layer that reads it, the attention score scale folded into the queries, per-head slices. Done
+once, eagerly, so the traced graph holds only the per-frame computation (the converter does fold
+such constant arithmetic too, but only after tracing and decomposing all of it for every unrolled
+decoder step).
 
 How the frame axis changes (T = input frames, F = ``max_frames``):
 - one NaN row is appended, so the graph never sees 0 frames (T = 0 reads as one empty frame);
