@@ -1,8 +1,9 @@
 """The deployment graph with a dynamic frame axis: a 40-frame video costs 40 frames, not 384.
 
-litert-torch lowers a symbolic frame count only through its TFLite-native decompositions
+litert-torch lowers a symbolic frame count well only through its TFLite-native decompositions
 (``litert_torch.backend.experimental.torch_tfl``: matmul, mean, softmax, where, gather, cat, slice,
-comparisons of two tensors, elementwise arithmetic). LayerNorm, SiLU, sigmoid, masked_fill, sum,
+comparisons of two tensors, elementwise arithmetic, gelu, rsqrt, topk) plus a few elementwise ops
+and conv1d that its generic lowering handles (tanh, isnan, casts). LayerNorm, SiLU, sigmoid, masked_fill, sum,
 argmax, F.pad and comparisons with a Python number do not lower with a symbolic T, so this module
 computes the trained network's forward again with those ops only, on 2-D ``(frames, channels)``
 tensors. The encoder runs one attention head at a time (splitting a frame-sized tensor into heads
@@ -27,6 +28,10 @@ How the frame axis changes (T = input frames, F = ``max_frames``):
   convolutions and local attention are causal, global attention, ECA pooling and cross-attention
   skip invalid frames), so the result equals the training path's F-frame padded input; the parity
   tests check it at every length.
+Cost: a sequence of T <= F frames costs T + 1 frames; a longer one costs all its T + 1 rows (the
+rows after F are invalid but still computed), and attention is quadratic in them: 807 frames (the
+longest Kaggle sequence) run 808 rows, while very long inputs (tens of thousands of frames) exhaust
+memory.
 """
 
 from __future__ import annotations
@@ -123,6 +128,10 @@ class DynamicKaggleModel(nn.Module):
     """Kaggle's signature with a dynamic frame axis: ``inputs`` (T, C), any T >= 0, NaN allowed
     -> ``{"outputs": (max_target_len, vocab)}``, the same outputs as :class:`KaggleModel`.
 
+    The graph's weights are a snapshot of ``net`` taken by :meth:`refold` (see the module doc):
+    load weights through :meth:`load_state_dict`, or call :meth:`refold` after changing ``net``'s
+    parameters in place. CPU only (the export runs on the CPU).
+
     Args:
         net: the trained network (its state_dict is this module's under ``net.``).
     """
@@ -189,10 +198,10 @@ class DynamicKaggleModel(nn.Module):
         f = self.max_frames
         x = torch.cat([inputs, torch.full((1, self.num_columns), float("nan"))], 0)  # (n, C)
         j = torch.arange(x.shape[0]).to(torch.float32)  # (n,)
-        # (1,): T, from mean(0..T) = T / 2, rounded: TFLite's mean is not exact (119.99999)
-        t = (2.0 * j.mean(0, keepdim=True) + 0.5).to(torch.int32).to(torch.float32)
+        t = j[-1:]  # (1,): T, exactly (TFLite's MEAN of 0..T gave 119.99999 for 120)
         ff = _const(float(f))
-        # fit_length's indices (i * T) // F, in float with a half-step guard (exact for T < 40000)
+        # fit_length's indices (i * T) // F, in float32 with a half-step guard: exact while
+        # i * T + 0.5 < 2^23, i.e. T < 21,845 at F = 384 (Kaggle's longest sequence: 807)
         resampled = ((j * t + 0.5) / ff).to(torch.int32).to(torch.float32)
         idx = torch.where(t > ff, torch.where(j < ff, resampled, t), j)  # row T is the NaN row
         return F.embedding(idx.to(torch.int32), x), j
