@@ -148,7 +148,7 @@ class DynamicKaggleModel(nn.Module):
         pad = torch.zeros(1, cfg.vocab_size)
         pad[0, vocab.PAD] = 1e4
         self.register_buffer("pad_row", pad, persistent=False)
-        earlier = torch.tril(torch.ones(self.steps, self.steps), diagonal=-1)  # [t, s]: s < t
+        earlier = torch.triu(torch.ones(self.steps, self.steps), diagonal=1)  # [s, t]: s < t
         self.register_buffer("earlier_steps", earlier, persistent=False)
         self.folded = _Folded()
         self.refold()
@@ -358,9 +358,10 @@ class DynamicKaggleModel(nn.Module):
             tokens.append(token)
         logits = torch.cat(rows, 0)  # (L, V)
         is_end = (torch.cat(tokens).to(torch.float32) - vocab.EOS).abs() < _const(0.5)  # (L,)
-        # ended[t]: an end token at a step before t (a strictly lower-triangular matmul)
-        ended = self.earlier_steps @ is_end.to(torch.float32).unsqueeze(1) > _const(0.5)
-        return torch.where(ended, self.pad_row, logits)
+        # ended[t]: an end token at a step s < t (row vector times a strictly upper-triangular
+        # matrix; the constant on the right keeps it a float x weight matmul for quantisers)
+        ended = is_end.to(torch.float32).unsqueeze(0) @ self.earlier_steps > _const(0.5)  # (1, L)
+        return torch.where(ended.t(), self.pad_row, logits)
 
     def forward(self, inputs: Tensor) -> dict[str, Tensor]:
         x, j = self.frames(inputs)
