@@ -198,8 +198,6 @@ def convert(
             f"[check] {len(selected_columns)} selected columns but the model reads "
             f"{net.config.num_columns}"
         )
-    if route not in ROUTES:
-        raise ExportError(f"[check] route {route!r} is not one of {ROUTES}")
     # Static route: the traced length must be shorter than the buffer: with a longer one the
     # converter folds cat(inputs, NaN rows)[:M] into inputs[:M], which breaks shorter inputs.
     sample_frames = sample_frames or max(1, min(100, buffer_frames // 2))

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aslfs_pl import vocab
-from aslfs_pl.data.features import _EPS_SCALE
+from aslfs_pl.data.features import _EPS_SCALE, zero_nan
 from aslfs_pl.model.layers import MASK_VALUE, Attention
 from aslfs_pl.model.seq2seq import Seq2Seq
 
@@ -53,10 +53,6 @@ Linear = tuple[Tensor, Tensor]  # (weight, bias)
 def _const(value: float) -> Tensor:
     """A one-element float tensor: the converter compares tensors with tensors only."""
     return torch.tensor([value], dtype=torch.float32)
-
-
-def _zero_nan(x: Tensor) -> Tensor:
-    return torch.where(torch.isnan(x), torch.zeros_like(x), x)
 
 
 def _sigmoid(x: Tensor) -> Tensor:
@@ -216,14 +212,14 @@ class DynamicKaggleModel(nn.Module):
         p = c // a
         seen = (~torch.isnan(x)).to(torch.float32)  # (n, C)
         valid = (seen.mean(1, keepdim=True) > _const(0.0)).to(torch.float32)  # (n, 1)
-        zero = _zero_nan(x)
+        zero = zero_nan(x)
         centred = []
         for i in range(a):  # per-axis mean of the visible points: mean(x) / mean(seen)
             cols = slice(i * p, (i + 1) * p)
             count = torch.maximum(seen[:, cols].mean(1, keepdim=True), _const(1.0 / p))
             centred.append(x[:, cols] - zero[:, cols].mean(1, keepdim=True) / count)
         centred = torch.cat(centred, 1)  # (n, C), NaN where unseen
-        var = _zero_nan(centred * centred).mean(1, keepdim=True) / torch.maximum(
+        var = zero_nan(centred * centred).mean(1, keepdim=True) / torch.maximum(
             seen.mean(1, keepdim=True), _const(1.0 / c)
         )
         flat = centred * torch.rsqrt(torch.maximum(var, _const(_EPS_SCALE**2)))
@@ -231,7 +227,7 @@ class DynamicKaggleModel(nn.Module):
         nan = torch.full((2, c), float("nan"))
         d1 = flat - torch.cat([nan[:1], flat], 0)[:n]
         d2 = flat - torch.cat([nan, flat], 0)[:n]
-        return _zero_nan(torch.cat([flat, d1, d2], 1)), valid
+        return zero_nan(torch.cat([flat, d1, d2], 1)), valid
 
     # -- network -------------------------------------------------------------------------------
     def embed(self, feats: Tensor, valid: Tensor, j: Tensor) -> Tensor:
