@@ -1,20 +1,22 @@
 """Latency of the exported TFLite model on this CPU, against its FLOP floor and PyTorch.
 
     python scripts/bench_export.py --config configs/seed.yaml [--sequences 40] [--routes dynamic static]
+        [--weights fp16 fp32 int8]
     python scripts/bench_export.py --ckpt runs/quickstart/checkpoints/last.ckpt ...
 
 One run measures, on one thread and the same inputs (lengths drawn like Kaggle's: lognormal, mean
 ~160 frames, clipped to 1..807, plus one 807-frame sequence):
-- each route's TFLite model (fp16 weights, as submitted): median / p90 ms per sequence;
+- each route's TFLite model with each weight type (fp16 is the default submission): median / p90
+  ms per sequence; the models take turns on each input, so drift of a shared machine hits all;
 - the floor of each sequence: the FLOPs the network needs for it (torch's FlopCounterMode on
   ``Seq2Seq.generate`` -- chunked local attention, KV-cache decoder -- over the sequence's own
   frames, at most max_frames) divided by this machine's single-thread matmul rate. The static
   route's graph does ``max_frames`` frames of work whatever the length; its own FLOPs are printed
   too;
-- the PyTorch model decoding greedily WITHOUT a KV cache (the decoder re-run on the whole prefix at
+- the PyTorch model (taking its turn on each input too) decoding greedily WITHOUT a KV cache (the decoder re-run on the whole prefix at
   every step), on the sequence's own frames and on the max_frames-padded input of the training
   path; the speed-up is reported against the faster of the two;
-- the file sizes of fp32 and fp16 conversions.
+- the file size of each conversion.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from aslfs_pl import vocab
 from aslfs_pl.data.features import fit_length
 from aslfs_pl.export import (
     ROUTES,
+    WEIGHTS,
     KaggleModel,
     TFLiteRunner,
     convert,
@@ -94,6 +97,15 @@ def timed(fn, xs) -> np.ndarray:
     return np.array(out) * 1000
 
 
+def timed_in_turns(fns: dict, xs) -> dict[str, np.ndarray]:
+    """Milliseconds per call of each function on each input; on every input all take a turn."""
+    out = {name: [] for name in fns}
+    for x in xs:
+        for name, fn in fns.items():
+            out[name].append(timed(fn, [x])[0])
+    return {name: np.array(ms) for name, ms in out.items()}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
@@ -102,7 +114,7 @@ def main() -> None:
     p.add_argument("--sequences", type=int, default=40)
     p.add_argument("--routes", nargs="+", choices=ROUTES, default=list(ROUTES))
     p.add_argument("--out", default="artifacts/bench")
-    p.add_argument("--skip_fp32", action="store_true", help="skip the fp32 conversions")
+    p.add_argument("--weights", nargs="+", choices=WEIGHTS, default=list(WEIGHTS))
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(1)
@@ -123,18 +135,27 @@ def main() -> None:
           f"max {lengths.max()}; {(lengths > f).sum()} longer than max_frames")  # fmt: skip
 
     out = Path(args.out)
-    latency = {}
+    runners = {}
     for route in args.routes:
-        t0 = time.perf_counter()
-        fp16 = convert(net, columns, out / route / "fp16", fp16=True, route=route)
-        sizes = f"fp16 {fp16.size_bytes / 1e6:.1f} MB"
-        if not args.skip_fp32:
-            fp32 = convert(net, columns, out / route / "fp32", fp16=False, route=route)
-            sizes += f", fp32 {fp32.size_bytes / 1e6:.1f} MB"
-        print(f"[{route}] conversion {time.perf_counter() - t0:.0f}s; file size {sizes}")
-        runner = TFLiteRunner(fp16.model_path, num_threads=1)
-        runner.outputs(xs[1])  # warm-up
-        latency[route] = timed(runner.outputs, xs)
+        for weights in args.weights:
+            result = convert(net, columns, out / route / weights, weights=weights, route=route)
+            print(f"[{route} {weights}] conversion {result.seconds:.0f}s; file size "
+                  f"{result.size_bytes / 1e6:.1f} MB")  # fmt: skip
+            runners[f"{route} {weights}"] = runner = TFLiteRunner(result.model_path, num_threads=1)
+            runner.outputs(xs[1])  # warm-up
+
+    def pytorch(fit):
+        def run(x):
+            with torch.no_grad():
+                greedy_without_cache(net, fit(x))
+
+        return run
+
+    turns = {name: r.outputs for name, r in runners.items()}
+    turns["pytorch own"] = pytorch(lambda x: own_frames(x, f))
+    turns["pytorch padded"] = pytorch(lambda x: torch.from_numpy(fit_length(x, f))[None])
+    latency = timed_in_turns(turns, xs)
+    ref_own, ref_pad = latency.pop("pytorch own"), latency.pop("pytorch padded")
 
     rate = matmul_gflops()
     needed = []
@@ -146,10 +167,6 @@ def main() -> None:
         with FlopCounterMode(display=False) as counter:
             KaggleModel(net).eval()(torch.from_numpy(xs[1]))
         static_gflop = counter.get_total_flops() / 1e9
-        own = [own_frames(x, f) for x in xs]
-        ref_own = timed(lambda x: greedy_without_cache(net, x), own)
-        padded = [torch.from_numpy(fit_length(x, f))[None] for x in xs]
-        ref_pad = timed(lambda x: greedy_without_cache(net, x), padded)
     floor = np.array(needed) / rate * 1000
     print(f"matmul rate (1 thread): {rate:.1f} GFLOP/s; needed work: median "
           f"{np.median(needed):.2f} GFLOP = {np.median(floor):.1f} ms floor (static graph: "
@@ -157,8 +174,8 @@ def main() -> None:
     ref = min(np.median(ref_own), np.median(ref_pad))
     print(f"PyTorch greedy without KV cache, 1 thread: median {np.median(ref_own):.1f} ms on the "
           f"sequence's own frames, {np.median(ref_pad):.1f} ms padded to {f}")  # fmt: skip
-    for route, ms in latency.items():
-        print(f"[{route}] TFLite fp16, 1 thread: median {np.median(ms):.1f} ms, p90 "
+    for name, ms in latency.items():
+        print(f"[{name}] TFLite, 1 thread: median {np.median(ms):.1f} ms, p90 "
               f"{np.percentile(ms, 90):.1f} ms; median / floor {np.median(ms) / np.median(floor):.2f}x"
               f" (per-sequence ratio: median {np.median(ms / floor):.2f}x); speed-up over "
               f"PyTorch without cache {ref / np.median(ms):.2f}x")  # fmt: skip

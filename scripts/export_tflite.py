@@ -1,8 +1,8 @@
 """Export a checkpoint (or a config's randomly initialised model) as a Kaggle submission.
 
     python scripts/export_tflite.py --ckpt runs/quickstart/checkpoints/last.ckpt --out artifacts/sub
-    python scripts/export_tflite.py --config configs/seed.yaml --out artifacts/seed_random [--fp32]
-        [--route static]
+    python scripts/export_tflite.py --config configs/seed.yaml --out artifacts/seed_random
+        [--fp32 | --int8] [--route static]
 
 Writes OUT/model.tflite, OUT/inference_args.json and OUT/submission.zip, then checks the TFLite
 model against PyTorch at a few lengths (decoded text equal, logits within tolerance).
@@ -31,9 +31,13 @@ def main() -> None:
     src.add_argument("--config", help="a YAML config: export a randomly initialised model")
     p.add_argument("--out", required=True, help="output directory")
     prec = p.add_mutually_exclusive_group()
-    prec.add_argument("--fp16", dest="fp16", action="store_true", default=True,
-                      help="fp16 weights (default)")  # fmt: skip
-    prec.add_argument("--fp32", dest="fp16", action="store_false", help="fp32 weights")
+    prec.add_argument("--fp16", dest="weights", action="store_const", const="fp16",
+                      default="fp16", help="fp16 weights (default)")  # fmt: skip
+    prec.add_argument("--fp32", dest="weights", action="store_const", const="fp32",
+                      help="fp32 weights (twice the file, same speed)")  # fmt: skip
+    prec.add_argument("--int8", dest="weights", action="store_const", const="int8",
+                      help="int8 dynamic-range weights (half the fp16 file, ~2x faster; may "
+                           "flip near-tie tokens: check the score with scripts/evaluate.py)")  # fmt: skip
     p.add_argument("--route", choices=ROUTES, default="dynamic",
                    help="dynamic frame axis (default; cost follows the length) or static "
                         "(max_frames always)")  # fmt: skip
@@ -53,13 +57,13 @@ def main() -> None:
             net, landmarks = model_from_config(args.config)
         print(f"model: {net.num_parameters() / 1e6:.2f}M parameters, "
               f"{len(landmarks.selected_columns)} input columns")  # fmt: skip
-        result = convert(net, landmarks.selected_columns, args.out, fp16=args.fp16,
+        result = convert(net, landmarks.selected_columns, args.out, weights=args.weights,
                          route=args.route, buffer_frames=args.buffer_frames)  # fmt: skip
         print(f"wrote {result.zip_path} ({result.size_bytes / 1e6:.1f} MB model, "
-              f"{'fp16' if args.fp16 else 'fp32'}) in {result.seconds:.0f}s")  # fmt: skip
+              f"{args.weights}) in {result.seconds:.0f}s")  # fmt: skip
         if not args.no_check:
             read = args.buffer_frames if args.route == "static" else None
-            report = parity_report(net, result.model_path, read, fp16=args.fp16)
+            report = parity_report(net, result.model_path, read, weights=args.weights)
             print(report.summary())
             if not report.ok:
                 sys.exit(1)

@@ -37,9 +37,10 @@ def test_plot_scripts_write_pngs(synthetic_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_bench_export_compares_both_routes_on_the_tiny_config(tmp_path):
+def test_bench_export_compares_weight_types_on_the_tiny_config(tmp_path):
+    # one route (each conversion of the tiny config takes ~1.5 min); the route loop is the same
     out = run("scripts/bench_export.py", "--config", "configs/tiny.yaml", "--sequences", "3",
-              "--skip_fp32", "--out", str(tmp_path))  # fmt: skip
-    for route in ("dynamic", "static"):
-        assert f"[{route}] TFLite fp16" in out and f"[{route}] conversion" in out
+              "--routes", "dynamic", "--weights", "fp16", "int8", "--out", str(tmp_path))  # fmt: skip
+    for weights in ("fp16", "int8"):
+        assert f"[dynamic {weights}] TFLite" in out and f"[dynamic {weights}] conversion" in out
     assert "floor" in out and "without KV cache" in out
