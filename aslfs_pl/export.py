@@ -18,6 +18,11 @@ Why dynamic is the default: measured by scripts/bench_export.py (1 thread, seed 
 Kaggle-like lengths, one run), median 65.0 ms vs 123.9 ms for the static graph (1.9x), with the
 same outputs; see README, "Benchmarks".
 
+Weights (``WEIGHTS``): fp16 by default; fp32; or int8 dynamic-range quantisation (int8 weights
+per output channel, activations quantised by the kernels at run time), which halves the latency
+of the dynamic route on this machine's CPU at the cost of near-tie token flips (parity rule:
+:class:`ParityReport`).
+
 Both unroll the greedy decoder for ``max_target_len`` steps with a self-attention KV cache.
 Output ``[max_target_len, vocab]``: row t holds the decoder's logits at step t; rows after the end
 token hold a one-hot pad (index 59), so Kaggle's argmax decoding drops them along with eos (61).

@@ -7,13 +7,14 @@
 One run measures, on one thread and the same inputs (lengths drawn like Kaggle's: lognormal, mean
 ~160 frames, clipped to 1..807, plus one 807-frame sequence):
 - each route's TFLite model with each weight type (fp16 is the default submission): median / p90
-  ms per sequence; the models take turns on each input, so drift of a shared machine hits all;
+  ms per sequence; every model (and the PyTorch references) runs whole passes over the inputs,
+  in rounds of alternating order, so drift of a shared machine hits all alike;
 - the floor of each sequence: the FLOPs the network needs for it (torch's FlopCounterMode on
   ``Seq2Seq.generate`` -- chunked local attention, KV-cache decoder -- over the sequence's own
   frames, at most max_frames) divided by this machine's single-thread matmul rate. The static
   route's graph does ``max_frames`` frames of work whatever the length; its own FLOPs are printed
   too;
-- the PyTorch model (taking its turn on each input too) decoding greedily WITHOUT a KV cache (the decoder re-run on the whole prefix at
+- the PyTorch model decoding greedily WITHOUT a KV cache (the decoder re-run on the whole prefix at
   every step), on the sequence's own frames and on the max_frames-padded input of the training
   path; the speed-up is reported against the faster of the two;
 - the file size of each conversion.
@@ -97,13 +98,15 @@ def timed(fn, xs) -> np.ndarray:
     return np.array(out) * 1000
 
 
-def timed_in_turns(fns: dict, xs) -> dict[str, np.ndarray]:
-    """Milliseconds per call of each function on each input; on every input all take a turn."""
+def timed_in_rounds(fns: dict, xs, rounds: int = 2) -> dict[str, np.ndarray]:
+    """Milliseconds per input for each function: each takes whole passes over the inputs (as
+    an evaluator runs one model), in ``rounds`` rounds of alternating order so that drift of a
+    shared machine hits all alike; the mean over rounds per input."""
     out = {name: [] for name in fns}
-    for x in xs:
-        for name, fn in fns.items():
-            out[name].append(timed(fn, [x])[0])
-    return {name: np.array(ms) for name, ms in out.items()}
+    for r in range(rounds):
+        for name in list(fns) if r % 2 == 0 else reversed(fns):
+            out[name].append(timed(fns[name], xs))
+    return {name: np.mean(ms, axis=0) for name, ms in out.items()}
 
 
 def main() -> None:
@@ -115,6 +118,7 @@ def main() -> None:
     p.add_argument("--routes", nargs="+", choices=ROUTES, default=list(ROUTES))
     p.add_argument("--out", default="artifacts/bench")
     p.add_argument("--weights", nargs="+", choices=WEIGHTS, default=list(WEIGHTS))
+    p.add_argument("--rounds", type=int, default=2, help="timing passes per model")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(1)
@@ -151,10 +155,10 @@ def main() -> None:
 
         return run
 
-    turns = {name: r.outputs for name, r in runners.items()}
-    turns["pytorch own"] = pytorch(lambda x: own_frames(x, f))
-    turns["pytorch padded"] = pytorch(lambda x: torch.from_numpy(fit_length(x, f))[None])
-    latency = timed_in_turns(turns, xs)
+    passes = {name: r.outputs for name, r in runners.items()}
+    passes["pytorch own"] = pytorch(lambda x: own_frames(x, f))
+    passes["pytorch padded"] = pytorch(lambda x: torch.from_numpy(fit_length(x, f))[None])
+    latency = timed_in_rounds(passes, xs, args.rounds)
     ref_own, ref_pad = latency.pop("pytorch own"), latency.pop("pytorch padded")
 
     rate = matmul_gflops()
