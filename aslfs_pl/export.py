@@ -398,6 +398,8 @@ def parity_report(
     """
     from aslfs_pl.data.features import fit_length
 
+    if weights not in TOLERANCE:
+        raise ValueError(f"weights {weights!r} is not one of {WEIGHTS}")
     runner = TFLiteRunner(model_path)
     f = net.config.max_frames
     lengths = lengths or (0, 1, 2, 17, f, f + 50, 1000)

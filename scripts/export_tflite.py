@@ -5,7 +5,8 @@
         [--fp32 | --int8] [--route static]
 
 Writes OUT/model.tflite, OUT/inference_args.json and OUT/submission.zip, then checks the TFLite
-model against PyTorch at a few lengths (decoded text equal, logits within tolerance).
+model against PyTorch at a few lengths (logits within tolerance; decoded text equal, except that
+int8 weights may flip a near tie) and exits with status 1 if it fails.
 """
 
 from __future__ import annotations
