@@ -15,8 +15,8 @@ Two routes, same outputs (checked by the parity tests at every length):
   after ``buffer_frames`` are ignored.
 
 Why dynamic is the default: measured by scripts/bench_export.py (1 thread, seed config, 40
-Kaggle-like lengths, one run), median 65.0 ms vs 123.9 ms for the static graph (1.9x), with the
-same outputs; see README, "Benchmarks".
+Kaggle-like lengths, one run), median 65.7 ms vs 120.1 ms for the static graph with fp16 weights
+(1.8x), with the same outputs; see README, "Benchmarks".
 
 Weights (``WEIGHTS``): fp16 by default; fp32; or int8 dynamic-range quantisation (int8 weights
 per output channel, activations quantised by the kernels at run time), which halves the latency
