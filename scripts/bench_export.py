@@ -124,6 +124,8 @@ def main() -> None:
     p.add_argument("--weights", nargs="+", choices=WEIGHTS, default=list(WEIGHTS))
     p.add_argument("--rounds", type=int, default=3, help="timing passes per model")
     args = p.parse_args()
+    if args.rounds < 1:
+        p.error("--rounds must be at least 1")
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(1)
     if args.ckpt:
@@ -162,6 +164,7 @@ def main() -> None:
     passes = {name: r.outputs for name, r in runners.items()}
     passes["pytorch own"] = pytorch(lambda x: own_frames(x, f))
     passes["pytorch padded"] = pytorch(lambda x: torch.from_numpy(fit_length(x, f))[None])
+    passes["pytorch own"](xs[1])  # warm-up, as for the TFLite runners
     rounds, rates = timed_in_rounds(passes, xs, args.rounds)
     # noise on a shared machine only adds time: each input's best round, the best matmul rate
     latency = {name: ms.min(0) for name, ms in rounds.items()}

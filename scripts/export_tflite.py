@@ -37,7 +37,7 @@ def main() -> None:
     prec.add_argument("--fp32", dest="weights", action="store_const", const="fp32",
                       help="fp32 weights (twice the file, same speed)")  # fmt: skip
     prec.add_argument("--int8", dest="weights", action="store_const", const="int8",
-                      help="int8 dynamic-range weights (half the fp16 file, ~2x faster; may "
+                      help="int8 dynamic-range weights (smaller file, ~2x faster on this CPU; may "
                            "flip near-tie tokens: check the score with scripts/evaluate.py)")  # fmt: skip
     p.add_argument("--route", choices=ROUTES, default="dynamic",
                    help="dynamic frame axis (default; cost follows the length) or static "

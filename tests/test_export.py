@@ -20,6 +20,7 @@ from aslfs_pl.export import (
     ParityReport,
     ParityRow,
     TFLiteRunner,
+    compare_decodings,
     convert,
     deployment_module,
     load_checkpoint,
@@ -142,13 +143,49 @@ def test_unknown_weight_type_names_the_stage(tmp_path):
 
 def test_parity_rule_allows_near_tie_flips_only_for_int8():
     flip = ParityRow(17, same_text=False, max_diff=0.01, diverged_at=3, margin=0.005)
+    wide = ParityRow(17, same_text=False, max_diff=0.01, diverged_at=3, margin=0.8)
     equal = ParityRow(1, same_text=True, max_diff=0.01, diverged_at=None, margin=0.0)
     far = ParityRow(2, same_text=True, max_diff=0.6, diverged_at=None, margin=0.0)
+    # a token Kaggle drops (pad) picked instead of PyTorch's: text equal, tokens not
+    hidden = ParityRow(3, same_text=True, max_diff=0.01, diverged_at=2, margin=0.3)
     assert ParityReport([equal, flip], 0.5, allow_near_ties=True).ok
     assert not ParityReport([equal, flip], 0.05, allow_near_ties=False).ok
+    assert not ParityReport([wide], 0.5, allow_near_ties=True).ok
     assert not ParityReport([equal, far], 0.5, allow_near_ties=True).ok
+    assert not ParityReport([hidden], 0.5, allow_near_ties=False).ok
     summary = ParityReport([flip], 0.5, allow_near_ties=True).summary()
     assert "DIFFERENT from step 3" in summary and "texts equal: 0/1" in summary
+
+
+def _logits(tokens: list[int]) -> np.ndarray:
+    out = np.zeros((len(tokens), vocab.VOCAB_SIZE), np.float32)
+    out[np.arange(len(tokens)), tokens] = 5.0
+    return out
+
+
+@pytest.mark.parametrize(
+    "picked, diverged_at, compared_rows",
+    [
+        ([5, 6, vocab.EOS, vocab.PAD, vocab.PAD], None, 3),  # same; rows after the end ignored
+        ([5, vocab.EOS, vocab.PAD, vocab.PAD, vocab.PAD], 1, 2),  # TFLite ends early
+        ([5, 6, 7, 8, vocab.EOS], 2, 3),  # TFLite ends late
+        ([9, 6, vocab.EOS, vocab.PAD, vocab.PAD], 0, 1),  # first token differs
+    ],
+)
+def test_compare_decodings_stops_at_the_first_different_token(picked, diverged_at, compared_rows):
+    ref_tokens = np.array([5, 6, vocab.EOS, vocab.PAD, vocab.PAD])
+    ref_logits = _logits(ref_tokens.tolist())
+    steps = np.arange(5)
+    # where TFLite picks another token, it was PyTorch's runner-up (4.9 vs 5.0) ...
+    ref_logits[steps, picked] = np.maximum(ref_logits[steps, picked], 4.9)
+    out = ref_logits.copy()
+    out[steps, picked] = 5.05  # ... which TFLite's slightly different logits put first
+    out[compared_rows:] += 3.0  # rows that must not be compared: a large difference
+    row = compare_decodings(7, out, ref_tokens, ref_logits)
+    assert row.diverged_at == diverged_at
+    assert row.same_text == (diverged_at is None)
+    assert row.max_diff == pytest.approx(0.05 if diverged_at is None else 0.15, abs=1e-5)
+    assert row.margin == pytest.approx(0.0 if diverged_at is None else 0.1, abs=1e-5)
 
 
 def test_column_count_mismatch_names_the_stage(tmp_path):
@@ -223,12 +260,13 @@ def test_tflite_parity_fp32_is_tight(route, tmp_path):
 
 
 @pytest.mark.slow
-def test_tflite_parity_int8_flips_only_near_ties(tmp_path):
+@pytest.mark.parametrize("route", ["dynamic", "static"])
+def test_tflite_parity_int8_flips_only_near_ties(route, tmp_path):
     net = tiny_net()
-    result = convert(net, COLUMNS, tmp_path, weights="int8")
+    result = convert(net, COLUMNS, tmp_path, weights="int8", route=route, buffer_frames=64)
     assert result.weights == "int8"
     lengths = (*range(0, 120, 3), 1000)
-    report = parity_report(net, result.model_path, weights="int8", lengths=lengths)
+    report = parity_report(net, result.model_path, BUFFER[route], "int8", lengths=lengths)
     assert report.ok, report.summary()
     # measured: logits within ~0.02 of PyTorch, about 1 text in 60 flips at a near tie
     assert max(row.max_diff for row in report.rows) < 0.1, report.summary()
@@ -237,7 +275,7 @@ def test_tflite_parity_int8_flips_only_near_ties(tmp_path):
     shifted = copy.deepcopy(net)
     with torch.no_grad():
         shifted.decoder.head.bias[5] += 1.0
-    assert not parity_report(shifted, result.model_path, weights="int8", lengths=lengths).ok
+    assert not parity_report(shifted, result.model_path, BUFFER[route], "int8", lengths=lengths).ok
 
 
 @pytest.mark.slow
