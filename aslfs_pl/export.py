@@ -388,9 +388,9 @@ def compare_decodings(
     frames: int, out: np.ndarray, ref_tokens: np.ndarray, ref_logits: np.ndarray
 ) -> ParityRow:
     """TFLite outputs (L, K) vs PyTorch's greedy tokens (L,) and logits (L, V) for one input."""
-    same = vocab.decode_kaggle(np.argmax(out, 1)) == vocab.decode(ref_tokens)
-    compared = ~(np.cumsum(ref_tokens == vocab.EOS) - (ref_tokens == vocab.EOS) > 0)
     picked = np.argmax(out, 1)
+    same = vocab.decode_kaggle(picked) == vocab.decode(ref_tokens)
+    compared = ~(np.cumsum(ref_tokens == vocab.EOS) - (ref_tokens == vocab.EOS) > 0)
     differ = np.flatnonzero(compared & (picked != ref_tokens))
     diverged_at, margin = None, 0.0
     if differ.size:

@@ -100,16 +100,17 @@ def timed(fn, xs) -> np.ndarray:
     return np.array(out) * 1000
 
 
-def timed_in_rounds(fns: dict, xs, rounds: int) -> tuple[dict[str, np.ndarray], list[float]]:
-    """Milliseconds per call, shape (rounds, inputs), for each function, and the matmul rate
-    measured at the start of each round. Each function takes whole passes over the inputs (as an
-    evaluator runs one model); the order alternates between rounds so that drift of a shared
-    machine hits all alike."""
+def timed_in_rounds(fns: dict, rounds: int) -> tuple[dict[str, np.ndarray], list[float]]:
+    """``fns``: name -> (function, its inputs). Milliseconds per call, shape (rounds, inputs), for
+    each function, and the matmul rate measured at the start of each round. Each function takes
+    whole passes over its inputs (as an evaluator runs one model); the order alternates between
+    rounds so that drift of a shared machine hits all alike."""
     out, rates = {name: [] for name in fns}, []
     for r in range(rounds):
         rates.append(matmul_gflops())
         for name in list(fns) if r % 2 == 0 else reversed(fns):
-            out[name].append(timed(fns[name], xs))
+            fn, inputs = fns[name]
+            out[name].append(timed(fn, inputs))
     return {name: np.array(ms) for name, ms in out.items()}, rates
 
 
@@ -154,27 +155,26 @@ def main() -> None:
             runners[f"{route} {weights}"] = runner = TFLiteRunner(result.model_path, num_threads=1)
             runner.outputs(xs[1])  # warm-up
 
-    def pytorch(fit):
-        def run(x):
-            with torch.no_grad():
-                greedy_without_cache(net, fit(x))
+    def pytorch(x):
+        with torch.no_grad():
+            greedy_without_cache(net, x)
 
-        return run
-
-    passes = {name: r.outputs for name, r in runners.items()}
-    passes["pytorch own"] = pytorch(lambda x: own_frames(x, f))
-    passes["pytorch padded"] = pytorch(lambda x: torch.from_numpy(fit_length(x, f))[None])
-    passes["pytorch own"](xs[1])  # warm-up, as for the TFLite runners
-    rounds, rates = timed_in_rounds(passes, xs, args.rounds)
+    own = [own_frames(x, f) for x in xs]
+    padded = [torch.from_numpy(fit_length(x, f))[None] for x in xs]
+    passes = {name: (r.outputs, xs) for name, r in runners.items()}
+    passes["pytorch own"] = (pytorch, own)
+    passes["pytorch padded"] = (pytorch, padded)
+    pytorch(own[1])  # warm-up, as for the TFLite runners
+    rounds, rates = timed_in_rounds(passes, args.rounds)
     # noise on a shared machine only adds time: each input's best round, the best matmul rate
     latency = {name: ms.min(0) for name, ms in rounds.items()}
     ref_own, ref_pad = latency.pop("pytorch own"), latency.pop("pytorch padded")
     rate = max(rates)
     needed = []
     with torch.no_grad():
-        for x in xs:
+        for x in own:
             with FlopCounterMode(display=False) as counter:
-                net.generate(own_frames(x, f))  # the KV-cache decoder: the work needed
+                net.generate(x)  # the KV-cache decoder: the work needed
             needed.append(counter.get_total_flops() / 1e9)
         with FlopCounterMode(display=False) as counter:
             KaggleModel(net).eval()(torch.from_numpy(xs[1]))
