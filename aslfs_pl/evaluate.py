@@ -42,14 +42,11 @@ def kaggle_sequences(
         yield int(sid), frames
 
 
-def torch_predictor(net: Seq2Seq, buffer_frames: int | None = None) -> Callable[[np.ndarray], str]:
-    """PyTorch greedy decoding of one sequence (the reference for the TFLite file).
-
-    ``buffer_frames``: read only the first frames, like a static-route export (None = all).
-    """
+def torch_predictor(net: Seq2Seq) -> Callable[[np.ndarray], str]:
+    """PyTorch greedy decoding of one sequence (the reference for the TFLite file)."""
 
     def predict(frames: np.ndarray) -> str:
-        x = torch.from_numpy(fit_length(frames[:buffer_frames], net.config.max_frames))
+        x = torch.from_numpy(fit_length(frames, net.config.max_frames))
         with torch.no_grad():
             tokens, _ = net.generate(x[None])
         return vocab.decode(tokens[0].tolist())

@@ -1,20 +1,23 @@
-"""Latency of the exported TFLite model on this CPU, against its FLOP floor and PyTorch.
+"""Conversion time and latency of the exported TFLite model on this CPU, against its FLOP floor
+and PyTorch.
 
-    python scripts/bench_export.py --config configs/seed.yaml [--sequences 40] [--routes dynamic static]
-        [--weights fp16 fp32 int8]
+    python scripts/bench_export.py --config configs/seed.yaml [--model.dim 192 ...] [--sequences 40]
+        [--weights fp16 fp32 int8] [--baseline earlier/model.tflite ...]
     python scripts/bench_export.py --ckpt runs/quickstart/checkpoints/last.ckpt ...
 
+Without --ckpt, the other arguments are training CLI arguments (as scripts/fit.py reads them).
 One run measures, on one thread and the same inputs (lengths drawn like Kaggle's: lognormal, mean
 ~160 frames, clipped to 1..807, plus one 807-frame sequence):
-- each route's TFLite model with each weight type (fp16 is the default submission): median / p90
+- the conversion of each weight type: total seconds and seconds per stage;
+- each weight type's TFLite model (fp16 is the default submission), and any --baseline file (an
+  earlier conversion, to compare in the same run): median / p90
   ms per sequence; every model (and the PyTorch references) runs whole passes over the inputs,
   in rounds of alternating order, so drift of a shared machine hits all alike; each input's time
   is its best round (noise only adds time), and each round's median is printed too;
 - the floor of each sequence: the FLOPs the network needs for it (torch's FlopCounterMode on
   ``Seq2Seq.generate`` -- chunked local attention, KV-cache decoder -- over the sequence's own
   frames, at most max_frames) divided by this machine's single-thread matmul rate (measured at
-  the start of every round; the best one). The static
-  route's graph does ``max_frames`` frames of work whatever the length; its own FLOPs are printed
+  the start of every round; the best one); the training path's ``max_frames`` work is printed
   too;
 - the PyTorch model decoding greedily WITHOUT a KV cache (the decoder re-run on the whole prefix at
   every step), on the sequence's own frames and on the max_frames-padded input of the training
@@ -35,15 +38,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from aslfs_pl import vocab
 from aslfs_pl.data.features import fit_length
-from aslfs_pl.export import (
-    ROUTES,
-    WEIGHTS,
-    KaggleModel,
-    TFLiteRunner,
-    convert,
-    load_checkpoint,
-    model_from_config,
-)
+from aslfs_pl.deploy.convert import WEIGHTS, convert
+from aslfs_pl.deploy.runtime import TFLiteRunner
+from aslfs_pl.trained import from_config, load_checkpoint
 
 
 def kaggle_lengths(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -114,27 +111,25 @@ def timed_in_rounds(fns: dict, rounds: int) -> tuple[dict[str, np.ndarray], list
     return {name: np.array(ms) for name, ms in out.items()}, rates
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--config")
-    src.add_argument("--ckpt")
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter, allow_abbrev=False
+    )
+    p.add_argument("--ckpt", help="a training checkpoint (else: training CLI arguments)")
     p.add_argument("--sequences", type=int, default=40)
-    p.add_argument("--routes", nargs="+", choices=ROUTES, default=list(ROUTES))
     p.add_argument("--out", default="artifacts/bench")
     p.add_argument("--weights", nargs="+", choices=WEIGHTS, default=list(WEIGHTS))
+    p.add_argument("--baseline", nargs="*", default=[], help="earlier .tflite files to time too")
     p.add_argument("--rounds", type=int, default=3, help="timing passes per model")
-    args = p.parse_args()
+    args, config_args = p.parse_known_args(argv)
     if args.rounds < 1:
         p.error("--rounds must be at least 1")
+    if bool(args.ckpt) == bool(config_args):
+        p.error("give --ckpt, or training CLI arguments (--config FILE, --model.* ...), not both")
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(1)
-    if args.ckpt:
-        trained = load_checkpoint(args.ckpt)
-        net, columns = trained.net, trained.landmarks.selected_columns
-    else:
-        net, landmarks = model_from_config(args.config)
-        columns = landmarks.selected_columns
+    trained = load_checkpoint(args.ckpt) if args.ckpt else from_config(config_args)
+    net, columns = trained.net, trained.landmarks.selected_columns
     c, f = len(columns), net.config.max_frames
     print(f"model: {net.num_parameters() / 1e6:.2f}M parameters, max_frames "
           f"{f}, {net.config.max_target_len} decoder steps")  # fmt: skip
@@ -147,13 +142,16 @@ def main() -> None:
 
     out = Path(args.out)
     runners = {}
-    for route in args.routes:
-        for weights in args.weights:
-            result = convert(net, columns, out / route / weights, weights=weights, route=route)
-            print(f"[{route} {weights}] conversion {result.seconds:.0f}s; file size "
-                  f"{result.size_bytes / 1e6:.1f} MB")  # fmt: skip
-            runners[f"{route} {weights}"] = runner = TFLiteRunner(result.model_path, num_threads=1)
-            runner.outputs(xs[1])  # warm-up
+    for weights in args.weights:
+        result = convert(net, columns, out / weights, weights=weights)
+        stages = ", ".join(f"{k} {v:.1f}s" for k, v in result.stage_seconds.items())
+        print(f"[{weights}] conversion {result.seconds:.1f}s ({stages}); file size "
+              f"{result.size_bytes / 1e6:.1f} MB")  # fmt: skip
+        runners[weights] = TFLiteRunner(result.model_path, num_threads=1)
+    for path in args.baseline:
+        runners[f"baseline {path}"] = TFLiteRunner(path, num_threads=1)
+    for runner in runners.values():
+        runner.outputs(xs[1])  # warm-up
 
     def pytorch(x):
         with torch.no_grad():
@@ -177,13 +175,13 @@ def main() -> None:
                 net.generate(x)  # the KV-cache decoder: the work needed
             needed.append(counter.get_total_flops() / 1e9)
         with FlopCounterMode(display=False) as counter:
-            KaggleModel(net).eval()(torch.from_numpy(xs[1]))
-        static_gflop = counter.get_total_flops() / 1e9
+            net.generate(padded[1])
+        padded_gflop = counter.get_total_flops() / 1e9
     floor = np.array(needed) / rate * 1000
     print(f"matmul rate (1 thread, best of {', '.join(f'{r:.1f}' for r in rates)}): "
           f"{rate:.1f} GFLOP/s; needed work: median "
-          f"{np.median(needed):.2f} GFLOP = {np.median(floor):.1f} ms floor (static graph: "
-          f"{static_gflop:.2f} GFLOP = {static_gflop / rate * 1000:.1f} ms at every length)")  # fmt: skip
+          f"{np.median(needed):.2f} GFLOP = {np.median(floor):.1f} ms floor (training path, "
+          f"{f} frames: {padded_gflop:.2f} GFLOP = {padded_gflop / rate * 1000:.1f} ms)")  # fmt: skip
     ref = min(np.median(ref_own), np.median(ref_pad))
     print(f"PyTorch greedy without KV cache, 1 thread: median {np.median(ref_own):.1f} ms on the "
           f"sequence's own frames, {np.median(ref_pad):.1f} ms padded to {f}")  # fmt: skip

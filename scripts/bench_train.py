@@ -2,9 +2,10 @@
 
     python scripts/bench_train.py [--configs configs/tiny.yaml configs/seed.yaml] [--steps 5]
 
-For each config: builds the task exactly as the CLI does (model section of the YAML), feeds random
-landmark batches of the config's batch size and max_frames, and times forward + backward +
-optimiser steps (after 2 warm-up steps). Prints steps/s and sequences/s.
+For each config: builds the task and data module through the training CLI's parser (as
+scripts/fit.py does), feeds random landmark batches of the config's batch size and max_frames,
+and times forward + backward + optimiser steps (after 2 warm-up steps). Prints steps/s and
+sequences/s.
 """
 
 from __future__ import annotations
@@ -13,23 +14,17 @@ import argparse
 import time
 
 import torch
-import yaml
 
 from aslfs_pl import vocab
-from aslfs_pl.data.landmarks import LandmarkSet
 from aslfs_pl.optim import Lookahead
-from aslfs_pl.task import Seq2SeqTask
+from aslfs_pl.trained import from_config
 
 
 def bench(path: str, steps: int, batch_size: int | None) -> None:
-    with open(path) as f:
-        cfg = yaml.safe_load(f)
-    data = cfg.get("data", {})
-    frames, tgt = data.get("max_frames", 384), data.get("max_target_len", 32)
-    bs = batch_size or data.get("batch_size", 64)
-    cols = LandmarkSet().num_columns
-    model_cfg = {k: v for k, v in cfg.get("model", {}).items() if k != "optimizer"}
-    task = Seq2SeqTask(num_columns=cols, max_frames=frames, max_target_len=tgt, **model_cfg)
+    built = from_config(["--config", path])
+    task, dm = built.task, built.datamodule
+    frames, tgt, cols = dm.max_frames, dm.max_target_len, dm.num_columns
+    bs = batch_size or dm.batch_size
     task.train()
     opt = Lookahead(torch.optim.RAdam(task.parameters(), lr=1e-4, decoupled_weight_decay=True))
     g = torch.Generator().manual_seed(0)

@@ -6,8 +6,9 @@
 Reads every sequence as Kaggle's evaluator does (pandas, the submission's selected_columns), runs
 the TFLite model (1 thread), argmax-decodes through the character map and prints the competition
 score; with --ckpt, the PyTorch model is scored on the same sequences, side by side.
---split val uses the validation split recorded in the checkpoint (same participants or files);
---split all scores every sequence of the csv.
+--split val rebuilds the checkpoint's validation split exactly (its data sources, phrase filter
+and split settings are recorded in it; only the data directory is taken from --data_dir);
+--split all scores every sequence of train.csv.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import sys
 
 import numpy as np
 
-from aslfs_pl.data.datamodule import KaggleDataModule
 from aslfs_pl.data.kaggle import DataError, load_index
+from aslfs_pl.deploy.runtime import TFLiteRunner
+from aslfs_pl.deploy.stages import ExportError
 from aslfs_pl.evaluate import score, torch_predictor
-from aslfs_pl.export import ExportError, TFLiteRunner, load_checkpoint
+from aslfs_pl.trained import load_checkpoint
 
 
 def main() -> None:
@@ -39,18 +41,15 @@ def main() -> None:
     if not args.submission and not args.ckpt:
         p.error("give --submission and/or --ckpt")
     try:
-        trained = load_checkpoint(args.ckpt) if args.ckpt else None
-        index = load_index(args.data_dir)
+        if args.split == "val" and not args.ckpt:
+            p.error("--split val needs --ckpt (the split is recorded in the checkpoint)")
+        trained = load_checkpoint(args.ckpt, data_dir=args.data_dir) if args.ckpt else None
         if args.split == "val":
-            if trained is None:
-                p.error("--split val needs --ckpt (the split is recorded in the checkpoint)")
-            h = trained.data_hparams
-            dm = KaggleDataModule(
-                data_dir=args.data_dir, val_by=h.get("val_by", "participant"),
-                val_fraction=h.get("val_fraction", 0.1), val_ids=h.get("val_ids"),
-                seed=h.get("seed", 42),
-            )  # fmt: skip
-            index = dm.split(index)[1]
+            # the training split exactly: the checkpoint's sources, phrase filter and settings
+            dm = trained.datamodule
+            index = dm.split(dm.index())[1]
+        else:
+            index = load_index(args.data_dir)
         if args.limit:
             index = index.subset(np.arange(min(args.limit, len(index))))
         predictors, columns = {}, None

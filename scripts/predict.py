@@ -12,8 +12,10 @@ import csv
 import sys
 
 from aslfs_pl.data.kaggle import DataError
+from aslfs_pl.deploy.runtime import TFLiteRunner
+from aslfs_pl.deploy.stages import ExportError
 from aslfs_pl.evaluate import kaggle_sequences, torch_predictor
-from aslfs_pl.export import ExportError, TFLiteRunner, load_checkpoint
+from aslfs_pl.trained import load_checkpoint
 
 
 def main() -> None:

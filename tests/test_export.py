@@ -1,4 +1,4 @@
-"""TFLite export: the deployment wrapper, conversion, parity at every length, scripts."""
+"""Deployment: each layer's export form, the Kaggle graph, conversion, parity, scripts."""
 
 from __future__ import annotations
 
@@ -12,22 +12,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from aslfs_pl import vocab
 from aslfs_pl.data.features import fit_length
-from aslfs_pl.export import (
-    ExportError,
-    ParityReport,
-    ParityRow,
-    TFLiteRunner,
-    compare_decodings,
-    convert,
-    deployment_module,
-    load_checkpoint,
-    parity_report,
-)
-from aslfs_pl.export_dynamic import DynamicKaggleModel
+from aslfs_pl.deploy.convert import convert
+from aslfs_pl.deploy.graph import KaggleModel
+from aslfs_pl.deploy.parity import ParityReport, ParityRow, compare_decodings, parity_report
+from aslfs_pl.deploy.runtime import TFLiteRunner
+from aslfs_pl.deploy.stages import ExportError
 from aslfs_pl.model.seq2seq import ModelConfig, Seq2Seq
+from aslfs_pl.trained import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = [f"{a}_left_hand_{i}" for a in "xy" for i in range(6)]
@@ -60,19 +55,15 @@ def nan_frames(t: int, seed: int = 0) -> np.ndarray:
     return x
 
 
-BUFFER = {"static": 64, "dynamic": None}  # frames each route reads (None: all)
-
-
-@pytest.mark.parametrize("route", ["static", "dynamic"])
 @pytest.mark.parametrize("t", [0, 1, 2, 17, 16, 66, 200, "5 empty"])
-def test_wrapper_matches_training_path_at_every_length(route, t):
+def test_graph_matches_training_path_at_every_length(t):
     net = tiny_net()
-    wrapper = deployment_module(net, route, buffer_frames=64)
+    wrapper = KaggleModel(net)
     # "5 empty": frames but no landmark seen, so cross-attention falls back to frame 0
     x = np.full((5, 12), np.nan, np.float32) if t == "5 empty" else nan_frames(t, seed=t)
     with torch.no_grad():
         out = wrapper(torch.from_numpy(x))["outputs"].numpy()
-        tokens, logits = net.generate(torch.from_numpy(fit_length(x[: BUFFER[route]], 16))[None])
+        tokens, logits = net.generate(torch.from_numpy(fit_length(x, 16))[None])
     assert out.shape == (8, vocab.VOCAB_SIZE)
     assert vocab.decode_kaggle(out.argmax(1)) == vocab.decode(tokens[0].tolist())
     tokens = tokens[0].numpy()
@@ -80,31 +71,62 @@ def test_wrapper_matches_training_path_at_every_length(route, t):
     np.testing.assert_allclose(out[before_end], logits[0].numpy()[before_end], atol=1e-5)
 
 
-def test_dynamic_wrapper_reads_all_frames_and_resamples_like_training():
-    # 3000 frames > the static buffer: the dynamic graph resamples all of them (fit_length)
+def test_graph_reads_all_frames_and_resamples_like_training():
+    # 3000 frames: the graph resamples all of them (fit_length)
     net = tiny_net()
     x = nan_frames(3000, seed=3)
     x[2000:] += 0.3  # the end of the sequence differs from its start
     with torch.no_grad():
-        out = DynamicKaggleModel(net)(torch.from_numpy(x))["outputs"].numpy()
+        out = KaggleModel(net)(torch.from_numpy(x))["outputs"].numpy()
         _, logits = net.generate(torch.from_numpy(fit_length(x, 16))[None])
     np.testing.assert_allclose(out[0], logits[0, 0].numpy(), atol=1e-5)
 
 
-def test_dynamic_wrapper_state_dict_is_the_networks():
+def test_graph_is_a_snapshot_of_the_weights_it_was_built_from():
     net, other = tiny_net(seed=0), tiny_net(seed=1)
-    wrapper = DynamicKaggleModel(net)
-    assert sorted(wrapper.state_dict()) == sorted(f"net.{k}" for k in net.state_dict())
-    # loading another network's weights changes the outputs to that network's (nothing cached)
-    wrapper.load_state_dict({f"net.{k}": v for k, v in other.state_dict().items()})
+    graph = KaggleModel(net)
     x = torch.from_numpy(nan_frames(30))
     with torch.no_grad():
+        before = graph(x)["outputs"].numpy()
+        net.load_state_dict(other.state_dict())  # later changes to the network: not seen
+        np.testing.assert_array_equal(graph(x)["outputs"].numpy(), before)
         np.testing.assert_allclose(
-            wrapper(x)["outputs"].numpy(), DynamicKaggleModel(other)(x)["outputs"].numpy()
+            KaggleModel(net)(x)["outputs"].numpy(), KaggleModel(other)(x)["outputs"].numpy()
         )
 
 
-def test_dynamic_wrapper_folds_trained_batch_norm_statistics():
+class _Extra(nn.Module):  # a layer written without an export form
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        return x * self.scale
+
+
+def test_a_layer_without_export_form_fails_at_export_naming_it():
+    net = tiny_net()
+    net.encoder.blocks[0].extra = _Extra()  # a new layer the block's twin knows nothing of
+    with pytest.raises(ExportError, match=r"\[check\] .*encoder\.blocks\.0\.extra \(_Extra\)"):
+        KaggleModel(net)
+    net = tiny_net()
+    net.encoder.blocks[0].mlp = _Extra()  # a layer replaced by a class with no export_form
+    with pytest.raises(ExportError, match=r"\[check\] layer _Extra has no export_form"):
+        KaggleModel(net)
+
+
+def test_training_only_ctc_head_is_covered_and_left_out():
+    cfg = copy.deepcopy(tiny_net().config)
+    cfg.ctc_head = True
+    net = Seq2Seq(cfg).eval()
+    x = torch.from_numpy(nan_frames(20))
+    with torch.no_grad():
+        out = KaggleModel(net)(x)["outputs"].numpy()
+        _, logits = net.generate(torch.from_numpy(fit_length(nan_frames(20), 16))[None])
+    np.testing.assert_allclose(out[0], logits[0, 0].numpy(), atol=1e-5)
+
+
+def test_graph_folds_trained_batch_norm_statistics():
     net = tiny_net()
     with torch.no_grad():  # non-trivial running statistics, as after training
         for bn in (net.embedding.norm, net.embedding.convs[0].norm):
@@ -112,28 +134,29 @@ def test_dynamic_wrapper_folds_trained_batch_norm_statistics():
             bn.running_var.uniform_(0.5, 2.0)
     x = nan_frames(40)
     with torch.no_grad():
-        out = DynamicKaggleModel(net)(torch.from_numpy(x))["outputs"].numpy()
+        out = KaggleModel(net)(torch.from_numpy(x))["outputs"].numpy()
         _, logits = net.generate(torch.from_numpy(fit_length(x, 16))[None])
     np.testing.assert_allclose(out[0], logits[0, 0].numpy(), atol=1e-5)
 
 
-@pytest.mark.parametrize("route", ["static", "dynamic"])
-def test_rows_after_the_end_token_decode_to_nothing(route):
+def test_rows_after_the_end_token_decode_to_nothing():
     net = tiny_net()
     with torch.no_grad():
         net.decoder.head.bias.zero_()
         net.decoder.head.bias[vocab.EOS] = 50.0
     with torch.no_grad():
-        out = deployment_module(net, route, 64)(torch.from_numpy(nan_frames(10)))
+        out = KaggleModel(net)(torch.from_numpy(nan_frames(10)))
     out = out["outputs"].numpy()
     assert out[0].argmax() == vocab.EOS
     assert (out[1:].argmax(1) == vocab.PAD).all()
     assert vocab.decode_kaggle(out.argmax(1)) == ""
 
 
-def test_unknown_route_names_the_stage(tmp_path):
-    with pytest.raises(ExportError, match=r"\[check\] route 'onnx'"):
-        convert(tiny_net(), COLUMNS, tmp_path, route="onnx")
+def test_unwritable_output_is_found_before_converting(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ExportError, match=r"\[check\] cannot write to .*file"):
+        convert(tiny_net(), COLUMNS, blocker / "out")
 
 
 def test_unknown_weight_type_names_the_stage(tmp_path):
@@ -202,11 +225,10 @@ def test_bad_checkpoint_names_the_stage(tmp_path):
         load_checkpoint(bad)
 
 
-@pytest.fixture(scope="module", params=["dynamic", "static"])
-def exported(request, tmp_path_factory):
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
     net = tiny_net()
-    out = tmp_path_factory.mktemp(f"export_{request.param}")
-    result = convert(net, COLUMNS, out, route=request.param, buffer_frames=64)
+    result = convert(net, COLUMNS, tmp_path_factory.mktemp("export"))
     return net, result
 
 
@@ -220,20 +242,36 @@ def test_submission_layout_and_signature(exported):
     sig = runner.interpreter.get_signature_list()
     assert sig == {"serving_default": {"inputs": ["inputs"], "outputs": ["outputs"]}}
     assert runner.selected_columns == COLUMNS
-    frames_axis = runner.interpreter.get_input_details()[0]["shape_signature"][0]
-    if result.route == "dynamic":
-        assert frames_axis == -1
-    else:  # the traced length; the interpreter resizes it at run time
-        assert frames_axis > 0
+    assert runner.interpreter.get_input_details()[0]["shape_signature"][0] == -1  # any length
+    assert set(result.stage_seconds) == {"check", "trace", "decompose", "lower", "write"}
     out = runner.outputs(nan_frames(5))
     assert out.shape[0] == 8 and out.shape[1] >= 59
 
 
 @pytest.mark.slow
+def test_runner_reads_submissions_without_args_and_refuses_broken_ones(exported, tmp_path):
+    _, result = exported
+    no_args = tmp_path / "no_args.zip"
+    with zipfile.ZipFile(no_args, "w") as z:
+        z.write(result.model_path, "model.tflite")
+    assert TFLiteRunner(no_args).selected_columns is None  # callers say what is missing
+    no_model = tmp_path / "no_model.zip"
+    with zipfile.ZipFile(no_model, "w") as z:
+        z.write(result.args_path, "inference_args.json")
+    with pytest.raises(ExportError, match=r"\[load\] .*no_model.zip: no model.tflite inside"):
+        TFLiteRunner(no_model)
+    bad_args = tmp_path / "bad_args"
+    bad_args.mkdir()
+    (bad_args / "model.tflite").write_bytes(result.model_path.read_bytes())
+    (bad_args / "inference_args.json").write_text('{"columns": []}')
+    with pytest.raises(ExportError, match=r"\[load\] .*inference_args.json: no selected_columns"):
+        TFLiteRunner(bad_args)
+
+
+@pytest.mark.slow
 def test_tflite_parity_at_every_length_fp16(exported):
     net, result = exported
-    report = parity_report(net, result.model_path, BUFFER[result.route], weights="fp16",
-                           lengths=(0, 1, 2, 17, 16, 66, 1000))  # fmt: skip
+    report = parity_report(net, result.model_path, "fp16", lengths=(0, 1, 2, 17, 16, 66, 1000))
     assert report.ok, report.summary()
     assert report.same_texts == len(report.rows)
 
@@ -243,30 +281,26 @@ def test_tflite_text_equals_pytorch_at_every_length_up_to_300(exported):
     # every resampling ratio up to T = 300 (max_frames 16): an index off by one at any length
     # (e.g. from an inexact in-graph frame count) shows up here
     net, result = exported
-    report = parity_report(net, result.model_path, BUFFER[result.route], weights="fp16",
-                           lengths=tuple(range(301)), seed=1)  # fmt: skip
+    report = parity_report(net, result.model_path, "fp16", lengths=tuple(range(301)), seed=1)
     assert report.same_texts == len(report.rows), report.summary()
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("route", ["dynamic", "static"])
-def test_tflite_parity_fp32_is_tight(route, tmp_path):
+def test_tflite_parity_fp32_is_tight(tmp_path):
     net = tiny_net(seed=1)
-    result = convert(net, COLUMNS, tmp_path, weights="fp32", route=route, buffer_frames=64)
-    report = parity_report(net, result.model_path, BUFFER[route], weights="fp32",
-                           lengths=(0, 1, 17, 16, 66, 1000))  # fmt: skip
+    result = convert(net, COLUMNS, tmp_path, weights="fp32")
+    report = parity_report(net, result.model_path, "fp32", lengths=(0, 1, 17, 16, 66, 1000))
     assert report.ok, report.summary()
     assert max(row.max_diff for row in report.rows) < 1e-4
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("route", ["dynamic", "static"])
-def test_tflite_parity_int8_flips_only_near_ties(route, tmp_path):
+def test_tflite_parity_int8_flips_only_near_ties(tmp_path):
     net = tiny_net()
-    result = convert(net, COLUMNS, tmp_path, weights="int8", route=route, buffer_frames=64)
+    result = convert(net, COLUMNS, tmp_path, weights="int8")
     assert result.weights == "int8"
     lengths = (*range(0, 120, 3), 1000)
-    report = parity_report(net, result.model_path, BUFFER[route], "int8", lengths=lengths)
+    report = parity_report(net, result.model_path, "int8", lengths=lengths)
     assert report.ok, report.summary()
     # measured: logits within ~0.02 of PyTorch, about 1 text in 60 flips at a near tie
     assert max(row.max_diff for row in report.rows) < 0.1, report.summary()
@@ -275,19 +309,38 @@ def test_tflite_parity_int8_flips_only_near_ties(route, tmp_path):
     shifted = copy.deepcopy(net)
     with torch.no_grad():
         shifted.decoder.head.bias[5] += 1.0
-    assert not parity_report(shifted, result.model_path, BUFFER[route], "int8", lengths=lengths).ok
+    assert not parity_report(shifted, result.model_path, "int8", lengths=lengths).ok
+
+
+@pytest.fixture(scope="module")
+def with_supplemental(tmp_path_factory) -> Path:
+    """A dataset whose supplemental csv adds sequences (same signers, as the Kaggle data)."""
+    from aslfs_pl.data.synthetic import write_synthetic_dataset
+
+    out = tmp_path_factory.mktemp("with_supplemental")
+    write_synthetic_dataset(out, 100, seed=2, supplemental_sequences=40, sequences_per_file=50)
+    return out
 
 
 @pytest.mark.slow
-def test_export_evaluate_predict_scripts_from_a_checkpoint(synthetic_dir, tmp_path):
+def test_export_evaluate_predict_scripts_from_a_checkpoint(with_supplemental, tmp_path):
     from aslfs_pl import cli
 
-    cli.main([
-        "fit", "--config", str(ROOT / "configs/tiny.yaml"), "--data.data_dir", str(synthetic_dir),
+    data = with_supplemental
+    fitted = cli.main([
+        "fit", "--config", str(ROOT / "configs/tiny.yaml"), "--data.data_dir", str(data),
         "--trainer.default_root_dir", str(tmp_path), "--trainer.max_epochs", "1",
-        "--data.val_fraction", "0.25",
+        "--data.val_fraction", "0.25", "--data.sources", "[train, supplemental]",
     ])  # fmt: skip
+    trained_val = sorted(fitted.datamodule.val_set.index.sequence_id.tolist())
     ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    # the checkpoint rebuilds the training split exactly, supplemental sequences included
+    dm = load_checkpoint(ckpt, data_dir=str(data)).datamodule
+    assert dm.sources == ("train", "supplemental")
+    assert sorted(dm.split(dm.index())[1].sequence_id.tolist()) == trained_val
+    supplemental = (data / "supplemental_metadata.csv").read_text().splitlines()[1:]
+    supplemental_ids = {int(line.split(",")[2]) for line in supplemental}
+    assert supplemental_ids & set(trained_val)
     out = tmp_path / "sub"
     run = [sys.executable, "-W", "ignore"]
     proc = subprocess.run(
@@ -300,17 +353,18 @@ def test_export_evaluate_predict_scripts_from_a_checkpoint(synthetic_dir, tmp_pa
     assert "parity: OK" in proc.stdout
     proc = subprocess.run(
         [*run, "scripts/evaluate.py", "--submission", str(out / "submission.zip"),
-         "--ckpt", str(ckpt), "--data_dir", str(synthetic_dir), "--split", "val"],
+         "--ckpt", str(ckpt), "--data_dir", str(data), "--split", "val"],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
+    assert lines[0].startswith(f"{len(trained_val)} sequences (val split")
     assert any(line.strip().startswith("tflite") and "score" in line for line in lines)
     assert any(line.strip().startswith("pytorch") and "score" in line for line in lines)
     same = next(line for line in lines if "identical predictions" in line)
     n_same, n_all = (int(v) for v in same.split(":")[1].split("/"))
-    assert n_same == n_all > 0
-    parquet = next((synthetic_dir / "train_landmarks").glob("*.parquet"))
+    assert n_same == n_all == len(trained_val)
+    parquet = next((data / "train_landmarks").glob("*.parquet"))
     csv_out = tmp_path / "pred.csv"
     proc = subprocess.run(
         [*run, "scripts/predict.py", "--submission", str(out), "--parquet", str(parquet),
@@ -320,3 +374,49 @@ def test_export_evaluate_predict_scripts_from_a_checkpoint(synthetic_dir, tmp_pa
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = csv_out.read_text().splitlines()
     assert rows[0] == "sequence_id,phrase" and len(rows) > 1
+
+
+@pytest.mark.slow
+def test_export_script_takes_stacked_configs_and_overrides(tmp_path, capsys):
+    from aslfs_pl.trained import from_config
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import export_tflite
+    finally:
+        sys.path.pop(0)
+    override = ["--config", str(ROOT / "configs/tiny.yaml"), "--model.dim", "48",
+                "--data.max_frames", "24"]  # fmt: skip
+    net = from_config(override).net
+    assert net.config.dim == 48 and net.config.max_frames == 24
+    export_tflite.main([*override, "--out", str(tmp_path), "--no_check"])
+    shown = capsys.readouterr().out
+    assert f"model: {net.num_parameters() / 1e6:.2f}M parameters" in shown
+    assert (tmp_path / "submission.zip").is_file()
+    # the dim-48 network is what the file computes
+    report = parity_report(net, tmp_path / "model.tflite", "fp16", lengths=(0, 5, 30))
+    assert report.ok, report.summary()
+
+
+def test_export_script_refuses_ckpt_with_config_arguments(tmp_path):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import export_tflite
+    finally:
+        sys.path.pop(0)
+    with pytest.raises(SystemExit):
+        export_tflite.main(["--ckpt", "x.ckpt", "--model.dim", "48", "--out", str(tmp_path)])
+
+
+def test_job_stages_time_each_stage_and_name_the_failing_one(capsys):
+    from aslfs_pl.deploy.stages import Job
+
+    with Job("demo", ["one", "two"], progress=True) as job:
+        with job.stage("one"):
+            steps = list(job.track(range(3), 3, "steps"))
+        with pytest.raises(ExportError, match=r"^\[two\] ValueError: broken$"), job.stage("two"):
+            raise ValueError("broken")
+    assert steps == [0, 1, 2]
+    assert set(job.seconds) == {"one"}  # a failed stage records no time
+    shown = capsys.readouterr().err
+    assert "demo" in shown and "steps" in shown  # the display went to stderr

@@ -38,9 +38,11 @@ def test_plot_scripts_write_pngs(synthetic_dir, tmp_path):
 
 @pytest.mark.slow
 def test_bench_export_compares_weight_types_on_the_tiny_config(tmp_path):
-    # one route (each conversion of the tiny config takes ~1.5 min); the route loop is the same
     out = run("scripts/bench_export.py", "--config", "configs/tiny.yaml", "--sequences", "3",
-              "--routes", "dynamic", "--weights", "fp16", "int8", "--out", str(tmp_path))  # fmt: skip
+              "--weights", "fp16", "int8", "--out", str(tmp_path), "--rounds", "1",
+              "--baseline", str(tmp_path / "fp16" / "model.tflite"))  # fmt: skip
     for weights in ("fp16", "int8"):
-        assert f"[dynamic {weights}] TFLite" in out and f"[dynamic {weights}] conversion" in out
+        assert f"[{weights}] TFLite" in out and f"[{weights}] conversion" in out
+    assert "lower" in out  # seconds per stage
+    assert "[baseline " in out
     assert "floor" in out and "without KV cache" in out

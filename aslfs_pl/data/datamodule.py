@@ -24,7 +24,6 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
-from pathlib import Path
 
 import lightning as L
 import numpy as np
@@ -43,6 +42,7 @@ from aslfs_pl.data.kaggle import (
     read_landmark_file,
 )
 from aslfs_pl.data.landmarks import LandmarkSet
+from aslfs_pl.data.split import GROUPINGS, split_index
 
 log = logging.getLogger(__name__)
 
@@ -344,7 +344,7 @@ class KaggleDataModule(L.LightningDataModule):
         seed: int = 42,
     ):
         super().__init__()
-        if val_by not in ("participant", "file"):
+        if val_by not in GROUPINGS:
             raise ValueError(f"data.val_by = {val_by!r}: choose 'participant' or 'file'")
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"data.val_fraction = {val_fraction}: must lie in [0, 1)")
@@ -390,33 +390,28 @@ class KaggleDataModule(L.LightningDataModule):
     def vocab_size(self) -> int:
         return vocab.VOCAB_SIZE
 
+    @classmethod
+    def from_hparams(cls, hparams: dict) -> KaggleDataModule:
+        """The data module a checkpoint recorded (``datamodule_hyper_parameters``)."""
+        h = {k: v for k, v in hparams.items() if not k.startswith("_")}
+        if isinstance(h.get("landmarks"), dict):
+            h["landmarks"] = LandmarkSet(**{k: tuple(v) for k, v in h["landmarks"].items()})
+        if isinstance(h.get("augment"), dict):
+            h["augment"] = AugmentConfig(**h["augment"])
+        return cls(**h)
+
+    def index(self) -> SequenceIndex:
+        """Every usable sequence of ``sources`` (phrases that fit ``max_target_len``)."""
+        return load_index(self.data_dir, self.sources, max_phrase_len=self.max_target_len - 1)
+
     def split(self, index: SequenceIndex) -> tuple[SequenceIndex, SequenceIndex]:
-        """Hold out whole participants (or files): never frames or sequences of a seen group."""
-        if self.val_by == "participant":
-            groups = index.participant_id
-        else:
-            groups = np.array([Path(p).stem for p in index.path], object)
-        uniq = np.unique(groups)
-        if self.val_ids is not None:
-            held = np.array([g for g in uniq if str(g) in {str(v) for v in self.val_ids}], object)
-            if len(held) != len(set(map(str, self.val_ids))):
-                raise DataError(f"data.val_ids {self.val_ids}: some ids are not in the index")
-        else:
-            n_val = int(round(len(uniq) * self.val_fraction))
-            if self.val_fraction > 0 and n_val == 0:
-                n_val = 1
-            if n_val >= len(uniq) and n_val > 0:
-                raise DataError(
-                    f"only {len(uniq)} {self.val_by}(s): cannot hold out {n_val} for validation"
-                )
-            held = np.random.default_rng(self.seed).permutation(uniq)[:n_val]
-        is_val = np.isin(groups.astype(str), np.asarray(held).astype(str))
-        return index.subset(~is_val), index.subset(is_val)
+        """(train, validation) of ``index`` under this module's split settings."""
+        return split_index(index, self.val_by, self.val_fraction, self.val_ids, self.seed)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
-        index = load_index(self.data_dir, self.sources, max_phrase_len=self.max_target_len - 1)
+        index = self.index()
         for path in np.unique(index.path):
             check_parquet(path, self.selected_columns)
         train, val = self.split(index)

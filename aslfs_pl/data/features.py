@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from aslfs_pl.model.export_ops import const
+
 _EPS_SCALE = 1e-3  # floor on the per-frame spread, in image units (frames hold ~0.1-0.3)
 
 
@@ -35,8 +37,12 @@ def frame_mask(x: Tensor) -> Tensor:
 
 
 def zero_nan(x: Tensor) -> Tensor:
-    """NaN -> 0 (``nan_to_num`` does not lower to TFLite; ``where`` does)."""
-    return torch.where(torch.isnan(x), torch.zeros_like(x), x)
+    """NaN -> 0 (``nan_to_num`` does not lower to TFLite; ``where`` does).
+
+    The zero is a one-element tensor broadcast by ``where``: ``zeros_like`` of a tensor whose
+    frame count is symbolic fails to lower.
+    """
+    return torch.where(torch.isnan(x), x.new_zeros(1), x)
 
 
 def normalise_frames(points: Tensor) -> Tensor:
@@ -87,6 +93,36 @@ def landmark_features(x: Tensor, num_axes: int) -> tuple[Tensor, Tensor]:
     d2 = flat - shift_frames(flat, 2)
     feats = zero_nan(torch.cat([flat, d1, d2], dim=-1))
     return feats, mask
+
+
+def frame_features(x: Tensor, num_axes: int) -> tuple[Tensor, Tensor]:
+    """The deployment form of :func:`landmark_features` for one sequence: (n, C) raw rows ->
+    features (n, 3C), valid (n, 1) float; ops that lower to TFLite with a symbolic n.
+
+    Same values, but each of the three blocks is axis-major (x0, x1, ..., y0, ...) rather than
+    point-major, which needs no reshape of a frame-sized tensor; the embedding's export form
+    reorders its dense layer's columns to match.
+    """
+    c = x.shape[1]
+    p = c // num_axes
+    seen = (~torch.isnan(x)).to(torch.float32)  # (n, C)
+    valid = (seen.mean(1, keepdim=True) > const(0.0)).to(torch.float32)  # (n, 1)
+    zero = zero_nan(x)
+    centred = []
+    for i in range(num_axes):  # per-axis mean of the visible points: mean(x) / mean(seen)
+        cols = slice(i * p, (i + 1) * p)
+        count = torch.maximum(seen[:, cols].mean(1, keepdim=True), const(1.0 / p))
+        centred.append(x[:, cols] - zero[:, cols].mean(1, keepdim=True) / count)
+    centred = torch.cat(centred, 1)  # (n, C), NaN where unseen
+    var = zero_nan(centred * centred).mean(1, keepdim=True) / torch.maximum(
+        seen.mean(1, keepdim=True), const(1.0 / c)
+    )
+    flat = centred * torch.rsqrt(torch.maximum(var, const(_EPS_SCALE**2)))
+    n = flat.shape[0]
+    nan = torch.full((2, c), float("nan"))
+    d1 = flat - torch.cat([nan[:1], flat], 0)[:n]
+    d2 = flat - torch.cat([nan, flat], 0)[:n]
+    return zero_nan(torch.cat([flat, d1, d2], 1)), valid
 
 
 def resample_indices(num_frames: int, max_frames: int) -> np.ndarray:

@@ -1,12 +1,18 @@
-"""Character decoder: teacher-forced forward for training, greedy decoding with a KV cache."""
+"""Character decoder: teacher-forced forward for training, greedy decoding with a KV cache.
+
+Each layer's deployment twin (``*Export``, see :mod:`aslfs_pl.model.export_ops`) follows it: the
+greedy decoder unrolled for a fixed number of steps, one sequence, with a KV cache.
+"""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aslfs_pl import vocab
-from aslfs_pl.model.layers import MLP, Attention, sinusoidal_positions
+from aslfs_pl.model.export_ops import ExportForm, const, export_form, linear, normalise
+from aslfs_pl.model.layers import MLP, Attention, attention_bias, sinusoidal_positions
 
 
 class DecoderBlock(nn.Module):
@@ -38,6 +44,33 @@ class DecoderBlock(nn.Module):
         y = y + self.dropout(self.self_attn.attend(h, k, v, self_mask))
         y = y + self.dropout(self.cross_attn.attend(self.cross_norm(y), *cross_kv, cross_mask))
         return y + self.mlp(self.mlp_norm(y)), (k, v)
+
+    def export_form(self, memory_norm: nn.LayerNorm) -> DecoderBlockExport:
+        return DecoderBlockExport(self, memory_norm)
+
+
+class DecoderBlockExport(ExportForm):
+    """:class:`DecoderBlock` for one token at a time; ``memory_norm``: the norm whose affine-free
+    output the cross-attention reads (its affine is folded into the cross keys/values)."""
+
+    def __init__(self, block: DecoderBlock, memory_norm: nn.LayerNorm):
+        super().__init__()
+        self.self_attn = export_form(block.self_attn, block.self_norm)
+        self.cross_attn = export_form(block.cross_attn, block.cross_norm, kv_norm=memory_norm)
+        self.mlp = export_form(block.mlp, block.mlp_norm)
+
+    def step(
+        self, y: Tensor, cache: tuple[Tensor, Tensor] | None, cross_kv: tuple[Tensor, Tensor],
+        cross_bias: Tensor,
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:  # fmt: skip
+        """One position ``y`` (1, D) -> (1, D) and the self-attention cache including it."""
+        xn = self.self_attn.normalise(y)
+        k, v = self.self_attn.step_keys_values(xn)
+        if cache is not None:
+            k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 1)
+        y = y + self.self_attn.attend_one(xn, k, v, None)
+        y = y + self.cross_attn.attend_one(self.cross_attn.normalise(y), *cross_kv, cross_bias)
+        return y + self.mlp(y), (k, v)
 
 
 def memory_mask(valid: Tensor) -> Tensor:
@@ -108,3 +141,60 @@ class Decoder(nn.Module):
             out_tokens.append(token)
             out_logits.append(logits)
         return torch.stack(out_tokens, 1), torch.stack(out_logits, 1)
+
+    def export_form(self, memory_norm: nn.LayerNorm) -> DecoderExport:
+        return DecoderExport(self, memory_norm)
+
+
+class DecoderExport(ExportForm):
+    """:meth:`Decoder.greedy` for one sequence, unrolled for ``max_target_len`` steps.
+
+    ``forward(memory, valid, j)``: encoded frames (n, D) normalised without ``memory_norm``'s
+    affine, ``valid`` (n, 1) float, ``j`` (n,) frame indices as float -> logits (L, V); rows
+    after the end token are a one-hot pad (Kaggle's argmax decoding drops them).
+    """
+
+    def __init__(self, dec: Decoder, memory_norm: nn.LayerNorm):
+        super().__init__()
+        self.steps = dec.max_target_len
+        self.blocks = nn.ModuleList(export_form(b, memory_norm) for b in dec.blocks)
+        self.put("embed", dec.embed.weight)
+        self.put("positions", dec.positions)
+        self.put_linear("head", dec.head, dec.norm)
+        self.put("eps", const(dec.norm.eps))
+        self.covers(dec, dec.embed)
+        pad = torch.zeros(1, dec.head.out_features)
+        pad[0, vocab.PAD] = 1e4
+        self.put("pad_row", pad)
+        self.put("earlier_steps", torch.triu(torch.ones(self.steps, self.steps), diagonal=1))
+        self.put("half_step", const(0.5))
+        self.put("zero", const(0.0))
+
+    def forward(self, memory: Tensor, valid: Tensor, j: Tensor) -> Tensor:
+        # cross-attention mask of memory_mask(): valid frames; frame 0 when none is valid
+        key_valid = valid.t()  # (1, n)
+        none_valid = 1.0 - (key_valid.mean(1, keepdim=True) > self.zero).to(torch.float32)
+        first = (j < self.half_step).to(torch.float32).unsqueeze(0)  # (1, n)
+        cross_bias = attention_bias(torch.maximum(key_valid, first * none_valid))
+        cross_kv = [b.cross_attn.keys_values(memory) for b in self.blocks]
+        cache: list[tuple[Tensor, Tensor] | None] = [None] * len(self.blocks)
+        token = torch.tensor([vocab.SOS])
+        rows, tokens = [], []
+        for t in range(self.steps):
+            y = F.embedding(token, self.embed) + self.positions[t]  # (1, D)
+            for b, block in enumerate(self.blocks):
+                y, cache[b] = block.step(y, cache[b], cross_kv[b], cross_bias)
+            rows.append(linear(normalise(y, self.eps), self.weights("head")))
+            # The next input is this step's argmax. Unlike Decoder.greedy it is not replaced by
+            # pad after the end token: only rows before the end are kept, and those never see a
+            # later token (causal), so the outputs are the same.
+            token = torch.topk(rows[-1], 1).indices[:, 0]  # (1,)
+            tokens.append(token)
+        logits = torch.cat(rows, 0)  # (L, V)
+        is_end = (torch.cat(tokens).to(torch.float32) - vocab.EOS).abs() < self.half_step  # (L,)
+        # ended[t]: an end token at a step s < t (row vector times a strictly upper-triangular
+        # matrix; the constant on the right keeps it a float x weight matmul for quantisers)
+        ended = (
+            is_end.to(torch.float32).unsqueeze(0) @ self.earlier_steps > self.half_step
+        )  # (1, L)
+        return torch.where(ended.t(), self.pad_row, logits)

@@ -1,6 +1,8 @@
 """Landmark embedding and the encoder stack.
 
 Frame count is unchanged throughout: (B, T, C) raw columns -> (B, T, D) encoded frames.
+Each layer's deployment twin (``*Export``, see :mod:`aslfs_pl.model.export_ops`) follows it; the
+twins run on (n, D) frames of one sequence, n symbolic.
 """
 
 from __future__ import annotations
@@ -11,7 +13,22 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from aslfs_pl.model.layers import MASK_VALUE, MLP, Attention, ConvBlock, sinusoidal_positions
+from aslfs_pl.model.export_ops import (
+    ExportForm,
+    bn_scale_shift,
+    const,
+    export_form,
+    linear,
+    normalise,
+)
+from aslfs_pl.model.layers import (
+    MASK_VALUE,
+    MLP,
+    Attention,
+    ConvBlock,
+    attention_bias,
+    sinusoidal_positions,
+)
 
 
 def local_causal_mask(valid: Tensor, window: int) -> Tensor:
@@ -101,6 +118,35 @@ class Embedding(nn.Module):
             x = conv(x, mask)
         return x + self.positions[: x.shape[1]]
 
+    def export_form(self, num_axes: int) -> EmbeddingExport:
+        return EmbeddingExport(self, num_axes)
+
+
+class EmbeddingExport(ExportForm):
+    """:class:`Embedding` on (n, 3C) features in the deployment order (axis-major per block, see
+    :func:`aslfs_pl.data.features.frame_features`): the dense layer's columns are reordered to
+    match and the batch norm is folded into it."""
+
+    def __init__(self, emb: Embedding, num_axes: int):
+        super().__init__()
+        a, c = num_axes, emb.dense.in_features // 3
+        # training features are point-major (x0, y0, x1, ...) in each of the 3 blocks
+        order = [b * c + i + a * p for b in range(3) for i in range(a) for p in range(c // a)]
+        scale, shift = bn_scale_shift(emb.norm)
+        self.put_weights("dense", emb.dense.weight[:, order] * scale[:, None], shift)
+        self.covers(emb, emb.dense, emb.norm)
+        self.convs = nn.ModuleList(export_form(block) for block in emb.convs)
+        self.put("positions", emb.positions)
+        self.put("last_position", const(emb.positions.shape[0] - 1.0))
+
+    def forward(self, feats: Tensor, valid: Tensor, j: Tensor) -> Tensor:
+        """``feats`` (n, 3C), ``valid`` (n, 1) float, ``j`` (n,) frame indices as float."""
+        x = linear(feats, self.weights("dense"))  # (n, D)
+        for conv in self.convs:
+            x = conv(x, valid)
+        pos = torch.minimum(j, self.last_position).to(torch.int32)  # rows >= F are invalid
+        return x + F.embedding(pos, self.positions)
+
 
 class EncoderBlock(nn.Module):
     """``local_layers`` local causal self-attention layers, one global one, then an MLP.
@@ -125,6 +171,26 @@ class EncoderBlock(nn.Module):
         x = x + self.dropout(self.global_attn(h, h, full_mask))
         return x + self.mlp(self.mlp_norm(x))
 
+    def export_form(self) -> EncoderBlockExport:
+        return EncoderBlockExport(self)
+
+
+class EncoderBlockExport(ExportForm):
+    """:class:`EncoderBlock` on (n, D) frames, given the additive local and global score biases."""
+
+    def __init__(self, block: EncoderBlock):
+        super().__init__()
+        pairs = zip(block.local_norms, block.local_attn, strict=True)
+        self.local = nn.ModuleList(export_form(a, norm, heads_apart=True) for norm, a in pairs)
+        self.glob = export_form(block.global_attn, block.global_norm, heads_apart=True)
+        self.mlp = export_form(block.mlp, block.mlp_norm)
+
+    def forward(self, x: Tensor, local_bias: Tensor, global_bias: Tensor) -> Tensor:
+        for attn in self.local:
+            x = x + attn.over_frames(attn.normalise(x), local_bias)
+        x = x + self.glob.over_frames(self.glob.normalise(x), global_bias)
+        return x + self.mlp(x)
+
 
 class Encoder(nn.Module):
     """Stack of :class:`EncoderBlock` with a final layer norm: (B, T, D) -> (B, T, D)."""
@@ -145,3 +211,31 @@ class Encoder(nn.Module):
         for block in self.blocks:
             x = block(x, valid, self.window, full_mask)
         return self.norm(x)
+
+    def export_form(self) -> EncoderExport:
+        return EncoderExport(self)
+
+
+class EncoderExport(ExportForm):
+    """:class:`Encoder` on (n, D) frames -> (n, D) normalised WITHOUT the final norm's affine
+    (the decoder's cross-attention folds it into its keys and values)."""
+
+    def __init__(self, enc: Encoder):
+        super().__init__()
+        self.blocks = nn.ModuleList(export_form(block) for block in enc.blocks)
+        self.put("eps", const(enc.norm.eps))
+        self.put("window", const(enc.window - 0.5))
+        self.put("half_step", const(0.5))
+        self.put("minus_half", const(-0.5))
+
+    def forward(self, x: Tensor, valid: Tensor, j: Tensor) -> Tensor:
+        """``valid`` (n, 1) float, ``j`` (n,) frame indices as float."""
+        offset = j.unsqueeze(1) - j.unsqueeze(0)  # (n, n): query - key position
+        after = offset > self.minus_half
+        is_self = (after & (offset < self.half_step)).to(torch.float32)
+        band = (after & (offset < self.window)).to(torch.float32)
+        seen = torch.maximum(valid.t(), is_self)  # valid keys, and each frame itself
+        local, full = attention_bias(band * seen), attention_bias(seen)
+        for block in self.blocks:
+            x = block(x, local, full)
+        return normalise(x, self.eps)

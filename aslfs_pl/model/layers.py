@@ -3,6 +3,8 @@
 Attention is written as explicit matmuls + softmax (no fused kernel) so that the same modules train
 on CPU/GPU/TPU and lower to TFLite. Masks are boolean, True = may attend; every query row keeps at
 least one True (its own position, or the first key) so no softmax row is empty.
+
+Each layer's deployment twin (``*Export``, see :mod:`aslfs_pl.model.export_ops`) follows it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,16 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from aslfs_pl.model.export_ops import (
+    ExportForm,
+    bn_scale_shift,
+    const,
+    fold_norm,
+    linear,
+    normalise,
+    sigmoid,
+)
 
 MASK_VALUE = -1e9  # added to masked scores; finite so bf16/fp16 stay NaN-free
 
@@ -52,6 +64,90 @@ class Attention(nn.Module):
         k, v = self.project_kv(kv)
         return self.attend(x, k, v, mask)
 
+    def export_form(
+        self, norm: nn.LayerNorm, kv_norm: nn.LayerNorm | None = None, heads_apart: bool = False
+    ) -> AttentionExport:
+        return AttentionExport(self, norm, kv_norm, heads_apart)
+
+
+def attention_bias(allowed: Tensor) -> Tensor:
+    """1 = may attend, 0 = masked -> additive score bias (softmax gives masked keys exactly 0)."""
+    return (allowed - 1.0) * -MASK_VALUE
+
+
+class AttentionExport(ExportForm):
+    """:class:`Attention` reading the output of ``norm`` (its affine folded into q, k, v; the
+    score scale folded into q), on 2-D tensors.
+
+    ``kv_norm``: the norm in front of the keys/values when it differs from ``norm``
+    (cross-attention reads the encoder's final norm). ``heads_apart``: keep per-head projections
+    for :meth:`over_frames` (splitting a frame-sized tensor into heads by reshape lowers to
+    run-time shape arithmetic, measured several times slower than per-head matmuls); otherwise
+    whole projections for the decoder's one-token steps, whose static shapes make the head split
+    a free reshape.
+    """
+
+    def __init__(
+        self, attn: Attention, norm: nn.LayerNorm, kv_norm: nn.LayerNorm | None, heads_apart: bool
+    ):
+        super().__init__()
+        self.heads, self.head_dim = attn.heads, attn.head_dim
+        d = attn.q.out_features
+        scale = 1.0 / math.sqrt(attn.head_dim)
+        self.covers(attn.q, attn.kv, attn.out, norm, kv_norm or norm)
+        q_w, q_b = fold_norm(attn.q, norm)
+        kv_w, kv_b = fold_norm(attn.kv, kv_norm or norm)
+        projections = {"q": (q_w * scale, q_b * scale), "k": (kv_w[:d], kv_b[:d]),
+                       "v": (kv_w[d:], kv_b[d:])}  # fmt: skip
+        for name, (w, b) in projections.items():
+            if heads_apart:
+                dh = self.head_dim
+                for h in range(self.heads):
+                    part = slice(h * dh, (h + 1) * dh)
+                    self.put_weights(f"{name}{h}", w[part], b[part])
+            else:
+                self.put_weights(name, w, b)
+        self.put_weights("out", attn.out.weight, attn.out.bias)
+        self.put("eps", const(norm.eps))
+
+    def normalise(self, x: Tensor) -> Tensor:
+        """The query side's norm without its affine (folded into the projections)."""
+        return normalise(x, self.eps)
+
+    def over_frames(self, xn: Tensor, bias: Tensor) -> Tensor:
+        """Self-attention of normalised frames ``xn`` (n, D), one head at a time; ``bias``
+        (n, n) additive. Needs ``heads_apart``."""
+        outs = []
+        for h in range(self.heads):
+            q, k, v = (linear(xn, self.weights(f"{name}{h}")) for name in "qkv")
+            scores = q @ k.t() + bias  # (n, n)
+            outs.append(torch.softmax(scores, dim=-1) @ v)  # (n, D/H)
+        return linear(torch.cat(outs, dim=-1), self.weights("out"))
+
+    def keys_values(self, xn: Tensor) -> tuple[Tensor, Tensor]:
+        """Keys (H, D/H, S) and values (H, S, D/H) of normalised rows ``xn`` (S, D)."""
+        s, h, dh = xn.shape[0], self.heads, self.head_dim
+        k = linear(xn, self.weights("k")).reshape(s, h, dh).permute(1, 2, 0)
+        v = linear(xn, self.weights("v")).reshape(s, h, dh).permute(1, 0, 2)
+        return k, v
+
+    def step_keys_values(self, xn: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`keys_values` of one row (1, D), by free reshapes: (H, D/H, 1), (H, 1, D/H)."""
+        h, dh = self.heads, self.head_dim
+        k = linear(xn, self.weights("k")).reshape(h, dh, 1)
+        v = linear(xn, self.weights("v")).reshape(h, 1, dh)
+        return k, v
+
+    def attend_one(self, xn: Tensor, k: Tensor, v: Tensor, bias: Tensor | None) -> Tensor:
+        """One normalised query ``xn`` (1, D) over keys (H, D/H, S) and values (H, S, D/H)."""
+        h, dh = self.heads, self.head_dim
+        q = linear(xn, self.weights("q")).reshape(h, 1, dh)
+        scores = torch.bmm(q, k)  # (H, 1, S)
+        if bias is not None:
+            scores = scores + bias
+        y = torch.bmm(torch.softmax(scores, dim=-1), v)  # (H, 1, D/H)
+        return linear(y.reshape(1, h * dh), self.weights("out"))
+
 
 class MLP(nn.Module):
     """Position-wise feed-forward: D -> ratio * D -> D."""
@@ -64,6 +160,24 @@ class MLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.dropout(self.fc2(F.gelu(self.fc1(x))))
+
+    def export_form(self, norm: nn.LayerNorm) -> MLPExport:
+        return MLPExport(self, norm)
+
+
+class MLPExport(ExportForm):
+    """``mlp(norm(x))`` on (n, D) rows, the norm's affine folded into fc1."""
+
+    def __init__(self, mlp: MLP, norm: nn.LayerNorm):
+        super().__init__()
+        self.put_linear("fc1", mlp.fc1, norm)
+        self.put_linear("fc2", mlp.fc2)
+        self.put("eps", const(norm.eps))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return linear(
+            F.gelu(linear(normalise(x, self.eps), self.weights("fc1"))), self.weights("fc2")
+        )
 
 
 class ECA(nn.Module):
@@ -82,6 +196,32 @@ class ECA(nn.Module):
         pooled = (x * m).sum(1) / m.sum(1).clamp(min=1.0)  # (B, C)
         w = torch.sigmoid(self.conv(pooled.unsqueeze(1))).squeeze(1)  # (B, C)
         return x * w.unsqueeze(1)
+
+    def export_form(self) -> ECAExport:
+        return ECAExport(self)
+
+
+class ECAExport(ExportForm):
+    """:class:`ECA` on (n, C) frames with ``valid`` (n, 1) float; the conv across the channels
+    as shifted slices times its (constant) taps."""
+
+    def __init__(self, eca: ECA):
+        super().__init__()
+        self.taps = [float(v) for v in eca.conv.weight[0, 0]]
+        self.covers(eca.conv)
+
+    def forward(self, x: Tensor, valid: Tensor) -> Tensor:
+        # mean over valid frames: mean(x * m) / mean(m) = sum(x * m) / sum(m)
+        pooled = (x * valid).mean(0, keepdim=True) / torch.maximum(
+            valid.mean(0, keepdim=True), const(1e-9)
+        )  # (1, C)
+        k, c = len(self.taps), pooled.shape[1]
+        zeros = torch.full((1, k // 2), 0.0)
+        padded = torch.cat([zeros, pooled, zeros], 1)  # (1, C + k - 1): the conv's zero padding
+        gate = padded[:, :c] * self.taps[0]
+        for t in range(1, k):
+            gate = gate + padded[:, t : t + c] * self.taps[t]
+        return x * sigmoid(gate)
 
 
 class CausalDepthwiseConv(nn.Module):
@@ -116,6 +256,33 @@ class ConvBlock(nn.Module):
         y = self.norm(y.transpose(1, 2)).transpose(1, 2)
         y = self.eca(y, mask)
         return x + self.dropout(self.project(y))
+
+    def export_form(self) -> ConvBlockExport:
+        return ConvBlockExport(self)
+
+
+class ConvBlockExport(ExportForm):
+    """:class:`ConvBlock` on (n, D) frames with ``valid`` (n, 1) float; the batch norm folded
+    into the depthwise conv."""
+
+    def __init__(self, block: ConvBlock):
+        super().__init__()
+        self.put_linear("expand", block.expand)
+        self.put_linear("project", block.project)
+        scale, shift = bn_scale_shift(block.norm)
+        conv = block.dwconv.conv
+        self.put("conv_w", conv.weight * scale[:, None, None])
+        self.put("conv_b", conv.bias * scale + shift)
+        self.covers(conv, block.norm)
+        self.eca = block.eca.export_form()
+
+    def forward(self, x: Tensor, valid: Tensor) -> Tensor:
+        y = linear(x, self.weights("expand"))
+        y = y * sigmoid(y)  # SiLU
+        w = self.conv_w  # (H, 1, k): causal depthwise conv, zero history before frame 0
+        padded = torch.cat([torch.full((w.shape[2] - 1, y.shape[1]), 0.0), y], 0)
+        y = F.conv1d(padded.t()[None], w, self.conv_b, groups=w.shape[0])[0].t()  # (n, H)
+        return x + linear(self.eca(y, valid), self.weights("project"))
 
 
 def sinusoidal_positions(length: int, dim: int) -> Tensor:

@@ -14,9 +14,10 @@ from dataclasses import asdict, dataclass
 from torch import Tensor, nn
 
 from aslfs_pl import vocab
-from aslfs_pl.data.features import landmark_features
+from aslfs_pl.data.features import frame_features, landmark_features
 from aslfs_pl.model.decoder import Decoder
 from aslfs_pl.model.encoder import Embedding, Encoder
+from aslfs_pl.model.export_ops import ExportForm, export_form
 
 
 @dataclass
@@ -120,3 +121,29 @@ class Seq2Seq(nn.Module):
 
     def hparams(self) -> dict:
         return asdict(self.config)
+
+    def export_form(self) -> Seq2SeqExport:
+        return Seq2SeqExport(self)
+
+
+class Seq2SeqExport(ExportForm):
+    """The network's deployment twin for one sequence: (n, C) raw rows and their frame indices
+    j (n,) as float -> greedy logits (max_target_len, V), rows after the end token a one-hot pad.
+
+    The frame axis is symbolic; rows whose landmarks are all NaN are invalid frames (see
+    :mod:`aslfs_pl.deploy.graph` for how the Kaggle input becomes these rows).
+    """
+
+    def __init__(self, net: Seq2Seq):
+        super().__init__()
+        self.num_axes = net.config.num_axes
+        self.embedding = export_form(net.embedding, self.num_axes)
+        self.encoder = export_form(net.encoder)
+        self.decoder = export_form(net.decoder, net.encoder.norm)
+        if net.ctc is not None:
+            self.covers(net.ctc)  # training-only head: not part of the deployed graph
+
+    def forward(self, x: Tensor, j: Tensor) -> Tensor:
+        feats, valid = frame_features(x, self.num_axes)  # (n, 3C), (n, 1)
+        memory = self.encoder(self.embedding(feats, valid, j), valid, j)  # (n, D)
+        return self.decoder(memory, valid, j)  # (L, V)

@@ -1,0 +1,137 @@
+"""The exported model against PyTorch: greedy decodings compared step by step.
+
+Logits are compared up to PyTorch's end token, or up to and including the first step where the
+two decoders pick different tokens (after it they read different prefixes). Tolerances per weight
+type (:data:`TOLERANCE`): fp32 and fp16 must pick PyTorch's token at every step up to the end;
+int8 may flip a token only at a near tie (the logits agree within the tolerance up to that step
+and PyTorch's own margin between its token and TFLite's is within the tolerance too).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from aslfs_pl import vocab
+from aslfs_pl.data.features import fit_length
+from aslfs_pl.deploy.convert import WEIGHTS
+from aslfs_pl.deploy.runtime import TFLiteRunner
+from aslfs_pl.model.seq2seq import Seq2Seq
+
+# Logit tolerance per weight type. Measured: fp16 moves logits by ~1e-3; int8 by ~0.02 on the
+# tests' tiny network and up to 0.3 on the trained quickstart model.
+TOLERANCE = {"fp32": 1e-4, "fp16": 5e-2, "int8": 0.5}
+
+
+@dataclass
+class ParityRow:
+    """One input length: TFLite vs PyTorch greedy decoding."""
+
+    frames: int
+    same_text: bool
+    max_diff: float  # max |logit difference| over the rows both decoders computed from one prefix
+    diverged_at: int | None  # first step whose token differs (None: same tokens to the end)
+    margin: float  # PyTorch's logit margin between its token and TFLite's there (0 if none)
+
+
+@dataclass
+class ParityReport:
+    """TFLite vs PyTorch at several lengths (rule: see the module doc)."""
+
+    rows: list[ParityRow]
+    tolerance: float
+    allow_near_ties: bool = False
+
+    def row_ok(self, row: ParityRow) -> bool:
+        if row.max_diff > self.tolerance:
+            return False
+        if row.diverged_at is None:
+            return row.same_text
+        return self.allow_near_ties and row.margin <= self.tolerance
+
+    @property
+    def ok(self) -> bool:
+        return all(self.row_ok(row) for row in self.rows)
+
+    @property
+    def same_texts(self) -> int:
+        return sum(row.same_text for row in self.rows)
+
+    def summary(self) -> str:
+        rule = "near-tie flips allowed" if self.allow_near_ties else "texts must be equal"
+        lines = [f"parity (tolerance {self.tolerance:g} on logits; {rule}):"]
+        for row in self.rows:
+            text = "equal" if row.same_text else (
+                f"DIFFERENT from step {row.diverged_at} (PyTorch margin {row.margin:.3f})"
+            )  # fmt: skip
+            flag = "" if self.row_ok(row) else "  <- FAILED"
+            lines.append(f"  T={row.frames:5d}: text {text}, max |diff| {row.max_diff:.2e}{flag}")
+        lines.append(f"texts equal: {self.same_texts}/{len(self.rows)}")
+        lines.append("parity: OK" if self.ok else "parity: FAILED")
+        return "\n".join(lines)
+
+
+def compare_decodings(
+    frames: int, out: np.ndarray, ref_tokens: np.ndarray, ref_logits: np.ndarray
+) -> ParityRow:
+    """TFLite outputs (L, K) vs PyTorch's greedy tokens (L,) and logits (L, V) for one input."""
+    picked = np.argmax(out, 1)
+    same = vocab.decode_kaggle(picked) == vocab.decode(ref_tokens)
+    compared = ~(np.cumsum(ref_tokens == vocab.EOS) - (ref_tokens == vocab.EOS) > 0)
+    differ = np.flatnonzero(compared & (picked != ref_tokens))
+    diverged_at, margin = None, 0.0
+    if differ.size:
+        diverged_at = int(differ[0])
+        compared[diverged_at + 1 :] = False
+        step = ref_logits[diverged_at]
+        margin = float(step[ref_tokens[diverged_at]] - step[picked[diverged_at]])
+    v = ref_logits.shape[1]
+    diff = np.abs(out[compared, :v] - ref_logits[compared])
+    return ParityRow(
+        frames, bool(same), float(diff.max()) if diff.size else 0.0, diverged_at, margin
+    )
+
+
+def random_input(t: int, columns: int, rng: np.random.Generator) -> np.ndarray:
+    """(t, columns) frames with frames where nothing is seen and frames missing a hand."""
+    x = rng.uniform(0.2, 0.8, (t, columns)).astype(np.float32)
+    x[rng.random(t) < 0.1] = np.nan
+    x[rng.random(t) < 0.3, : columns // 4] = np.nan
+    return x
+
+
+def parity_report(
+    net: Seq2Seq,
+    model_path: str | Path,
+    weights: str = "fp16",
+    lengths: tuple[int, ...] | None = None,
+    seed: int = 0,
+    track=None,
+) -> ParityReport:
+    """Run the TFLite file and the PyTorch greedy decoder on the same random inputs.
+
+    The PyTorch side is the training path (``fit_length`` + ``Seq2Seq.generate``), so this also
+    checks that the in-graph resampling and padding equal the data pipeline's.
+
+    Args:
+        track: wraps the loop over lengths for progress, e.g. ``Job.track`` (optional).
+    """
+    if weights not in TOLERANCE:
+        raise ValueError(f"weights {weights!r} is not one of {WEIGHTS}")
+    runner = TFLiteRunner(model_path)
+    f, c = net.config.max_frames, net.config.num_columns
+    lengths = lengths or (0, 1, 2, 17, f, f + 50, 1000)
+    rng = np.random.default_rng(seed)
+    inputs: Iterable[int] = lengths if track is None else track(lengths, len(lengths), "parity")
+    rows = []
+    for t in inputs:
+        x = random_input(t, c, rng)
+        out = runner.outputs(x)
+        with torch.no_grad():
+            ref_tokens, ref_logits = net.generate(torch.from_numpy(fit_length(x, f))[None])
+        rows.append(compare_decodings(t, out, ref_tokens[0].numpy(), ref_logits[0].numpy()))
+    return ParityReport(rows, TOLERANCE[weights], allow_near_ties=weights == "int8")

@@ -1,0 +1,72 @@
+"""A network with the data settings it goes with, from a checkpoint or from a config.
+
+Both go through Lightning: a checkpoint through ``Seq2SeqTask.load_from_checkpoint`` (and the
+data module's recorded hyperparameters), a config through the training CLI's own parser
+(:func:`aslfs_pl.cli.main` with ``run=False``), so stacked ``--config`` files and overrides such
+as ``--model.dim 192`` mean in every script what they mean in training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from aslfs_pl.data.datamodule import KaggleDataModule
+from aslfs_pl.data.landmarks import LandmarkSet
+from aslfs_pl.deploy.stages import ExportError
+from aslfs_pl.model.seq2seq import Seq2Seq
+from aslfs_pl.task import Seq2SeqTask
+
+
+@dataclass
+class Trained:
+    """A network (eval mode, CPU) and the data module it was (or would be) trained with."""
+
+    task: Seq2SeqTask
+    datamodule: KaggleDataModule
+
+    @property
+    def net(self) -> Seq2Seq:
+        return self.task.net
+
+    @property
+    def landmarks(self) -> LandmarkSet:
+        return self.datamodule.landmarks
+
+
+def load_checkpoint(path: str | Path, data_dir: str | None = None) -> Trained:
+    """The task and data module of a training checkpoint (``data_dir`` overrides the recorded one).
+
+    Raises:
+        ExportError: ``[load]`` naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f"[load] {path}: checkpoint not found")
+    try:
+        task = Seq2SeqTask.load_from_checkpoint(path, map_location="cpu")
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        hparams = dict(ckpt.get("datamodule_hyper_parameters") or {})
+    except Exception as err:
+        raise ExportError(f"[load] {path}: not a loadable aslfs_pl checkpoint ({err})") from err
+    if data_dir is not None:
+        hparams["data_dir"] = data_dir
+    datamodule = KaggleDataModule.from_hparams(hparams)
+    if datamodule.num_columns != task.net.config.num_columns:
+        raise ExportError(
+            f"[load] {path}: the recorded landmark set has {datamodule.num_columns} columns, "
+            f"the model reads {task.net.config.num_columns}"
+        )
+    task.eval()
+    return Trained(task, datamodule)
+
+
+def from_config(args: list[str]) -> Trained:
+    """A randomly initialised network from training CLI arguments, e.g.
+    ``["--config", "configs/seed.yaml", "--model.dim", "192"]`` (seeded as training seeds it)."""
+    from aslfs_pl import cli
+
+    parsed = cli.main(["fit", *args], run=False)
+    return Trained(parsed.model.cpu().eval(), parsed.datamodule)
