@@ -47,13 +47,18 @@ def load_checkpoint(path: str | Path, data_dir: str | None = None) -> Trained:
         raise ExportError(f"[load] {path}: checkpoint not found")
     try:
         task = Seq2SeqTask.load_from_checkpoint(path, map_location="cpu")
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        hparams = dict(ckpt.get("datamodule_hyper_parameters") or {})
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)  # plain values only
     except Exception as err:
         raise ExportError(f"[load] {path}: not a loadable aslfs_pl checkpoint ({err})") from err
+    if "datamodule_hyper_parameters" not in ckpt:
+        raise ExportError(f"[load] {path}: records no data module settings (landmarks, split)")
+    hparams = dict(ckpt["datamodule_hyper_parameters"])
     if data_dir is not None:
         hparams["data_dir"] = data_dir
-    datamodule = KaggleDataModule.from_hparams(hparams)
+    try:
+        datamodule = KaggleDataModule.from_hparams(hparams)
+    except (TypeError, ValueError) as err:
+        raise ExportError(f"[load] {path}: its data module settings do not load ({err})") from err
     if datamodule.num_columns != task.net.config.num_columns:
         raise ExportError(
             f"[load] {path}: the recorded landmark set has {datamodule.num_columns} columns, "
@@ -63,10 +68,26 @@ def load_checkpoint(path: str | Path, data_dir: str | None = None) -> Trained:
     return Trained(task, datamodule)
 
 
+# What a config is read for here is the model and the data settings; the trainer it would build
+# is forced onto the CPU, without logger, so that a TPU or GPU config (configs/tpu.yaml) loads too.
+_BUILD_ONLY = [
+    "--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.num_nodes", "1",
+    "--trainer.precision", "32-true", "--trainer.logger", "false",
+]  # fmt: skip
+
+
 def from_config(args: list[str]) -> Trained:
     """A randomly initialised network from training CLI arguments, e.g.
-    ``["--config", "configs/seed.yaml", "--model.dim", "192"]`` (seeded as training seeds it)."""
+    ``["--config", "configs/seed.yaml", "--model.dim", "192"]`` (seeded as training seeds it).
+
+    Raises:
+        ExportError: ``[config]`` when a setting is rejected (a wrong flag makes the CLI print
+            its usage and exit, as fit.py does).
+    """
     from aslfs_pl import cli
 
-    parsed = cli.main(["fit", *args], run=False)
+    try:
+        parsed = cli.main(["fit", *args, *_BUILD_ONLY], run=False)
+    except (TypeError, ValueError) as err:
+        raise ExportError(f"[config] {err}") from err
     return Trained(parsed.model.cpu().eval(), parsed.datamodule)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -40,6 +41,7 @@ from aslfs_pl import vocab
 from aslfs_pl.data.features import fit_length
 from aslfs_pl.deploy.convert import WEIGHTS, convert
 from aslfs_pl.deploy.runtime import TFLiteRunner
+from aslfs_pl.deploy.stages import ExportError
 from aslfs_pl.trained import from_config, load_checkpoint
 
 
@@ -118,17 +120,27 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--ckpt", help="a training checkpoint (else: training CLI arguments)")
     p.add_argument("--sequences", type=int, default=40)
     p.add_argument("--out", default="artifacts/bench")
-    p.add_argument("--weights", nargs="+", choices=WEIGHTS, default=list(WEIGHTS))
+    p.add_argument("--weights", nargs="*", choices=WEIGHTS, default=list(WEIGHTS),
+                   help="weight types to convert and time (none: time --baseline files only)")  # fmt: skip
     p.add_argument("--baseline", nargs="*", default=[], help="earlier .tflite files to time too")
     p.add_argument("--rounds", type=int, default=3, help="timing passes per model")
     args, config_args = p.parse_known_args(argv)
     if args.rounds < 1:
         p.error("--rounds must be at least 1")
-    if bool(args.ckpt) == bool(config_args):
-        p.error("give --ckpt, or training CLI arguments (--config FILE, --model.* ...), not both")
+    if args.ckpt and config_args:
+        p.error(f"unrecognised arguments with --ckpt: {' '.join(config_args)}")
+    if not args.ckpt and not config_args:
+        p.error("give --ckpt, or training CLI arguments (--config FILE, --model.* ...)")
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(1)
-    trained = load_checkpoint(args.ckpt) if args.ckpt else from_config(config_args)
+    try:
+        trained = load_checkpoint(args.ckpt) if args.ckpt else from_config(config_args)
+        run(args, trained)
+    except ExportError as err:
+        sys.exit(f"bench_export failed: {err}")
+
+
+def run(args: argparse.Namespace, trained) -> None:
     net, columns = trained.net, trained.landmarks.selected_columns
     c, f = len(columns), net.config.max_frames
     print(f"model: {net.num_parameters() / 1e6:.2f}M parameters, max_frames "

@@ -50,6 +50,11 @@ def main() -> None:
             index = dm.split(dm.index())[1]
         else:
             index = load_index(args.data_dir)
+        if len(index) == 0:
+            raise DataError(
+                f"the {args.split} split of {args.data_dir} holds no sequence (a checkpoint "
+                "trained with data.val_fraction 0 has no validation split: use --split all)"
+            )
         if args.limit:
             index = index.subset(np.arange(min(args.limit, len(index))))
         predictors, columns = {}, None

@@ -39,8 +39,10 @@ def main(argv: list[str] | None = None) -> None:
                            "flip near-tie tokens: check the score with scripts/evaluate.py)")  # fmt: skip
     p.add_argument("--no_check", action="store_true", help="skip the parity check")
     args, config_args = p.parse_known_args(argv)
-    if bool(args.ckpt) == bool(config_args):
-        p.error("give --ckpt, or training CLI arguments (--config FILE, --model.* ...), not both")
+    if args.ckpt and config_args:
+        p.error(f"unrecognised arguments with --ckpt: {' '.join(config_args)}")
+    if not args.ckpt and not config_args:
+        p.error("give --ckpt, or training CLI arguments (--config FILE, --model.* ...)")
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("aslfs_pl").setLevel(logging.INFO)  # stage progress from the package
     logging.getLogger("torchao").setLevel(logging.ERROR)

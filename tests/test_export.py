@@ -107,12 +107,58 @@ class _Extra(nn.Module):  # a layer written without an export form
 def test_a_layer_without_export_form_fails_at_export_naming_it():
     net = tiny_net()
     net.encoder.blocks[0].extra = _Extra()  # a new layer the block's twin knows nothing of
-    with pytest.raises(ExportError, match=r"\[check\] .*encoder\.blocks\.0\.extra \(_Extra\)"):
+    with pytest.raises(
+        ExportError, match=r"\[check\] .*encoder\.blocks\.0\.extra\.scale \(_Extra\)"
+    ):
         KaggleModel(net)
+    for owner in ("decoder", "embedding"):  # a weight added straight onto a covered module
+        net = tiny_net()
+        getattr(net, owner).gain = nn.Parameter(torch.ones(1))
+        with pytest.raises(ExportError, match=rf"\[check\] .*{owner}\.gain \("):
+            KaggleModel(net)
     net = tiny_net()
     net.encoder.blocks[0].mlp = _Extra()  # a layer replaced by a class with no export_form
     with pytest.raises(ExportError, match=r"\[check\] layer _Extra has no export_form"):
         KaggleModel(net)
+
+
+def test_every_trained_weight_reaches_the_graph():
+    # the coverage check proves a twin was built for each weight; this proves each one is used
+    net = tiny_net()
+    x = torch.from_numpy(nan_frames(20))
+    with torch.no_grad():
+        base = KaggleModel(net)(x)["outputs"].numpy()
+        torch.manual_seed(0)
+        for name, p in net.named_parameters():
+            # random, not constant: a constant shift of the last bias before a LayerNorm is
+            # removed by the norm itself
+            kept = p.clone()
+            p.add_(torch.randn_like(p))
+            changed = KaggleModel(net)(x)["outputs"].numpy()
+            p.copy_(kept)
+            assert not np.allclose(changed, base), f"{name} does not change the outputs"
+
+
+@pytest.mark.parametrize("num_axes", [2, 3])
+def test_graph_matches_training_path_with_deeper_nets_and_three_axes(num_axes):
+    torch.manual_seed(3)
+    cfg = ModelConfig(
+        num_columns=6 * num_axes, num_axes=num_axes, max_frames=16, max_target_len=6, dim=32,
+        heads=4, mlp_ratio=2, conv_blocks=2, conv_kernel=3, encoder_blocks=2, local_layers=2,
+        window=3, decoder_blocks=2, dropout=0.0,
+    )  # fmt: skip
+    net = Seq2Seq(cfg).eval()
+    graph = KaggleModel(net)
+    rng = np.random.default_rng(num_axes)
+    for t in (0, 1, 9, 16, 40):
+        x = rng.uniform(0.2, 0.8, (t, 6 * num_axes)).astype(np.float32)
+        x[rng.random(t) < 0.3, :num_axes] = np.nan
+        with torch.no_grad():
+            out = graph(torch.from_numpy(x))["outputs"].numpy()
+            tokens, logits = net.generate(torch.from_numpy(fit_length(x, 16))[None])
+        tokens = tokens[0].numpy()
+        before_end = ~(np.cumsum(tokens == vocab.EOS) - (tokens == vocab.EOS) > 0)
+        np.testing.assert_allclose(out[before_end], logits[0].numpy()[before_end], atol=1e-5)
 
 
 def test_training_only_ctc_head_is_covered_and_left_out():
@@ -398,14 +444,27 @@ def test_export_script_takes_stacked_configs_and_overrides(tmp_path, capsys):
     assert report.ok, report.summary()
 
 
-def test_export_script_refuses_ckpt_with_config_arguments(tmp_path):
+def test_export_script_refuses_ckpt_with_config_arguments(tmp_path, capsys):
     sys.path.insert(0, str(ROOT / "scripts"))
     try:
         import export_tflite
     finally:
         sys.path.pop(0)
     with pytest.raises(SystemExit):
-        export_tflite.main(["--ckpt", "x.ckpt", "--model.dim", "48", "--out", str(tmp_path)])
+        export_tflite.main(["--ckpt", "x.ckpt", "--no-check", "--out", str(tmp_path)])
+    assert "unrecognised arguments with --ckpt: --no-check" in capsys.readouterr().err
+
+
+def test_config_settings_rejected_by_the_model_name_the_setting():
+    from aslfs_pl.trained import from_config
+
+    with pytest.raises(ExportError, match=r"\[config\] .*model.dim 33 is not divisible"):
+        from_config(["--config", str(ROOT / "configs/tiny.yaml"), "--model.dim", "33"])
+    # a TPU config loads on this CPU machine (only the model and data settings are read)
+    built = from_config(
+        ["--config", str(ROOT / "configs/tiny.yaml"), "--config", str(ROOT / "configs/tpu.yaml")]
+    )
+    assert built.net.config.dim == 32
 
 
 def test_job_stages_time_each_stage_and_name_the_failing_one(capsys):

@@ -84,3 +84,18 @@ def test_fit_length_pads_with_nan_and_resamples_long_sequences():
     out = fit_length(long, 4)
     assert out[:, 0].tolist() == [0.0, 4.0, 10.0, 14.0]  # frames 0, 2, 5, 7: evenly spaced
     assert fit_length(np.zeros((0, 2), np.float32), 3).shape == (3, 2)
+
+
+def test_deployment_features_equal_training_features_reordered():
+    from aslfs_pl.data.features import frame_features, landmark_features
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.2, 0.8, (12, 3 * 5)).astype(np.float32)  # 5 points, 3 axes
+    x[2] = np.nan  # a frame with nothing seen
+    x[4:7, :2] = np.nan  # points missing
+    x = torch.from_numpy(x)
+    train, mask = landmark_features(x, 3)  # point-major blocks: x0, y0, z0, x1, ...
+    deploy, valid = frame_features(x, 3)  # axis-major blocks: x0, x1, ..., y0, ...
+    order = [b * 15 + i + 3 * p for b in range(3) for i in range(3) for p in range(5)]
+    torch.testing.assert_close(deploy, train[:, order])
+    assert valid[:, 0].bool().tolist() == mask.tolist()

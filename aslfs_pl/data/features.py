@@ -20,9 +20,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from aslfs_pl.model.export_ops import const
-
 _EPS_SCALE = 1e-3  # floor on the per-frame spread, in image units (frames hold ~0.1-0.3)
+
+
+def const(value: float) -> Tensor:
+    """A one-element float tensor: the TFLite converter compares tensors with tensors only."""
+    return torch.tensor([value], dtype=torch.float32)
 
 
 def to_points(x: Tensor, num_axes: int) -> Tensor:

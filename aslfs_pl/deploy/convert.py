@@ -22,7 +22,7 @@ rather than ``litert_torch.convert``. Conversion time is retracing: every retrac
 unrolled decoder makes thousands of nodes (seed model: ~8,400). ``litert_torch.convert`` of the
 exported program retraced it five more times (export again, pre-convert decompositions, a
 canonicalising retrace, two pre-lowering passes); this pipeline retraces three times in all
-(export, :func:`_decompose`, the lowering's pre-lowering pass). Layers keep the node count down
+(export, :func:`_decompose`, the lowering's pre-lowering pass): seven retraces before, three now. Layers keep the node count down
 too (:mod:`aslfs_pl.model.export_ops`). Measured: README, "Benchmarks".
 """
 
@@ -150,7 +150,7 @@ def convert(
                     f"{net.config.num_columns}"
                 )
             out = check_writable(out_dir)
-            wrapper = KaggleModel(net.eval()).eval()
+            wrapper = KaggleModel(net).eval()
             sample = sample_input(net.config.num_columns)
             with torch.no_grad():
                 wrapper(sample)  # fails here, with a clear stage, if the graph itself is broken

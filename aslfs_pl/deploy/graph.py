@@ -30,32 +30,33 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aslfs_pl.data.features import const
 from aslfs_pl.deploy.stages import ExportError
-from aslfs_pl.model.export_ops import MissingExportForm, const, export_form
+from aslfs_pl.model.export_ops import MissingExportForm, export_form
 from aslfs_pl.model.seq2seq import Seq2Seq, Seq2SeqExport
 
 
 def export_twin(net: Seq2Seq) -> Seq2SeqExport:
-    """The network's export form, checked to cover every trained module.
+    """The network's export form, checked to cover every trained parameter and buffer.
 
     Raises:
-        ExportError: ``[check]``, naming the layers without an export form.
+        ExportError: ``[check]``, naming the weights no export form accounts for.
     """
     try:
         with torch.no_grad():
             twin = export_form(net).eval()
     except MissingExportForm as err:
         raise ExportError(f"[check] {err}") from err
-    covered = {id(m) for m in twin.covered_modules()}
+    covered = twin.covered_tensors()
+    owners = dict(net.named_modules())
     missing = [
-        f"{name} ({type(m).__name__})"
-        for name, m in net.named_modules()
-        if id(m) not in covered
-        and (any(True for _ in m.parameters(recurse=False)) or any(True for _ in m.buffers(False)))
+        f"{name} ({type(owners[name.rpartition('.')[0]]).__name__})"
+        for name, t in (*net.named_parameters(), *net.named_buffers())
+        if id(t) not in covered
     ]
     if missing:
         raise ExportError(
-            f"[check] no export form covers these trained layers: {', '.join(missing)}; give "
+            f"[check] no export form covers these trained weights: {', '.join(missing)}; give "
             "each layer an export_form() beside it (aslfs_pl/model/export_ops.py)"
         )
     return twin
@@ -78,7 +79,8 @@ class KaggleModel(nn.Module):
     def frames(self, inputs: Tensor) -> tuple[Tensor, Tensor]:
         """(T, C) -> rows (n, C) with n = T + 1 (see module doc) and their indices (n,) float."""
         x = torch.cat([inputs, torch.full((1, self.num_columns), float("nan"))], 0)  # (n, C)
-        j = torch.arange(0, x.shape[0], 1).to(torch.float32)  # (n,) (start_step: see convert)
+        # arange(start, end, step): the overload litert-torch's torch_tfl table lowers
+        j = torch.arange(0, x.shape[0], 1).to(torch.float32)  # (n,)
         t = j[-1:]  # (1,): T, exactly (TFLite's MEAN of 0..T gave 119.99999 for 120)
         f = self.max_frames
         # fit_length's indices (i * T) // F, in float32 with a half-step guard: exact while

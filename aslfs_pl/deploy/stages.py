@@ -88,8 +88,3 @@ class Job:
     @property
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0
-
-
-def stage(name: str):
-    """A one-stage job without display: failures become :class:`ExportError` naming ``name``."""
-    return Job(name, [name], progress=False).stage(name)

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aslfs_pl import vocab
-from aslfs_pl.model.export_ops import ExportForm, const, export_form, linear, normalise
+from aslfs_pl.data.features import const
+from aslfs_pl.model.export_ops import ExportForm, export_form, linear, normalise
 from aslfs_pl.model.layers import MLP, Attention, attention_bias, sinusoidal_positions
 
 
@@ -111,18 +112,17 @@ class Decoder(nn.Module):
         return self.head(self.norm(y))
 
     def greedy(
-        self, memory: Tensor, valid: Tensor, steps: int | None = None, argmax=None
+        self, memory: Tensor, valid: Tensor, steps: int | None = None
     ) -> tuple[Tensor, Tensor]:
         """Greedy decoding with a self-attention KV cache, ``steps`` tokens (a fixed count).
 
         Every step emits a token; after the end token a row emits pad, so a whole row decodes to
-        the phrase. ``argmax`` may replace ``Tensor.argmax`` (export uses ``topk``).
+        the phrase.
 
         Returns:
             tokens (B, steps) int64 and logits (B, steps, V).
         """
         steps = steps or self.max_target_len
-        argmax = argmax or (lambda t: t.argmax(-1))
         b = memory.shape[0]
         cross = memory_mask(valid)
         cross_kv = [blk.cross_attn.project_kv(memory) for blk in self.blocks]
@@ -136,7 +136,7 @@ class Decoder(nn.Module):
             for j, block in enumerate(self.blocks):
                 y, cache[j] = block(y, None, cross_kv[j], cross, cache[j])
             logits = self.head(self.norm(y))[:, 0]  # (B, V)
-            token = torch.where(done, pad, argmax(logits))
+            token = torch.where(done, pad, logits.argmax(-1))
             done = done | (token == vocab.EOS)
             out_tokens.append(token)
             out_logits.append(logits)
@@ -162,7 +162,7 @@ class DecoderExport(ExportForm):
         self.put("positions", dec.positions)
         self.put_linear("head", dec.head, dec.norm)
         self.put("eps", const(dec.norm.eps))
-        self.covers(dec, dec.embed)
+        self.covers(dec.positions, dec.embed)
         pad = torch.zeros(1, dec.head.out_features)
         pad[0, vocab.PAD] = 1e4
         self.put("pad_row", pad)

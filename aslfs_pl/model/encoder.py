@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aslfs_pl.data.features import const
 from aslfs_pl.model.export_ops import (
     ExportForm,
     bn_scale_shift,
-    const,
     export_form,
     linear,
     normalise,
@@ -134,7 +134,7 @@ class EmbeddingExport(ExportForm):
         order = [b * c + i + a * p for b in range(3) for i in range(a) for p in range(c // a)]
         scale, shift = bn_scale_shift(emb.norm)
         self.put_weights("dense", emb.dense.weight[:, order] * scale[:, None], shift)
-        self.covers(emb, emb.dense, emb.norm)
+        self.covers(emb.positions, emb.dense, emb.norm)
         self.convs = nn.ModuleList(export_form(block) for block in emb.convs)
         self.put("positions", emb.positions)
         self.put("last_position", const(emb.positions.shape[0] - 1.0))

@@ -12,16 +12,18 @@ frame count, so the helpers below stand in for them.
 Weights are folded once, eagerly, when the twin is built (normalisation affines into the next
 layer, batch norm into the layer before it, the score scale into the queries) and kept as
 non-persistent buffers, so the traced graph holds only the per-frame computation. A twin
-records the trained modules it accounts for (:meth:`ExportForm.covers`: folded, copied, or
-deliberately left out, like a training-only head); the deployment graph checks that every trained
-module holding parameters or buffers is covered by some twin, so a layer added without an export
-form fails at export time, by name, instead of being silently left out.
+records the trained modules whose own parameters and buffers it accounts for
+(:meth:`ExportForm.covers`: folded, copied, or deliberately left out, like a training-only head);
+the deployment graph checks that every parameter and buffer of the trained network is covered by
+some twin, so a layer (or a weight) added without an export form fails at export time, by name,
+instead of being silently left out.
 
 Graph size matters for conversion time: litert-torch retraces the whole program several times,
 at a cost proportional to its node count. ``F.linear`` decomposes into seven nodes (transpose,
 batch matmul, two scalar multiplies by 1 and their constants, add); :func:`linear` on a weight
 stored transposed is two. A Python scalar in an op becomes a node of its own; the twins use
-one-element constant tensors instead.
+one-element constant tensors where an op repeats per layer or per decoder step (norm eps, mask
+thresholds); the few Python scalars left run once per graph.
 """
 
 from __future__ import annotations
@@ -30,11 +32,6 @@ import torch
 from torch import Tensor, nn
 
 Linear = tuple[Tensor, Tensor]  # (weight transposed (in, out), bias (out,))
-
-
-def const(value: float) -> Tensor:
-    """A one-element float tensor: the converter compares tensors with tensors only."""
-    return torch.tensor([value], dtype=torch.float32)
 
 
 def linear(x: Tensor, weights: Linear) -> Tensor:
@@ -73,22 +70,27 @@ class ExportForm(nn.Module):
     """Base of every layer's deployment twin (see the module doc).
 
     Subclasses fold their weights in ``__init__`` with :meth:`put` / :meth:`put_linear` and
-    declare the trained modules they account for with :meth:`covers` (``put_linear`` does it).
+    declare the trained weights they account for with :meth:`covers` (``put_linear`` does it).
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self._covered: list[nn.Module] = []
+        self._covered: list[Tensor] = []
 
-    def covers(self, *modules: nn.Module) -> None:
-        """Record trained modules whose parameters/buffers this twin folded, copied or
-        deliberately leaves out."""
-        self._covered.extend(modules)
+    def covers(self, *items: nn.Module | Tensor) -> None:
+        """Record what this twin folded, copied or deliberately leaves out: a module's OWN
+        parameters and buffers (not its children's), or single tensors (a container's buffer,
+        so that a weight added to the container later is not covered by accident)."""
+        for item in items:
+            if isinstance(item, nn.Module):
+                self._covered.extend((*item.parameters(recurse=False), *item.buffers(False)))
+            else:
+                self._covered.append(item)
 
-    def covered_modules(self) -> list[nn.Module]:
-        """The trained modules covered by this twin and every twin inside it."""
+    def covered_tensors(self) -> set[int]:
+        """``id()`` of every trained tensor covered by this twin and every twin inside it."""
         forms = (f for f in self.modules() if isinstance(f, ExportForm))
-        return [m for form in forms for m in form._covered]
+        return {id(t) for form in forms for t in form._covered}
 
     def put(self, key: str, value: Tensor) -> None:
         """Keep ``value`` (a detached copy) as the non-persistent buffer ``key``."""

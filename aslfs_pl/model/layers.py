@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aslfs_pl.data.features import const
 from aslfs_pl.model.export_ops import (
     ExportForm,
     bn_scale_shift,
-    const,
     fold_norm,
     linear,
     normalise,
