@@ -21,7 +21,8 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from aslfs_pl.data.datamodule import KaggleDataModule
-from aslfs_pl.task import Seq2SeqTask
+from aslfs_pl.data.kaggle import DataError
+from aslfs_pl.task import NonFiniteLossError, Seq2SeqTask
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 ACCELERATOR_DEFAULTS = {
@@ -42,6 +43,12 @@ class ASLCLI(LightningCLI):
         ):
             parser.link_arguments(src, dst, apply_on="instantiate")
 
+    def instantiate_trainer(self, **kwargs):
+        trainer = super().instantiate_trainer(**kwargs)
+        if self._get(self.config, "trainer.logger") in (None, True) and trainer.loggers:
+            trainer.loggers = default_loggers(trainer.default_root_dir)
+        return trainer
+
     def before_fit(self) -> None:
         # Checkpoints go to <default_root_dir>/checkpoints rather than the logger's version_N
         # folder (new for every run), so ``--ckpt_path last`` finds the previous run's last.ckpt.
@@ -51,6 +58,21 @@ class ASLCLI(LightningCLI):
                 cb.dirpath = os.path.realpath(
                     os.path.join(self.trainer.default_root_dir, "checkpoints")
                 )
+
+
+def default_loggers(root_dir: str) -> list:
+    """Lightning's default logger is TensorBoard when it happens to be installed, else CSV with a
+    warning. Here: CSV always (``metrics.csv``, what ``plot_curves.py`` reads), plus TensorBoard
+    in the same ``lightning_logs/version_N`` folder when installed
+    (``pip install -e ".[tensorboard]"``, then ``tensorboard --logdir <root_dir>``). A logger
+    given with ``--trainer.logger`` (or ``false``) replaces these."""
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+    from lightning.pytorch.loggers.tensorboard import _TENSORBOARD_AVAILABLE
+
+    csv = CSVLogger(root_dir, name="lightning_logs")
+    if not _TENSORBOARD_AVAILABLE:
+        return [csv]
+    return [csv, TensorBoardLogger(root_dir, name="lightning_logs", version=csv.version)]
 
 
 def expand_shortcuts(args: list[str]) -> list[str]:
@@ -98,7 +120,7 @@ def trainer_defaults() -> dict:
                 auto_insert_metric_name=False,
             ),
             ModelCheckpoint(monitor=None, save_top_k=1, filename="last"),
-            LearningRateMonitor(logging_interval="epoch"),
+            LearningRateMonitor(logging_interval="step"),  # the warm-up is visible
         ],
     }
 
@@ -126,3 +148,15 @@ def main(args: list[str] | None = None, run: bool = True, **kwargs) -> ASLCLI:
             save_config_kwargs={"overwrite": True},
             **kwargs,
         )
+
+
+def run(args: list[str] | None = None) -> None:
+    """The command line (``scripts/fit.py``, ``aslfs-fit``): :func:`main`, with bad data or a
+    rejected setting reported in one line (exit status 1); ``ASLFS_DEBUG=1`` shows the
+    traceback instead."""
+    try:
+        main(args)
+    except (DataError, NonFiniteLossError, ValueError) as err:
+        if os.environ.get("ASLFS_DEBUG"):
+            raise
+        sys.exit(f"fit failed: {type(err).__name__}: {err} (ASLFS_DEBUG=1 shows the traceback)")

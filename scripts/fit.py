@@ -1,6 +1,7 @@
-"""Train: ``python scripts/fit.py [--accelerator tpu|gpu|cpu] [--config configs/x.yaml] ...``."""
+"""Train: ``python scripts/fit.py [--accelerator tpu|gpu|cpu] [--config configs/x.yaml] ...``
+(also installed as the console script ``aslfs-fit``)."""
 
-from aslfs_pl.cli import main
+from aslfs_pl.cli import run
 
 if __name__ == "__main__":
-    main()
+    run()

@@ -1,51 +1,6 @@
-"""Write phrases for every sequence of a parquet file: csv with sequence_id,phrase.
+"""Thin wrapper: see aslfs_pl/commands/predict.py (also installed as a console script)."""
 
-    python scripts/predict.py --submission artifacts/quickstart/submission.zip \
-        --parquet data/synthetic/train_landmarks/123.parquet --out predictions.csv
-    python scripts/predict.py --ckpt runs/quickstart/checkpoints/last.ckpt --parquet ... --out ...
-"""
-
-from __future__ import annotations
-
-import argparse
-import csv
-import sys
-
-from aslfs_pl.data.kaggle import DataError
-from aslfs_pl.deploy.runtime import TFLiteRunner
-from aslfs_pl.deploy.stages import ExportError
-from aslfs_pl.evaluate import kaggle_sequences, torch_predictor
-from aslfs_pl.trained import load_checkpoint
-
-
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--submission", help="submission.zip, a model directory or a .tflite")
-    src.add_argument("--ckpt", help="a training checkpoint")
-    p.add_argument("--parquet", required=True)
-    p.add_argument("--out", required=True, help="output csv")
-    args = p.parse_args()
-    try:
-        if args.submission:
-            predict = TFLiteRunner(args.submission)
-            columns = predict.selected_columns
-            if columns is None:
-                sys.exit("the submission has no inference_args.json: cannot tell its columns")
-        else:
-            trained = load_checkpoint(args.ckpt)
-            predict, columns = torch_predictor(trained.net), trained.landmarks.selected_columns
-        n = 0
-        with open(args.out, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["sequence_id", "phrase"])
-            for sid, frames in kaggle_sequences(args.parquet, columns):
-                w.writerow([sid, predict(frames)])
-                n += 1
-    except (DataError, ExportError) as err:
-        sys.exit(f"predict failed: {err}")
-    print(f"wrote {n} predictions to {args.out}")
-
+from aslfs_pl.commands.predict import main
 
 if __name__ == "__main__":
     main()

@@ -43,6 +43,38 @@ def test_fit_on_cpu_writes_checkpoints_and_metrics(synthetic_dir, tmp_path):
     ckpts = {p.name for p in tmp_path.rglob("*.ckpt")}
     assert "last.ckpt" in ckpts and any(n.startswith("best-") for n in ckpts)
     assert run.model.hparams.num_columns == 176 and run.model.hparams.max_frames == 32
+    from lightning.pytorch.loggers import CSVLogger
+
+    assert isinstance(run.trainer.loggers[0], CSVLogger)  # always, whatever is installed
+    # the learning rate is logged every step, so the warm-up shows in the curves
+    rows = (Path(run.trainer.logger.log_dir) / "metrics.csv").read_text().splitlines()
+    lr_col = rows[0].split(",").index("lr-RAdam/pg1")
+    lrs = [r.split(",")[lr_col] for r in rows[1:] if r.split(",")[lr_col]]
+    assert len(lrs) > run.trainer.current_epoch + 1 and len(set(lrs)) > 2
+
+
+def test_default_loggers_are_csv_plus_tensorboard_when_installed(tmp_path):
+    import lightning.pytorch.loggers.tensorboard as tb
+
+    loggers = cli.default_loggers(str(tmp_path))
+    assert [type(x).__name__ for x in loggers] == (
+        ["CSVLogger", "TensorBoardLogger"] if tb._TENSORBOARD_AVAILABLE else ["CSVLogger"]
+    )
+    assert len({x.log_dir for x in loggers}) == 1  # one lightning_logs/version_N folder
+
+
+def test_fit_script_reports_bad_data_in_one_line(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-W", "ignore", "scripts/fit.py", "--config", TINY,
+         "--data.data_dir", str(tmp_path / "nowhere"), "--trainer.default_root_dir", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert (
+        last.startswith("fit failed: DataError: ") and "nowhere: data directory not found" in last
+    )
 
 
 def test_every_config_parses(capsys):

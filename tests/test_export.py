@@ -424,13 +424,9 @@ def test_export_evaluate_predict_scripts_from_a_checkpoint(with_supplemental, tm
 
 @pytest.mark.slow
 def test_export_script_takes_stacked_configs_and_overrides(tmp_path, capsys):
+    from aslfs_pl.commands import export_tflite
     from aslfs_pl.trained import from_config
 
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import export_tflite
-    finally:
-        sys.path.pop(0)
     override = ["--config", str(ROOT / "configs/tiny.yaml"), "--model.dim", "48",
                 "--data.max_frames", "24"]  # fmt: skip
     net = from_config(override).net
@@ -445,11 +441,8 @@ def test_export_script_takes_stacked_configs_and_overrides(tmp_path, capsys):
 
 
 def test_export_script_refuses_ckpt_with_config_arguments(tmp_path, capsys):
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import export_tflite
-    finally:
-        sys.path.pop(0)
+    from aslfs_pl.commands import export_tflite
+
     with pytest.raises(SystemExit):
         export_tflite.main(["--ckpt", "x.ckpt", "--no-check", "--out", str(tmp_path)])
     assert "unrecognised arguments with --ckpt: --no-check" in capsys.readouterr().err

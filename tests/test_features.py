@@ -99,3 +99,18 @@ def test_deployment_features_equal_training_features_reordered():
     order = [b * 15 + i + 3 * p for b in range(3) for i in range(3) for p in range(5)]
     torch.testing.assert_close(deploy, train[:, order])
     assert valid[:, 0].bool().tolist() == mask.tolist()
+
+
+def test_values_that_are_not_positions_are_missing_landmarks():
+    rng = np.random.default_rng(1)
+    x = torch.from_numpy(rng.uniform(0.2, 0.8, (6, 12)).astype(np.float32))
+    clean = x.clone()
+    clean[1, 3] = clean[2, 0] = clean[3, 7] = float("nan")
+    x[1, 3], x[2, 0], x[3, 7] = float("inf"), -float("inf"), 1e30
+    x[4] = float("inf")  # a frame with nothing but absurd values is not a frame
+    clean[4] = float("nan")
+    feats, mask = landmark_features(x[None], 2)
+    ref_feats, ref_mask = landmark_features(clean[None], 2)
+    assert torch.isfinite(feats).all()
+    torch.testing.assert_close(feats, ref_feats)
+    assert mask.tolist() == ref_mask.tolist() and not mask[0, 4]

@@ -167,3 +167,55 @@ def test_too_few_sequences_per_replica_is_caught_at_setup(tmp_path, rng):
     dm.trainer = SimpleNamespace(current_epoch=0, global_rank=0, world_size=8)
     with pytest.raises(DataError, match="over 8 replica"):
         dm.setup("fit")
+
+
+def test_duplicate_sequence_ids_keep_the_first_row_and_are_logged(tmp_path, rng, caplog):
+    write_mini_dataset(tmp_path, {"1": _good(rng, 3)})
+    csv = tmp_path / "train.csv"
+    lines = csv.read_text().splitlines()
+    # sequence 2 listed again with another phrase, sequence 3 twice with the same one
+    again = [lines[2].replace(",abc", ",zzz"), lines[3]]
+    csv.write_text("\n".join([*lines, *again]) + "\n")
+    with caplog.at_level(logging.WARNING):
+        index = load_index(tmp_path)
+    assert sorted(index.sequence_id.tolist()) == [1, 2, 3]
+    assert dict(zip(index.sequence_id.tolist(), index.phrase.tolist(), strict=True))[2] == "abc"
+    assert "dropping 2 index rows whose sequence_id is listed earlier" in caplog.text
+    assert "[2, 3]" in caplog.text
+
+
+def test_values_that_are_not_positions_are_read_as_missing_and_counted(tmp_path, rng, caplog):
+    frames = random_frames(rng, 4)
+    frames[1, 0], frames[2, 5], frames[3, 9] = np.inf, 1e30, -np.inf
+    write_mini_dataset(tmp_path, {"5": [(1, 1, "ab", frames)]})
+    with caplog.at_level(logging.WARNING):
+        f = read_landmark_file(
+            tmp_path / "train_landmarks/5.parquet", LandmarkSet().selected_columns
+        )
+    got = f.frames(1)
+    assert np.isnan(got[1, 0]) and np.isnan(got[2, 5]) and np.isnan(got[3, 9])
+    assert np.isfinite(np.delete(got.ravel(), [1 * 176 + 0, 2 * 176 + 5, 3 * 176 + 9])).all()
+    assert "5.parquet: 3 values not finite or beyond +-100 read as missing" in caplog.text
+
+
+@pytest.mark.parametrize("as_index", [True, False])
+def test_evaluation_reader_takes_sequence_id_as_index_or_column(tmp_path, as_index):
+    import pandas as pd
+
+    from aslfs_pl.evaluate import kaggle_sequences
+
+    cols = LandmarkSet().selected_columns
+    data = np.random.default_rng(0).uniform(0, 1, (5, len(cols))).astype(np.float32)
+    df = pd.DataFrame(data, columns=cols)
+    df.insert(0, "frame", np.arange(5, dtype=np.int16))
+    ids = [9, 9, 4, 9, 4]  # rows of a sequence need not be contiguous
+    if as_index:
+        df.index = pd.Index(ids, name="sequence_id")  # Kaggle's files
+    else:
+        df.insert(0, "sequence_id", ids)
+    df.to_parquet(tmp_path / "f.parquet")
+    got = dict(kaggle_sequences(str(tmp_path / "f.parquet"), cols))
+    assert list(got) == [9, 4]  # order of first appearance
+    np.testing.assert_array_equal(got[9], data[[0, 1, 3]])
+    np.testing.assert_array_equal(got[4], data[[2, 4]])
+    assert dict(kaggle_sequences(str(tmp_path / "f.parquet"), cols, [4, 77]))[77].shape == (0, 176)

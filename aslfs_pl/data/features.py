@@ -7,6 +7,10 @@ of ``nan_to_num`` or ``nanmean``) and take no shape-derived constants, so the sa
 Shapes: ``B`` batch, ``T`` frames, ``P`` landmarks, ``A`` axes (2 for x, y), ``C = A * P`` columns
 (axis-major, as Kaggle stores them and as ``LandmarkSet.selected_columns`` orders them).
 
+Policy for values (training and export alike): a coordinate that is not finite or lies beyond
+:data:`MAX_COORDINATE` in magnitude is missing, like a landmark MediaPipe did not see
+(:func:`as_missing_if_absurd`).
+
 Policy for the frame axis (training and export alike):
 - a frame whose selected landmarks are all NaN carries no information and is masked like padding
   (this includes Kaggle's frames where MediaPipe saw nothing, and the NaN rows used as padding);
@@ -21,11 +25,22 @@ import torch
 from torch import Tensor
 
 _EPS_SCALE = 1e-3  # floor on the per-frame spread, in image units (frames hold ~0.1-0.3)
+MAX_COORDINATE = 100.0  # MediaPipe's normalised coordinates stay within a few units
 
 
 def const(value: float) -> Tensor:
     """A one-element float tensor: the TFLite converter compares tensors with tensors only."""
     return torch.tensor([value], dtype=torch.float32)
+
+
+def as_missing_if_absurd(x: Tensor) -> Tensor:
+    """Values that are not finite or beyond ``MAX_COORDINATE`` in magnitude -> NaN.
+
+    ``abs(v) <= limit`` is false for NaN, inf and absurd values alike (comparisons of two
+    tensors lower to TFLite; ``isfinite`` does not with a symbolic frame count).
+    """
+    limit = x.new_full((1,), MAX_COORDINATE)
+    return torch.where(x.abs() <= limit, x, x.new_full((1,), float("nan")))
 
 
 def to_points(x: Tensor, num_axes: int) -> Tensor:
@@ -89,6 +104,7 @@ def landmark_features(x: Tensor, num_axes: int) -> tuple[Tensor, Tensor]:
     Returns:
         features (..., T, 3 * C) float, mask (..., T) bool.
     """
+    x = as_missing_if_absurd(x)
     mask = frame_mask(x)
     pts = normalise_frames(to_points(x, num_axes))  # (..., T, P, A)
     flat = pts.flatten(-2)  # (..., T, P*A)
@@ -106,6 +122,7 @@ def frame_features(x: Tensor, num_axes: int) -> tuple[Tensor, Tensor]:
     point-major, which needs no reshape of a frame-sized tensor; the embedding's export form
     reorders its dense layer's columns to match.
     """
+    x = as_missing_if_absurd(x)
     c = x.shape[1]
     p = c // num_axes
     seen = (~torch.isnan(x)).to(torch.float32)  # (n, C)

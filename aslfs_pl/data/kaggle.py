@@ -6,7 +6,15 @@ reported by file and sequence:
 - index level (checked once, in the main process): an empty or malformed csv, a missing or
   unreadable parquet, missing landmark columns -> :class:`DataError` naming the file;
   a phrase with a character outside the map, or too long for ``max_target_len`` -> the row is
-  skipped, and the number skipped per reason is logged.
+  skipped, and the number skipped per reason is logged; a ``sequence_id`` listed more than once
+  (in one csv or across train and supplemental) -> the first row is kept, the others are
+  dropped, and their count and ids are logged.
+- value level (every file read): a coordinate that is not finite or lies beyond
+  :data:`MAX_COORDINATE` in magnitude (MediaPipe's normalised coordinates stay within a few
+  units) becomes missing (NaN), like a landmark MediaPipe did not see; the count per file is
+  logged. The model's features apply the same rule
+  (:func:`aslfs_pl.data.features.as_missing_if_absurd`), so the exported model reading a raw
+  Kaggle file treats such values alike.
 - sequence level (found while streaming, in a worker): a csv sequence absent from its parquet, a
   sequence with 0 frames, a parquet that fails to decode -> the sequence becomes an empty row
   (no frames, no target: it counts for nothing in loss or metrics, so batch counts stay fixed) and
@@ -26,6 +34,7 @@ import pyarrow.csv as pv
 import pyarrow.parquet as pq
 
 from aslfs_pl import vocab
+from aslfs_pl.data.features import MAX_COORDINATE
 
 log = logging.getLogger(__name__)
 
@@ -115,17 +124,69 @@ def load_index(
     ):
         if count:
             log.warning("skipping %d of %d sequences with %s", count, len(phrases), why)
-    keep = ~(bad_char | too_long | empty)
+    ids = table.column("sequence_id").to_numpy()
+    _, first = np.unique(ids, return_index=True)
+    repeated = np.ones(len(ids), bool)
+    repeated[first] = False  # every row after the first of its sequence_id
+    if repeated.any():
+        shown = sorted(set(ids[repeated].tolist()))
+        log.warning(
+            "dropping %d index rows whose sequence_id is listed earlier (the first row is "
+            "kept): ids %s%s", repeated.sum(), shown[:10], " ..." if len(shown) > 10 else "",
+        )  # fmt: skip
+    keep = ~(bad_char | too_long | empty | repeated)
     paths = np.array([str(root / p) for p in table.column("path").to_pylist()], object)
     index = SequenceIndex(
         path=paths,
-        sequence_id=table.column("sequence_id").to_numpy(),
+        sequence_id=ids,
         participant_id=table.column("participant_id").to_numpy(),
         phrase=np.array(phrases, object),
     ).subset(keep)
     if len(index) == 0:
         raise DataError(f"{root}: no usable sequence left after filtering the index")
     return index
+
+
+def missing_if_absurd(data: np.ndarray, where: str) -> np.ndarray:
+    """Values that are not finite or beyond :data:`MAX_COORDINATE` -> NaN (count logged)."""
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.abs(data) <= MAX_COORDINATE) & ~np.isnan(data)
+    if bad.any():
+        log.warning(
+            "%s: %d values not finite or beyond +-%g read as missing landmarks",
+            where, int(bad.sum()), MAX_COORDINATE,
+        )  # fmt: skip
+        data = np.where(bad, np.float32(np.nan), data)
+    return data
+
+
+def read_sequences_table(path: str | Path, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``sequence_id`` per row and the ``columns`` (float32, NaN for nulls) of one parquet,
+    whether ``sequence_id`` is a column or the index pandas wrote (Kaggle's files).
+
+    Raises:
+        DataError: naming the file.
+    """
+    try:
+        pf = pq.ParquetFile(path)
+        names = set(pf.schema_arrow.names)
+        if "sequence_id" not in names:
+            raise DataError(f"{path}: no sequence_id column or index")
+        table = pf.read(columns=["sequence_id", *columns])
+    except DataError:
+        raise
+    except FileNotFoundError:
+        raise DataError(f"{path}: landmark parquet not found") from None
+    except (pa.ArrowInvalid, OSError, KeyError) as err:
+        raise DataError(f"{path}: cannot read the selected columns ({err})") from None
+    feats = table.select(columns).cast(pa.schema([(c, pa.float32()) for c in columns]))
+    if table.num_rows:
+        data = np.asarray(
+            feats.combine_chunks().to_batches()[0].to_tensor(null_to_nan=True, row_major=True)
+        )
+    else:
+        data = np.empty((0, len(columns)), np.float32)
+    return table.column("sequence_id").to_numpy(), data
 
 
 def check_parquet(path: str | Path, columns: list[str]) -> None:
@@ -189,6 +250,7 @@ def read_landmark_file(path: str | Path, columns: list[str]) -> LandmarkFile:
         )
     else:
         data = np.empty((0, len(columns)), np.float32)
+    data = missing_if_absurd(data, str(path))
     first = np.concatenate([[0], change]).astype(np.int64) if len(seq) else np.zeros(0, np.int64)
     ends = np.append(first[1:], len(seq))
     starts = {int(seq[a]): (int(a), int(b)) for a, b in zip(first, ends, strict=True)}

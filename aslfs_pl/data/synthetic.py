@@ -43,6 +43,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from aslfs_pl.data.landmarks import LIPS, PARTS, all_columns
+from aslfs_pl.progress import bar
 from aslfs_pl.vocab import CHAR_TO_INDEX, CHARACTERS, NUM_CHARACTERS
 
 log = logging.getLogger(__name__)
@@ -896,7 +897,7 @@ def _write_split(
     # Parquet encoding releases the GIL: write file f in a thread while generating file f + 1.
     pool = ThreadPoolExecutor(max_workers=1)
     pending: Future | None = None
-    for f in range(n_files):
+    for f in bar(range(n_files), n_files, f"writing {folder}"):
         chunk = []
         for i in range(f * sequences_per_file, min(num, (f + 1) * sequences_per_file)):
             srng = np.random.default_rng([seed, split_id, 2, i])

@@ -97,10 +97,13 @@ def compare_decodings(
 
 
 def random_input(t: int, columns: int, rng: np.random.Generator) -> np.ndarray:
-    """(t, columns) frames with frames where nothing is seen and frames missing a hand."""
+    """(t, columns) frames with frames where nothing is seen, frames missing a hand, and a few
+    values that are not landmark positions (inf, -inf, 1e30: read as missing)."""
     x = rng.uniform(0.2, 0.8, (t, columns)).astype(np.float32)
     x[rng.random(t) < 0.1] = np.nan
     x[rng.random(t) < 0.3, : columns // 4] = np.nan
+    for value in (np.inf, -np.inf, 1e30):
+        x[rng.random(t) < 0.03, rng.integers(columns)] = value
     return x
 
 

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 import time
 from collections.abc import Iterable, Iterator
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from aslfs_pl.progress import display
 
 log = logging.getLogger(__name__)
 
@@ -22,17 +20,6 @@ log = logging.getLogger(__name__)
 class ExportError(RuntimeError):
     """A deploy job failed; the message names the stage (load, check, trace, lower, write, ...)
     and the cause."""
-
-
-def _progress(enabled: bool | None) -> Progress:
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    # bound to the real stderr now: the converter's chatter is silenced by redirecting
-    # sys.stdout/sys.stderr during a stage, and the display must keep refreshing meanwhile
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=Console(file=sys.stderr), disable=not enabled,
-    )  # fmt: skip
 
 
 class Job:
@@ -46,7 +33,7 @@ class Job:
 
     def __init__(self, title: str, stages: list[str], progress: bool | None = None):
         self.title, self.stages = title, stages
-        self.display = _progress(progress)
+        self.display = display(progress)
         self.t0 = time.perf_counter()
         self.seconds: dict[str, float] = {}
 

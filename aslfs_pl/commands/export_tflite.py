@@ -1,0 +1,70 @@
+"""Export a checkpoint (or a config's randomly initialised model) as a Kaggle submission.
+
+(``python scripts/export_tflite.py`` takes the same arguments.)
+
+    aslfs-export --ckpt runs/quickstart/checkpoints/last.ckpt --out artifacts/sub
+    aslfs-export --config configs/seed.yaml --model.dim 192 --out artifacts/x
+        [--fp32 | --int8] [--no_check]
+
+Without --ckpt, every other argument is a training CLI argument (--config files, --model.*,
+--data.*), parsed as scripts/fit.py parses it. Writes OUT/model.tflite, OUT/inference_args.json
+and OUT/submission.zip, then checks the TFLite model against PyTorch at a few lengths (logits
+within tolerance; decoded text equal, except that int8 weights may flip a near tie) and exits
+with status 1 if it fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from aslfs_pl.deploy.convert import check_writable, convert
+from aslfs_pl.deploy.parity import parity_report
+from aslfs_pl.deploy.stages import ExportError, Job
+from aslfs_pl.trained import from_config, load_checkpoint
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter, allow_abbrev=False
+    )
+    p.add_argument("--ckpt", help="a training checkpoint (.ckpt)")
+    p.add_argument("--out", required=True, help="output directory")
+    prec = p.add_mutually_exclusive_group()
+    prec.add_argument("--fp16", dest="weights", action="store_const", const="fp16",
+                      default="fp16", help="fp16 weights (default)")  # fmt: skip
+    prec.add_argument("--fp32", dest="weights", action="store_const", const="fp32",
+                      help="fp32 weights (twice the file, same speed)")  # fmt: skip
+    prec.add_argument("--int8", dest="weights", action="store_const", const="int8",
+                      help="int8 dynamic-range weights (smaller file, ~2x faster on this CPU; may "
+                           "flip near-tie tokens: check the score with aslfs-evaluate)")  # fmt: skip
+    p.add_argument("--no_check", action="store_true", help="skip the parity check")
+    args, config_args = p.parse_known_args(argv)
+    if args.ckpt and config_args:
+        p.error(f"unrecognised arguments with --ckpt: {' '.join(config_args)}")
+    if not args.ckpt and not config_args:
+        p.error("give --ckpt, or training CLI arguments (--config FILE, --model.* ...)")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("aslfs_pl").setLevel(logging.INFO)  # stage progress from the package
+    logging.getLogger("torchao").setLevel(logging.ERROR)
+    try:
+        check_writable(args.out)  # before minutes of conversion
+        trained = load_checkpoint(args.ckpt) if args.ckpt else from_config(config_args)
+        net, columns = trained.net, trained.landmarks.selected_columns
+        print(f"model: {net.num_parameters() / 1e6:.2f}M parameters, {len(columns)} input columns")
+        result = convert(net, columns, args.out, weights=args.weights)
+        print(f"wrote {result.zip_path} ({result.size_bytes / 1e6:.1f} MB model, "
+              f"{args.weights}) in {result.seconds:.0f}s")  # fmt: skip
+        if not args.no_check:
+            with Job("parity", ["check"]) as job, job.stage("check"):
+                report = parity_report(net, result.model_path, args.weights, track=job.track)
+            print(report.summary())
+            if not report.ok:
+                sys.exit(1)
+    except ExportError as err:
+        sys.exit(f"export failed: {err}")
+
+
+if __name__ == "__main__":
+    main()
