@@ -17,9 +17,10 @@ import os
 import sys
 import warnings
 
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from aslfs_pl.callbacks import AtomicModelCheckpoint, PhraseWriter
 from aslfs_pl.data.datamodule import KaggleDataModule
 from aslfs_pl.data.kaggle import DataError
 from aslfs_pl.task import NonFiniteLossError, Seq2SeqTask
@@ -112,15 +113,16 @@ def trainer_defaults() -> dict:
         "callbacks": [
             # Best by validation masked accuracy (as the seed), and last.ckpt after every epoch:
             # a monitored checkpoint's save_last only refreshes when the best one improves.
-            ModelCheckpoint(
+            AtomicModelCheckpoint(
                 monitor="val/acc",
                 mode="max",
                 save_top_k=1,
                 filename="best-{epoch:03d}-{step}",
                 auto_insert_metric_name=False,
             ),
-            ModelCheckpoint(monitor=None, save_top_k=1, filename="last"),
+            AtomicModelCheckpoint(monitor=None, save_top_k=1, filename="last"),
             LearningRateMonitor(logging_interval="step"),  # the warm-up is visible
+            PhraseWriter(),  # fit.py predict -> <default_root_dir>/predictions.csv
         ],
     }
 

@@ -105,6 +105,9 @@ class Seq2SeqTask(L.LightningModule):
         self.val_acc = WeightedMean()
         self.val_loss = WeightedMean()
         self.val_score = CompetitionScore()
+        self.test_acc = WeightedMean()
+        self.test_loss = WeightedMean()
+        self.test_score = CompetitionScore()
         self.register_buffer("first_bad_step", torch.tensor(-1), persistent=False)
 
     # -- shared -------------------------------------------------------------------------------
@@ -154,7 +157,17 @@ class Seq2SeqTask(L.LightningModule):
         return per_row.sum() / target_lengths.sum().clamp(min=1)
 
     # -- training -----------------------------------------------------------------------------
+    def _log_skipped(self, stage: str, batch: dict[str, Tensor]) -> None:
+        """Rows the data's skip policy set aside (empty sequences, no hand seen, unreadable
+        files, ...): summed over the epoch and the replicas, as ``<stage>/skipped``."""
+        if "skipped" in batch:
+            self.log(
+                f"{stage}/skipped", batch["skipped"].sum().float(), on_step=False, on_epoch=True,
+                reduce_fx="sum", sync_dist=True,
+            )  # fmt: skip
+
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        self._log_skipped("train", batch)
         loss, correct, weight = self._loss(batch)
         mode = self._check_mode()
         if mode == "step" and not torch.isfinite(loss):
@@ -181,18 +194,37 @@ class Seq2SeqTask(L.LightningModule):
                 f"(found at the end of epoch {self.current_epoch})"
             )
 
-    # -- validation ---------------------------------------------------------------------------
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+    # -- validation, test, prediction -----------------------------------------------------------
+    def _evaluate(self, stage: str, batch: dict[str, Tensor]) -> None:
+        """Loss, masked accuracy and competition score of greedy decoding, as ``<stage>/*``."""
+        self._log_skipped(stage, batch)
         loss, correct, weight = self._loss(batch)
-        self.val_loss.update(loss, weight.sum())
-        self.val_acc.update(correct, weight)
+        loss_metric, acc, score = (getattr(self, f"{stage}_{m}") for m in ("loss", "acc", "score"))
+        loss_metric.update(loss, weight.sum())
+        acc.update(correct, weight)
         predicted, _ = self.net.generate(batch["landmarks"])
         preds = [vocab.decode(row) for row in predicted.cpu().tolist()]
         refs = [vocab.decode(row[1:]) for row in batch["tokens"].cpu().tolist()]
-        self.val_score.update(preds, refs)
-        self.log("val/loss", self.val_loss, on_epoch=True, prog_bar=True)
-        self.log("val/acc", self.val_acc, on_epoch=True, prog_bar=True)
-        self.log("val/score", self.val_score, on_epoch=True, prog_bar=True)
+        score.update(preds, refs)
+        self.log(f"{stage}/loss", loss_metric, on_epoch=True, prog_bar=True)
+        self.log(f"{stage}/acc", acc, on_epoch=True, prog_bar=True)
+        self.log(f"{stage}/score", score, on_epoch=True, prog_bar=True)
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._evaluate("val", batch)
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._evaluate("test", batch)
+
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> list[tuple[int, str]]:
+        """(sequence_id, phrase) of every real row (padding rows have id -1)."""
+        predicted, _ = self.net.generate(batch["landmarks"])
+        ids = batch["sequence_id"].cpu().tolist()
+        return [
+            (sid, vocab.decode(row))
+            for sid, row in zip(ids, predicted.cpu().tolist(), strict=True)
+            if sid >= 0
+        ]
 
     # -- optimisation -------------------------------------------------------------------------
     def configure_optimizers(self):

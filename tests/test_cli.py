@@ -189,3 +189,48 @@ def test_non_finite_loss_is_a_clear_error_naming_the_step(synthetic_dir, tmp_pat
             tiny_args(synthetic_dir, tmp_path, "--trainer.max_epochs", "1"),
             trainer_defaults={"callbacks": [PoisonWeights(3)]},
         )
+
+
+def test_checkpoints_are_replaced_atomically_in_their_own_folder(
+    synthetic_dir, tmp_path, monkeypatch
+):
+    from aslfs_pl.callbacks import AtomicModelCheckpoint
+
+    renames = []
+    real_replace = os.replace
+
+    def spy(src, dst):
+        renames.append((str(src), str(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    run = cli.main(tiny_args(synthetic_dir, tmp_path, "--trainer.max_epochs", "1"))
+    assert all(isinstance(cb, AtomicModelCheckpoint) for cb in run.trainer.checkpoint_callbacks)
+    last = os.path.realpath(tmp_path / "checkpoints" / "last.ckpt")
+    assert (last + ".partial", last) in renames  # written beside it, then renamed onto it
+    assert not list(tmp_path.rglob("*.partial"))
+    assert torch.load(last, weights_only=False)["epoch"] == 0
+
+
+def test_test_and_predict_subcommands_score_and_write_the_held_out_split(synthetic_dir, tmp_path):
+    common = ["--data.val_fraction", "0.25"]
+    cli.main(tiny_args(synthetic_dir, tmp_path, "--trainer.max_epochs", "1", *common))
+    ckpt = str(tmp_path / "checkpoints" / "last.ckpt")
+
+    def run(subcommand: str):
+        args = tiny_args(synthetic_dir, tmp_path, *common, "--ckpt_path", ckpt)
+        return cli.main([subcommand, *args[1:]])
+
+    tested = run("test")
+    metrics = tested.trainer.callback_metrics
+    for key in ("test/loss", "test/acc", "test/score"):
+        assert key in metrics and torch.isfinite(metrics[key]), key
+    held_out = tested.datamodule.test_set.index
+    # test scores the held-out split: the same numbers as validating that checkpoint
+    validated = run("validate").trainer.callback_metrics
+    assert float(validated["val/score"]) == pytest.approx(float(metrics["test/score"]))
+    assert float(validated["val/acc"]) == pytest.approx(float(metrics["test/acc"]))
+    run("predict")
+    rows = (tmp_path / "predictions.csv").read_text().splitlines()
+    assert rows[0] == "sequence_id,phrase"
+    assert sorted(int(r.split(",")[0]) for r in rows[1:]) == sorted(held_out.sequence_id.tolist())

@@ -295,12 +295,22 @@ def test_submission_layout_and_signature(exported):
 
 
 @pytest.mark.slow
-def test_runner_reads_submissions_without_args_and_refuses_broken_ones(exported, tmp_path):
+def test_runner_reads_submissions_without_args_and_refuses_broken_ones(
+    exported, tmp_path, synthetic_dir
+):
     _, result = exported
     no_args = tmp_path / "no_args.zip"
     with zipfile.ZipFile(no_args, "w") as z:
         z.write(result.model_path, "model.tflite")
     assert TFLiteRunner(no_args).selected_columns is None  # callers say what is missing
+    from aslfs_pl.commands import evaluate, predict
+
+    for command, extra in (
+        (evaluate, ["--data_dir", str(tmp_path), "--split", "all"]),
+        (predict, ["--parquet", "x.parquet", "--out", str(tmp_path / "p.csv")]),
+    ):
+        with pytest.raises(SystemExit, match="no inference_args.json: cannot tell its columns"):
+            command.main(["--submission", str(no_args), *extra])
     no_model = tmp_path / "no_model.zip"
     with zipfile.ZipFile(no_model, "w") as z:
         z.write(result.args_path, "inference_args.json")

@@ -219,3 +219,23 @@ def test_evaluation_reader_takes_sequence_id_as_index_or_column(tmp_path, as_ind
     np.testing.assert_array_equal(got[9], data[[0, 1, 3]])
     np.testing.assert_array_equal(got[4], data[[2, 4]])
     assert dict(kaggle_sequences(str(tmp_path / "f.parquet"), cols, [4, 77]))[77].shape == (0, 176)
+
+
+def test_skipped_sequences_are_logged_and_counted_in_a_real_fit(tmp_path, rng, caplog):
+    # Lightning stops after len() batches: the count must not wait for the stream's end
+    from aslfs_pl import cli
+
+    no_hands = random_frames(rng, 8)
+    no_hands.reshape(8, 2, 88)[:, :, :42] = np.nan
+    write_mini_dataset(tmp_path / "data", {"101": [*_good(rng, 6), (60, 7, "ab", no_hands)]})
+    csv = tmp_path / "data" / "train.csv"  # and a sequence the csv lists but the parquet lacks
+    csv.write_text(csv.read_text() + "train_landmarks/101.parquet,101,61,7,ab\n")
+    with caplog.at_level(logging.WARNING):
+        run = cli.main([
+            "fit", "--config", "configs/tiny.yaml", "--data.data_dir", str(tmp_path / "data"),
+            "--trainer.default_root_dir", str(tmp_path / "run"), "--trainer.max_epochs", "1",
+            "--data.val_fraction", "0", "--data.batch_size", "2", "--data.shuffle_buffer", "1",
+        ])  # fmt: skip
+    assert run.trainer.callback_metrics["train/skipped"] == 2
+    assert "2 sequences used as empty rows" in caplog.text
+    assert "no hand visible" in caplog.text and "absent from its parquet" in caplog.text

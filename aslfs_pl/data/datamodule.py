@@ -180,7 +180,7 @@ class LandmarkStream(IterableDataset):
             if reason:
                 skipped[reason] += 1
                 log.debug("sequence %d of %s skipped: %s", sid, path, reason)
-                yield self._empty(sid)
+                yield self._empty(sid, skipped=True)
                 continue
             yield {"frames": frames, "phrase": phrase, "sequence_id": sid}
 
@@ -199,8 +199,9 @@ class LandmarkStream(IterableDataset):
             return "fewer frames per character than min_frames_per_char (training only)"
         return None
 
-    def _empty(self, sid: int = -1) -> dict:
-        return {"frames": None, "phrase": "", "sequence_id": sid}
+    def _empty(self, sid: int = -1, skipped: bool = False) -> dict:
+        """An empty row: padding, or (``skipped``) a sequence the skip policy set aside."""
+        return {"frames": None, "phrase": "", "sequence_id": sid, "skipped": skipped}
 
     def _shuffled(self, items: Iterator[dict], rng: np.random.Generator) -> Iterator[dict]:
         if self.shuffle_buffer <= 1:
@@ -218,7 +219,7 @@ class LandmarkStream(IterableDataset):
         yield from buf
 
     # -- assembling -----------------------------------------------------------------------------
-    def _row(self, item: dict) -> tuple[np.ndarray, np.ndarray, int, int]:
+    def _row(self, item: dict) -> tuple[np.ndarray, np.ndarray, int, int, bool]:
         c = len(self.columns)
         if item["frames"] is None:
             frames = np.full((self.max_frames, c), np.nan, np.float32)
@@ -227,6 +228,7 @@ class LandmarkStream(IterableDataset):
                 np.full(self.max_target_len + 1, vocab.PAD, np.int64),
                 item["sequence_id"],
                 0,
+                item.get("skipped", False),
             )
         frames = item["frames"]
         if self.augmenter is not None:
@@ -237,7 +239,7 @@ class LandmarkStream(IterableDataset):
             pts = self.augmenter(pts, rng)
             frames = pts.reshape(len(pts), -1)
         target = encode_target(item["phrase"], self.max_target_len)
-        return fit_length(frames, self.max_frames), target, item["sequence_id"], len(frames)
+        return fit_length(frames, self.max_frames), target, item["sequence_id"], len(frames), False
 
     def _collate(self, items: list[dict]) -> dict[str, torch.Tensor]:
         rows = [self._row(it) for it in items]
@@ -246,6 +248,7 @@ class LandmarkStream(IterableDataset):
             "tokens": torch.from_numpy(np.stack([r[1] for r in rows])),  # (B, L + 1)
             "sequence_id": torch.tensor([r[2] for r in rows], dtype=torch.int64),  # (B,)
             "num_frames": torch.tensor([r[3] for r in rows], dtype=torch.int64),  # (B,)
+            "skipped": torch.tensor([r[4] for r in rows], dtype=torch.bool),  # (B,) skip policy
         }
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
@@ -269,23 +272,30 @@ class LandmarkStream(IterableDataset):
         for item in items:
             batch.append(item)
             if len(batch) == self.batch_size:
-                yield self._collate(batch)
                 emitted += 1
-                batch = []
                 if emitted == total:
-                    break
+                    # the loader stops asking after len() batches and never resumes this
+                    # generator: report before the last batch
+                    self._report(skipped, shard_id)
+                    yield self._collate(batch)
+                    return
+                yield self._collate(batch)
+                batch = []
         if batch and emitted < total:  # evaluation: pad the last batch with empty rows
             batch += [self._empty()] * (self.batch_size - len(batch))
+        self._report(skipped, shard_id)
+        if batch:
             yield self._collate(batch)
+
+    def _report(self, skipped: Counter, shard_id: int) -> None:
+        """The skip policy's count per reason for this shard (also a metric: the task logs each
+        batch's ``skipped`` rows as ``<stage>/skipped`` per epoch)."""
         if skipped:
             log.warning(
                 "%s shard %d (epoch %d): %d sequences used as empty rows: %s",
-                "train" if self.train else "eval",
-                shard_id,
-                self.epoch,
-                sum(skipped.values()),
+                "train" if self.train else "eval", shard_id, self.epoch, sum(skipped.values()),
                 dict(skipped),
-            )
+            )  # fmt: skip
 
 
 class _EpochLoader(DataLoader):
@@ -324,6 +334,8 @@ class KaggleDataModule(L.LightningDataModule):
         shuffle_buffer: sequences held per worker for shuffling across files.
         min_frames_per_char: training drops sequences with fewer frames per character (0: keep).
         seed: seed of the split, the order and the augmentations.
+        test_split: the sequences ``fit.py test`` scores and ``fit.py predict`` writes: "val"
+            (the held-out groups of the split above) or "all" (every sequence of ``sources``).
     """
 
     def __init__(
@@ -342,10 +354,13 @@ class KaggleDataModule(L.LightningDataModule):
         shuffle_buffer: int = 1000,
         min_frames_per_char: float = 0.0,
         seed: int = 42,
+        test_split: str = "val",
     ):
         super().__init__()
         if val_by not in GROUPINGS:
             raise ValueError(f"data.val_by = {val_by!r}: choose 'participant' or 'file'")
+        if test_split not in ("val", "all"):
+            raise ValueError(f"data.test_split = {test_split!r}: choose 'val' or 'all'")
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"data.val_fraction = {val_fraction}: must lie in [0, 1)")
         for name, value in (("max_frames", max_frames), ("max_target_len", max_target_len),
@@ -366,6 +381,8 @@ class KaggleDataModule(L.LightningDataModule):
         self.shuffle_buffer = shuffle_buffer
         self.min_frames_per_char = min_frames_per_char
         self.seed = seed
+        self.test_split = test_split
+        self.test_set: LandmarkStream | None = None
         # Plain values only (no dataclass objects) so a checkpoint loads with weights_only.
         self.save_hyperparameters(ignore=["landmarks", "augment"])
         self.hparams["landmarks"] = landmark_dict(self.landmarks)
@@ -409,6 +426,9 @@ class KaggleDataModule(L.LightningDataModule):
         return split_index(index, self.val_by, self.val_fraction, self.val_ids, self.seed)
 
     def setup(self, stage: str | None = None) -> None:
+        if stage in ("test", "predict"):
+            self._setup_test()
+            return
         if self.train_set is not None:
             return
         index = self.index()
@@ -444,6 +464,26 @@ class KaggleDataModule(L.LightningDataModule):
                 f"{max(1, self.num_workers)} worker(s) do not fill one batch of {self.batch_size}"
             )
 
+    def _setup_test(self) -> None:
+        if self.test_set is not None:
+            return
+        index = self.index()
+        for path in np.unique(index.path):
+            check_parquet(path, self.selected_columns)
+        if self.test_split == "val":
+            index = self.split(index)[1]
+        if len(index) == 0:
+            raise DataError(
+                f"data.test_split = 'val' holds no sequence (data.val_fraction "
+                f"{self.val_fraction}): use --data.test_split all"
+            )
+        log.info("data: %d sequences to test / predict (%s)", len(index), self.test_split)
+        self.test_set = LandmarkStream(
+            index, self.landmarks, batch_size=self.batch_size, max_frames=self.max_frames,
+            max_target_len=self.max_target_len, train=False, seed=self.seed,
+            num_workers=self.num_workers,
+        )  # fmt: skip
+
     def _state(self) -> tuple[int, int, int]:
         trainer = self.trainer
         if trainer is None:
@@ -464,6 +504,14 @@ class KaggleDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None, "call setup() first"
         return self._loader(self.train_set)
+
+    def test_dataloader(self) -> DataLoader:
+        assert self.test_set is not None, "call setup('test') first"
+        return self._loader(self.test_set)
+
+    def predict_dataloader(self) -> DataLoader:
+        assert self.test_set is not None, "call setup('predict') first"
+        return self._loader(self.test_set)
 
     def val_dataloader(self) -> DataLoader:
         assert self.train_set is not None, "call setup() first"

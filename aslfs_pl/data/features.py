@@ -36,11 +36,12 @@ def const(value: float) -> Tensor:
 def as_missing_if_absurd(x: Tensor) -> Tensor:
     """Values that are not finite or beyond ``MAX_COORDINATE`` in magnitude -> NaN.
 
-    ``abs(v) <= limit`` is false for NaN, inf and absurd values alike (comparisons of two
-    tensors lower to TFLite; ``isfinite`` does not with a symbolic frame count).
+    Both comparisons are false for NaN, inf and absurd values alike. Written with the strict
+    comparisons of two tensors that lower to TFLite with a symbolic frame count (``abs``,
+    ``isfinite``, ``<=`` and ``>=`` do not).
     """
-    limit = x.new_full((1,), MAX_COORDINATE)
-    return torch.where(x.abs() <= limit, x, x.new_full((1,), float("nan")))
+    within = (x < x.new_full((1,), MAX_COORDINATE)) & (x > x.new_full((1,), -MAX_COORDINATE))
+    return torch.where(within, x, x.new_full((1,), float("nan")))
 
 
 def to_points(x: Tensor, num_axes: int) -> Tensor:

@@ -18,7 +18,8 @@ reported by file and sequence:
 - sequence level (found while streaming, in a worker): a csv sequence absent from its parquet, a
   sequence with 0 frames, a parquet that fails to decode -> the sequence becomes an empty row
   (no frames, no target: it counts for nothing in loss or metrics, so batch counts stay fixed) and
-  is counted; the counts are logged at the end of each worker's epoch.
+  is counted; each shard logs its counts per reason with its last batch, and the task logs the
+  number of such rows per epoch as the metric ``train/skipped`` / ``val/skipped``.
 """
 
 from __future__ import annotations
