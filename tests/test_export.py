@@ -306,7 +306,7 @@ def test_runner_reads_submissions_without_args_and_refuses_broken_ones(
     from aslfs_pl.commands import evaluate, predict
 
     for command, extra in (
-        (evaluate, ["--data_dir", str(tmp_path), "--split", "all"]),
+        (evaluate, ["--data_dir", str(synthetic_dir), "--split", "all"]),
         (predict, ["--parquet", "x.parquet", "--out", str(tmp_path / "p.csv")]),
     ):
         with pytest.raises(SystemExit, match="no inference_args.json: cannot tell its columns"):
