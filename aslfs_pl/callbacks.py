@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 from pathlib import Path
@@ -10,6 +9,8 @@ from weakref import proxy
 
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
+
+from aslfs_pl.evaluate import write_phrases
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +63,5 @@ class PhraseWriter(BasePredictionWriter):
         if trainer.world_size > 1:
             path = path.with_name(f"{path.stem}-rank{trainer.global_rank}{path.suffix}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        rows = [row for batch in predictions for row in batch]
-        with open(path, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["sequence_id", "phrase"])
-            writer.writerows(rows)
-        log.info("wrote %d predictions to %s", len(rows), path)
+        n = write_phrases(path, (row for batch in predictions for row in batch))
+        log.info("wrote %d predictions to %s", n, path)

@@ -7,9 +7,11 @@ the PyTorch network through the training path (``fit_length`` + greedy decode) f
 
 from __future__ import annotations
 
+import csv
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -42,6 +44,19 @@ def kaggle_sequences(
         picked = rows.get(int(sid))
         frames = np.zeros((0, len(columns)), np.float32) if picked is None else data[picked]
         yield int(sid), frames
+
+
+def write_phrases(path: str | Path, rows: Iterable[tuple[int, str]]) -> int:
+    """Kaggle's prediction csv: a ``sequence_id,phrase`` header, then ``rows``; returns their
+    count."""
+    n = 0
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["sequence_id", "phrase"])
+        for row in rows:
+            writer.writerow(row)
+            n += 1
+    return n
 
 
 def torch_predictor(net: Seq2Seq) -> Callable[[np.ndarray], str]:

@@ -8,6 +8,7 @@ as ``--model.dim 192`` mean in every script what they mean in training.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,8 +47,9 @@ def load_checkpoint(path: str | Path, data_dir: str | None = None) -> Trained:
     if not path.is_file():
         raise ExportError(f"[load] {path}: checkpoint not found")
     try:
-        task = Seq2SeqTask.load_from_checkpoint(path, map_location="cpu")
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)  # plain values only
+        data = path.read_bytes()  # read once: the task and the data settings both come from it
+        task = Seq2SeqTask.load_from_checkpoint(io.BytesIO(data), map_location="cpu")
+        ckpt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)  # plain values
     except Exception as err:
         raise ExportError(f"[load] {path}: not a loadable aslfs_pl checkpoint ({err})") from err
     if "datamodule_hyper_parameters" not in ckpt:

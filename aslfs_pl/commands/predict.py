@@ -10,13 +10,12 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 
 from aslfs_pl.data.kaggle import DataError
 from aslfs_pl.deploy.runtime import TFLiteRunner
 from aslfs_pl.deploy.stages import ExportError
-from aslfs_pl.evaluate import kaggle_sequences, torch_predictor
+from aslfs_pl.evaluate import kaggle_sequences, torch_predictor, write_phrases
 from aslfs_pl.trained import load_checkpoint
 
 
@@ -37,13 +36,8 @@ def main(argv: list[str] | None = None) -> None:
         else:
             trained = load_checkpoint(args.ckpt)
             predict, columns = torch_predictor(trained.net), trained.landmarks.selected_columns
-        n = 0
-        with open(args.out, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["sequence_id", "phrase"])
-            for sid, frames in kaggle_sequences(args.parquet, columns):
-                w.writerow([sid, predict(frames)])
-                n += 1
+        rows = ((sid, predict(frames)) for sid, frames in kaggle_sequences(args.parquet, columns))
+        n = write_phrases(args.out, rows)
     except (DataError, ExportError) as err:
         sys.exit(f"predict failed: {err}")
     print(f"wrote {n} predictions to {args.out}")

@@ -421,6 +421,13 @@ class KaggleDataModule(L.LightningDataModule):
         """Every usable sequence of ``sources`` (phrases that fit ``max_target_len``)."""
         return load_index(self.data_dir, self.sources, max_phrase_len=self.max_target_len - 1)
 
+    def _checked_index(self) -> SequenceIndex:
+        """:meth:`index`, every parquet it lists checked for the selected columns."""
+        index = self.index()
+        for path in np.unique(index.path):
+            check_parquet(path, self.selected_columns)
+        return index
+
     def split(self, index: SequenceIndex) -> tuple[SequenceIndex, SequenceIndex]:
         """(train, validation) of ``index`` under this module's split settings."""
         return split_index(index, self.val_by, self.val_fraction, self.val_ids, self.seed)
@@ -431,9 +438,7 @@ class KaggleDataModule(L.LightningDataModule):
             return
         if self.train_set is not None:
             return
-        index = self.index()
-        for path in np.unique(index.path):
-            check_parquet(path, self.selected_columns)
+        index = self._checked_index()
         train, val = self.split(index)
         log.info(
             "data: %d sequences (%d train, %d validation by %s) in %d files",
@@ -467,9 +472,7 @@ class KaggleDataModule(L.LightningDataModule):
     def _setup_test(self) -> None:
         if self.test_set is not None:
             return
-        index = self.index()
-        for path in np.unique(index.path):
-            check_parquet(path, self.selected_columns)
+        index = self._checked_index()
         if self.test_split == "val":
             index = self.split(index)[1]
         if len(index) == 0:

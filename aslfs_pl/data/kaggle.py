@@ -180,14 +180,17 @@ def read_sequences_table(path: str | Path, columns: list[str]) -> tuple[np.ndarr
         raise DataError(f"{path}: landmark parquet not found") from None
     except (pa.ArrowInvalid, OSError, KeyError) as err:
         raise DataError(f"{path}: cannot read the selected columns ({err})") from None
+    return table.column("sequence_id").to_numpy(), _as_float32(table, columns)
+
+
+def _as_float32(table: pa.Table, columns: list[str]) -> np.ndarray:
+    """(rows, C) float32 of ``columns``, parquet nulls as NaN."""
+    if not table.num_rows:
+        return np.empty((0, len(columns)), np.float32)
     feats = table.select(columns).cast(pa.schema([(c, pa.float32()) for c in columns]))
-    if table.num_rows:
-        data = np.asarray(
-            feats.combine_chunks().to_batches()[0].to_tensor(null_to_nan=True, row_major=True)
-        )
-    else:
-        data = np.empty((0, len(columns)), np.float32)
-    return table.column("sequence_id").to_numpy(), data
+    return np.asarray(
+        feats.combine_chunks().to_batches()[0].to_tensor(null_to_nan=True, row_major=True)
+    )
 
 
 def check_parquet(path: str | Path, columns: list[str]) -> None:
@@ -244,14 +247,7 @@ def read_landmark_file(path: str | Path, columns: list[str]) -> LandmarkFile:
         table = table.take(order)
         seq = table.column("sequence_id").to_numpy()
         change = np.flatnonzero(np.diff(seq) != 0) + 1
-    if table.num_rows:
-        feats = table.select(columns).cast(pa.schema([(c, pa.float32()) for c in columns]))
-        data = np.asarray(
-            feats.combine_chunks().to_batches()[0].to_tensor(null_to_nan=True, row_major=True)
-        )
-    else:
-        data = np.empty((0, len(columns)), np.float32)
-    data = missing_if_absurd(data, str(path))
+    data = missing_if_absurd(_as_float32(table, columns), str(path))
     first = np.concatenate([[0], change]).astype(np.int64) if len(seq) else np.zeros(0, np.int64)
     ends = np.append(first[1:], len(seq))
     starts = {int(seq[a]): (int(a), int(b)) for a, b in zip(first, ends, strict=True)}
