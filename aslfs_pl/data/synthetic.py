@@ -22,6 +22,10 @@ The data carries learnable signal while keeping the awkward parts of the real re
 * phone numbers, street addresses, URLs and names as phrases (1..31 characters, mean ~18);
 * deterministic edge cases: a 1-frame sequence, a ~800-frame sequence and a few > 384 frames.
 
+That plain data is easy to read. ``difficulty`` (:mod:`aslfs_pl.data.difficulty`) adds, factor by
+factor, what makes the real recordings hard: signer styles, look-alike letters, co-articulation,
+skipped and double letters, tracking losses, handedness swaps, noise, camera range, wrong labels.
+
 Everything is deterministic under ``seed``: the same arguments write the same files.
 """
 
@@ -42,6 +46,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from aslfs_pl.data import difficulty as hard
+from aslfs_pl.data.difficulty import Difficulty, SignerStyle, factor_rng
 from aslfs_pl.data.landmarks import LIPS, PARTS, all_columns
 from aslfs_pl.progress import bar
 from aslfs_pl.vocab import CHAR_TO_INDEX, CHARACTERS, NUM_CHARACTERS
@@ -58,6 +64,9 @@ NUM_LANDMARKS: int = sum(PARTS.values())  # 543
 FACE0, LEFT0, POSE0, RIGHT0 = 0, 468, 489, 522
 
 _CSV_COLUMNS = ("path", "file_id", "sequence_id", "participant_id", "phrase")
+_AVERAGE_STYLE = hard.average_style(NUM_CHARACTERS)
+PLAIN = Difficulty()
+_LETTERS = "abcdefghijklmnopqrstuvwxyz0123456789"  # typos in wrong labels
 
 # --------------------------------------------------------------------------------------------
 # Hand model. Hand-local axes: u = image x (right), v = up (image -y), w = towards the camera.
@@ -213,6 +222,12 @@ def _alphabet() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     )
     mouth = rng.uniform(0.0, 1.0, NUM_CHARACTERS)
     return templates, neutral, mouth
+
+
+def _templates(lookalikes: bool) -> np.ndarray:
+    """The 59 hand-local character shapes, with look-alike families pulled together if asked."""
+    templates = _alphabet()[0]
+    return hard.lookalike_templates(templates) if lookalikes else templates
 
 
 def character_templates() -> np.ndarray:
@@ -503,14 +518,21 @@ class Participant:
     body_scale: float
     weight: float
     """Relative number of sequences."""
+    style: SignerStyle | None = None
+    """Personal signing style (the ``signers`` difficulty factor), else None."""
 
 
 def make_participants(
-    rng: np.random.Generator, num: int, left_fraction: float
+    rng: np.random.Generator,
+    num: int,
+    left_fraction: float,
+    style_rng: np.random.Generator | None = None,
 ) -> list[Participant]:
     """Draw ``num`` participants; ``round(num * left_fraction)`` of them are left-handed.
 
     At least one signer of each hand exists when ``num >= 2`` and ``0 < left_fraction < 1``.
+    With ``style_rng`` each participant also gets a personal :class:`SignerStyle` (its hand size
+    replaces the plain one).
     """
     n_left = int(round(num * left_fraction))
     if num >= 2 and 0.0 < left_fraction < 1.0:
@@ -527,18 +549,22 @@ def make_participants(
         finger = np.ones(21)
         for f in range(5):
             finger[1 + 4 * f : 5 + 4 * f] = rng.uniform(0.92, 1.08)
+        speed = float(rng.uniform(0.8, 1.25))
+        hand_size = float(rng.uniform(0.9, 1.1))
+        style = None if style_rng is None else hard.draw_style(style_rng, NUM_CHARACTERS)
         out.append(
             Participant(
                 participant_id=int(ids[i]),
                 left_handed=bool(left[i]),
-                speed=float(rng.uniform(0.8, 1.25)),
-                hand_size=float(rng.uniform(0.9, 1.1)),
+                speed=speed,
+                hand_size=hand_size if style is None else style.hand_size,
                 finger_scale=finger,
                 shape_offset=rng.normal(0.0, 0.03, (21, 3)),
                 roll_bias=float(rng.normal(0.0, 0.06)),
                 body_shift=rng.normal(0.0, 0.03, 2),
                 body_scale=float(rng.uniform(0.9, 1.1)),
                 weight=float(weights[i]),
+                style=style,
             )
         )
     return out
@@ -630,6 +656,8 @@ def synthesize_sequence(
     noise_scale: float = 1.0,
     drop_fraction: tuple[float, float] = (0.05, 0.30),
     non_dominant_fraction: float = 0.10,
+    difficulty: Difficulty = PLAIN,
+    key: tuple[int, ...] = (),
 ) -> SyntheticSequence:
     """Render one phrase signed by ``participant``.
 
@@ -644,11 +672,16 @@ def synthesize_sequence(
         noise_scale: multiplier of the jitter noise.
         drop_fraction: range of the fraction of frames whose dominant hand is missing (NaN).
         non_dominant_fraction: mean fraction of frames showing the resting non-dominant hand.
+        difficulty: the difficulty factors that are on.
+        key: identifies this sequence in the factors' random streams (:func:`factor_rng`).
 
     Returns:
         The rendered :class:`SyntheticSequence`.
     """
-    templates, neutral, mouth_tab = _alphabet()
+    _, neutral, mouth_tab = _alphabet()
+    d = difficulty
+    templates = _templates(d.lookalikes)
+    style = participant.style or _AVERAGE_STYLE
     idx = np.array([CHAR_TO_INDEX[c] for c in phrase])  # (n,)
     n = len(idx)
     if n == 0:
@@ -656,20 +689,36 @@ def synthesize_sequence(
 
     # ---- timing: holds, transitions, lead-in / lead-out --------------------------------------
     repeat = idx[1:] == idx[:-1]  # (n-1,)
+    bounce = repeat.copy()  # doubles shown by a bounce (else by a longer hold only)
+    skipped = np.zeros(n, dtype=bool)
     if single_frame:
         holds, trans, lead, trail = np.ones(n, int), np.zeros(n - 1, int), 0, 0
     else:
-        speed = participant.speed * math.exp(rng.normal(0.0, 0.2))
+        rate = participant.speed
+        if participant.style is not None:  # the signer's own rate, in frames per letter
+            rate = (
+                participant.style.frames_per_letter
+                * 2
+                / (min_frames_per_char + max_frames_per_char)
+            )
+        speed = rate * math.exp(rng.normal(0.0, 0.2))
         base = rng.integers(min_frames_per_char, max_frames_per_char + 1, n)
         holds = np.maximum(1, np.round(base * speed * rng.uniform(0.8, 1.2, n))).astype(int)
         trans = rng.integers(1, 4, n - 1)
         trans[repeat] = np.maximum(trans[repeat], 2)
         lead, trail = int(rng.integers(0, 9)), int(rng.integers(0, 9))
+        if d.coarticulation:
+            trans = hard.transition_lengths(factor_rng(key, "coarticulation"), holds)
+        if d.doubles:
+            bounce &= factor_rng(key, "doubles").random(n - 1) >= hard.HOLD_ONLY_DOUBLE
         if target_frames is not None:
             both = _split_frames(
                 np.concatenate([holds, trans]).astype(float), target_frames - lead - trail
             )
             holds, trans = both[:n], np.maximum(both[n:], 1)
+        if d.skips:
+            skipped = hard.skipped_letters(factor_rng(key, "skips"), idx, style.skip_rate)
+            holds[skipped] = 0
     rest = n  # key index of the neutral pose
     seg_a, seg_b, seg_alpha, seg_label, seg_bump = [], [], [], [], []
 
@@ -688,7 +737,7 @@ def synthesize_sequence(
         add(k, k, int(holds[k]), k, False)
         if k < n - 1:
             # A repeated letter keeps its shape: the hand relaxes and bounces between the holds.
-            add(k, k if repeat[k] else k + 1, int(trans[k]), -1, bool(repeat[k]))
+            add(k, k if repeat[k] else k + 1, int(trans[k]), -1, bool(bounce[k]))
     add(n - 1, rest, trail, -1, False)
     a = np.concatenate(seg_a)  # (T,)
     b = np.concatenate(seg_b)
@@ -702,7 +751,12 @@ def synthesize_sequence(
     style_rot = _rotation(participant.roll_bias + rng.normal(0.0, 0.04), 0.0, 0.0)
     keys = np.concatenate([templates[idx], neutral[None]], 0)  # (n+1, 21, 3)
     keys = keys * participant.finger_scale[None, :, None] + participant.shape_offset
+    if participant.style is not None:  # the signer's own form of each letter
+        keys[:n] += participant.style.letter_forms[idx]
     keys = keys + rng.normal(0.0, 0.015, keys.shape)
+    if d.coarticulation or d.skips:
+        pull = style.coarticulation if d.coarticulation else 0.0
+        keys[:n] = hard.coarticulate(keys[:n], pull, skipped)
     keys = keys @ style_rot.T
     relax = 0.35 * bump[:, None, None]
     shape = (1 - alpha[..., None]) * keys[a] + alpha[..., None] * keys[b]  # (T, 21, 3)
@@ -733,6 +787,9 @@ def synthesize_sequence(
     sigma = noise_scale * rng.uniform(0.001, 0.0025)
     hand += rng.normal(0.0, 0.001 * noise_scale, (T, 1, 3))  # per-frame shake
     hand += rng.normal(0.0, sigma, hand.shape)
+    noise_rng = factor_rng(key, "noise") if d.noise else None
+    if noise_rng is not None:
+        hand = hard.add_noise(noise_rng, hand, hand_size)
 
     # ---- non-dominant hand at rest -----------------------------------------------------------
     rest_wrist = np.array([0.5 + 0.22 * side, 0.98]) + _smooth_noise(rng, t, 0.004, 2)  # (T, 2)
@@ -743,6 +800,8 @@ def synthesize_sequence(
     other[..., 1] = rest_wrist[:, None, 1] - hand_size * rest_shape[:, 1]
     other[..., 2] = -hand_size * rest_shape[:, 2]
     other += rng.normal(0.0, sigma, other.shape)
+    if noise_rng is not None:
+        other = hard.add_noise(noise_rng, other, hand_size)
 
     # ---- pose: head follows the face, the dominant arm follows the hand ----------------------
     head = _smooth_noise(rng, t, 0.005, 2)  # (T, 2)
@@ -765,7 +824,11 @@ def synthesize_sequence(
     theta = np.deg2rad(rng.uniform(-15.0, 15.0))
     scale = float(np.clip(participant.body_scale * rng.uniform(0.85, 1.15), 0.8, 1.2))
     shift = participant.body_shift + rng.uniform(-0.08, 0.08, 2)
-    lin = scale * np.array(
+    scale_xy = np.array([scale, scale])
+    if d.camera:
+        theta, scale_xy, extra_shift = hard.camera(factor_rng(key, "camera"), theta)
+        scale, shift = float(scale_xy.mean()), shift + extra_shift
+    lin = scale_xy[:, None] * np.array(
         [[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]]
     )  # (2, 2)
     centre = np.array([0.5, 0.5])
@@ -796,11 +859,22 @@ def synthesize_sequence(
     non_sl = slice(LEFT0, POSE0) if side > 0 else slice(RIGHT0, NUM_LANDMARKS)
     cols[:, dom_sl] = place(hand).transpose(2, 1, 0)
     cols[:, non_sl] = place(other).transpose(2, 1, 0)
+    drop = np.zeros(T, dtype=bool)
     if not single_frame and T > 2:
         drop = _runs_mask(rng, T, rng.uniform(*drop_fraction), 2, 6)
+        if d.tracking:
+            lost = factor_rng(key, "tracking")
+            drop |= _runs_mask(lost, T, lost.uniform(*hard.LOST_FRACTION), *hard.LOST_BURST)
         cols[:, dom_sl, drop] = np.nan
     shown = _runs_mask(rng, T, rng.uniform(0.0, 2 * non_dominant_fraction), 3, 15)
     cols[:, non_sl, ~shown] = np.nan
+    if d.hand_swaps and not single_frame and T > 2:
+        swaps = factor_rng(key, "hand_swaps")
+        if swaps.random() < hard.SWAP_SEQUENCES:
+            frac = swaps.uniform(*hard.SWAP_FRACTION)
+            swap = _runs_mask(swaps, T, frac, *hard.SWAP_BURST) & ~drop
+            cols[:, non_sl, swap] = cols[:, dom_sl, swap]
+            cols[:, dom_sl, swap] = np.nan
     return SyntheticSequence(
         phrase=phrase,
         columns=cols,
@@ -872,6 +946,7 @@ def _write_split(
     taken_ids: set[int],
     sequences_per_file: int,
     edge_cases: bool,
+    difficulty: Difficulty,
     seq_kwargs: dict,
 ) -> dict:
     """Generate and write one split (train or supplemental); returns its summary."""
@@ -894,6 +969,7 @@ def _write_split(
             special[p] = ("long", int(rng.integers(420, 641)))
 
     lengths, phrase_lens, left, rows_csv, files = [], [], 0, [], []
+    mislabelled = 0
     # Parquet encoding releases the GIL: write file f in a thread while generating file f + 1.
     pool = ThreadPoolExecutor(max_workers=1)
     pending: Future | None = None
@@ -903,16 +979,24 @@ def _write_split(
             srng = np.random.default_rng([seed, split_id, 2, i])
             part = participants[int(who[i])]
             kind, frames = special.get(i, ("normal", 0))
+            key = (seed, split_id, i)
+            kwargs = {"difficulty": difficulty, "key": key, **seq_kwargs}
             if kind == "single":
                 phrase = CHARACTERS[int(srng.integers(33, NUM_CHARACTERS - 1))]  # a letter
-                seq = synthesize_sequence(phrase, part, srng, single_frame=True, **seq_kwargs)
+                seq = synthesize_sequence(phrase, part, srng, single_frame=True, **kwargs)
             else:
                 phrase = random_phrase(srng, supplemental=split_id == 1)
                 if kind == "long":
                     while len(phrase) < 20:
                         phrase = random_phrase(srng, supplemental=split_id == 1)
+                signed = phrase
+                if difficulty.label_noise:
+                    lrng = factor_rng(key, "label_noise")
+                    other = random_phrase(lrng, supplemental=split_id == 1)
+                    signed, phrase = hard.mislabel(lrng, phrase, other, _LETTERS)
+                    mislabelled += signed != phrase
                 seq = synthesize_sequence(
-                    phrase, part, srng, target_frames=frames or None, **seq_kwargs
+                    signed, part, srng, target_frames=frames or None, **kwargs
                 )
             chunk.append((seq_ids[i], seq))
             lengths.append(seq.num_frames)
@@ -958,6 +1042,7 @@ def _write_split(
         "max_frames": int(arr.max()),
         "mean_phrase_len": float(np.mean(phrase_lens)) if phrase_lens else 0.0,
         "left_handed_fraction": left / max(num, 1),
+        "mislabelled": mislabelled,
     }
 
 
@@ -974,6 +1059,7 @@ def write_synthetic_dataset(
     drop_fraction: tuple[float, float] = (0.05, 0.30),
     noise_scale: float = 1.0,
     edge_cases: bool = True,
+    difficulty: Difficulty | str = "plain",
 ) -> dict:
     """Write a synthetic dataset in Kaggle's layout under ``out_dir``.
 
@@ -996,6 +1082,8 @@ def write_synthetic_dataset(
         noise_scale: multiplier of the jitter noise.
         edge_cases: with ``num_sequences >= 8``, place a 1-frame sequence, one of 800..807 frames
             and three of 420..640 frames in the train split.
+        difficulty: a :class:`Difficulty` or a preset name ("plain", "hard"); see
+            :mod:`aslfs_pl.data.difficulty`.
 
     Returns:
         Summary: ``out_dir``, ``num_participants``, ``train`` and (if written) ``supplemental``
@@ -1012,9 +1100,12 @@ def write_synthetic_dataset(
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "character_to_prediction_index.json", "w", encoding="utf-8") as fh:
         json.dump(CHAR_TO_INDEX, fh)
+    if isinstance(difficulty, str):
+        difficulty = Difficulty.preset(difficulty)
     prng = np.random.default_rng([seed, 99])
     n_part = int(num_participants or prng.integers(12, 19))
-    participants = make_participants(prng, n_part, left_handed_fraction)
+    style_rng = factor_rng((seed,), "signers") if difficulty.signers else None
+    participants = make_participants(prng, n_part, left_handed_fraction, style_rng)
     taken: set[int] = set()
     kwargs = {
         "min_frames_per_char": min_frames_per_char,
@@ -1022,16 +1113,20 @@ def write_synthetic_dataset(
         "drop_fraction": drop_fraction,
         "noise_scale": noise_scale,
     }
-    summary: dict = {"out_dir": str(out), "num_participants": n_part}
+    summary: dict = {
+        "out_dir": str(out),
+        "num_participants": n_part,
+        "difficulty": difficulty.describe(),
+    }
     summary["train"] = _write_split(
         out, "train_landmarks", "train.csv", num_sequences, seed, 0, participants, taken,
-        sequences_per_file, edge_cases, kwargs,
+        sequences_per_file, edge_cases, difficulty, kwargs,
     )  # fmt: skip
     if supplemental_sequences > 0:
         sup_kwargs = {**kwargs, "noise_scale": 1.5 * noise_scale}
         summary["supplemental"] = _write_split(
             out, "supplemental_landmarks", "supplemental_metadata.csv", supplemental_sequences,
-            seed, 1, participants, taken, sequences_per_file, False, sup_kwargs,
+            seed, 1, participants, taken, sequences_per_file, False, difficulty, sup_kwargs,
         )  # fmt: skip
     summary["seconds"] = round(time.perf_counter() - start, 2)
     log.info(
