@@ -59,13 +59,13 @@ def write_phrases(path: str | Path, rows: Iterable[tuple[int, str]]) -> int:
     return n
 
 
-def torch_predictor(net: Seq2Seq) -> Callable[[np.ndarray], str]:
-    """PyTorch greedy decoding of one sequence (the reference for the TFLite file)."""
+def torch_predictor(net: Seq2Seq, decoding: str = "attention") -> Callable[[np.ndarray], str]:
+    """PyTorch decoding of one sequence (the reference for the TFLite file)."""
 
     def predict(frames: np.ndarray) -> str:
         x = torch.from_numpy(fit_length(frames, net.config.max_frames))
         with torch.no_grad():
-            tokens, _ = net.generate(x[None])
+            tokens = net.decode(x[None], decoding)
         return vocab.decode(tokens[0].tolist())
 
     return predict

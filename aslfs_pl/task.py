@@ -8,11 +8,12 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import OptimizerCallable
-from torch import Tensor
+from torch import Tensor, nn
 
 from aslfs_pl import vocab
 from aslfs_pl.metrics import CompetitionScore, WeightedMean
-from aslfs_pl.model.seq2seq import ModelConfig, Seq2Seq
+from aslfs_pl.model.layers import DropPath
+from aslfs_pl.model.seq2seq import DECODINGS, ModelConfig, Seq2Seq
 from aslfs_pl.optim import Lookahead, warmup_cosine
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,10 @@ class Seq2SeqTask(L.LightningModule):
         window: frames a local attention layer sees (current one included).
         decoder_blocks: decoder blocks.
         dropout: dropout rate.
+        drop_path: stochastic depth of the encoder's sub-layers: the last block's rate, earlier
+            blocks linearly less (0 disables it).
+        dropout_start: late dropout: dropout and drop path stay off for this fraction of the
+            epochs and switch on after it (0: on from the start, the seed).
         optimizer: the inner optimiser; default RAdam with decoupled (LR-scaled) weight decay.
         lr: peak learning rate (after warm-up).
         weight_decay: decoupled weight decay; each step decays by lr * weight_decay, so it
@@ -50,10 +55,13 @@ class Seq2SeqTask(L.LightningModule):
         lookahead_k: Lookahead sync period in steps (0 disables Lookahead).
         lookahead_alpha: Lookahead slow-weight step.
         label_smoothing: cross-entropy label smoothing.
-        ctc_weight: weight of an auxiliary CTC loss on a per-frame head over the encoder
-            (joint CTC-attention training, Watanabe et al. 2017, arXiv:1609.06773): it gives the
+        ctc_weight: weight of a CTC loss on a per-frame head over the encoder (joint
+            CTC-attention training, Watanabe et al. 2017, arXiv:1609.06773): it gives the
             encoder a direct per-frame signal and speeds up learning the alignment. 0 (the seed)
-            disables it. The head is used in training only; export ignores it. Not for XLA.
+            disables it. With the head, ``<stage>/score_ctc`` is logged too.
+        decoding: how validation, test, prediction and the TFLite export read a phrase out:
+            ``attention`` (the decoder's greedy loop, the seed) or ``ctc`` (greedy CTC over the
+            per-frame head, one pass; needs ``ctc_weight > 0``).
         check_finite: "step" raises on the first non-finite loss (one host sync per step),
             "epoch" remembers the first bad step on the device and raises at the epoch's end
             (no per-step sync; the default under XLA), "off" never checks.
@@ -77,6 +85,8 @@ class Seq2SeqTask(L.LightningModule):
         window: int = 16,
         decoder_blocks: int = 3,
         dropout: float = 0.1,
+        drop_path: float = 0.0,
+        dropout_start: float = 0.0,
         optimizer: OptimizerCallable | None = None,
         lr: float = 1e-3,
         weight_decay: float = 0.05,
@@ -85,21 +95,30 @@ class Seq2SeqTask(L.LightningModule):
         lookahead_alpha: float = 0.5,
         label_smoothing: float = 0.0,
         ctc_weight: float = 0.0,
+        decoding: str = "attention",
         check_finite: str = "auto",
     ):
         super().__init__()
         if check_finite not in ("auto", "step", "epoch", "off"):
             raise ValueError(f"model.check_finite = {check_finite!r}: auto, step, epoch or off")
+        if decoding not in DECODINGS:
+            raise ValueError(f"model.decoding = {decoding!r}: one of {', '.join(DECODINGS)}")
+        if decoding == "ctc" and ctc_weight <= 0:
+            raise ValueError("model.decoding = 'ctc' needs the CTC head: set model.ctc_weight > 0")
         self.save_hyperparameters(ignore=["optimizer"])
         self.config = ModelConfig(
             num_columns=num_columns, num_axes=num_axes, vocab_size=vocab_size,
             max_frames=max_frames, max_target_len=max_target_len, dim=dim, heads=heads,
             mlp_ratio=mlp_ratio, conv_blocks=conv_blocks, conv_kernel=conv_kernel,
             conv_expand=conv_expand, encoder_blocks=encoder_blocks, local_layers=local_layers,
-            window=window, decoder_blocks=decoder_blocks, dropout=dropout,
+            window=window, decoder_blocks=decoder_blocks, dropout=dropout, drop_path=drop_path,
             ctc_head=ctc_weight > 0,
         )  # fmt: skip
         self.net = Seq2Seq(self.config)
+        if not 0.0 <= dropout_start < 1.0:
+            raise ValueError(f"model.dropout_start = {dropout_start}: a fraction in [0, 1)")
+        # configured rate of every dropout / drop path module (late dropout switches them)
+        self._rates = [(m, m.p) for m in self.net.modules() if isinstance(m, nn.Dropout | DropPath)]
         self.optimizer_factory = optimizer
         self.train_acc = WeightedMean()
         self.val_acc = WeightedMean()
@@ -108,6 +127,9 @@ class Seq2SeqTask(L.LightningModule):
         self.test_acc = WeightedMean()
         self.test_loss = WeightedMean()
         self.test_score = CompetitionScore()
+        if ctc_weight > 0:
+            self.val_score_ctc = CompetitionScore()
+            self.test_score_ctc = CompetitionScore()
         self.register_buffer("first_bad_step", torch.tensor(-1), persistent=False)
 
     # -- shared -------------------------------------------------------------------------------
@@ -157,6 +179,13 @@ class Seq2SeqTask(L.LightningModule):
         return per_row.sum() / target_lengths.sum().clamp(min=1)
 
     # -- training -----------------------------------------------------------------------------
+    def on_train_epoch_start(self) -> None:
+        """Late dropout: regularisation off for the first ``dropout_start`` of the epochs."""
+        epochs = max(1, self.trainer.max_epochs or 1)
+        on = self.current_epoch >= self.hparams.dropout_start * epochs
+        for module, rate in self._rates:
+            module.p = rate if on else 0.0
+
     def _log_skipped(self, stage: str, batch: dict[str, Tensor]) -> None:
         """Rows the data's skip policy set aside (empty sequences, no hand seen, unreadable
         files, ...): summed over the epoch and the replicas, as ``<stage>/skipped``."""
@@ -195,20 +224,31 @@ class Seq2SeqTask(L.LightningModule):
             )
 
     # -- validation, test, prediction -----------------------------------------------------------
+    def _texts(self, landmarks: Tensor, decoding: str | None = None) -> list[str]:
+        rows = self.net.decode(landmarks, decoding or self.hparams.decoding)
+        return [vocab.decode(row) for row in rows.cpu().tolist()]
+
     def _evaluate(self, stage: str, batch: dict[str, Tensor]) -> None:
-        """Loss, masked accuracy and competition score of greedy decoding, as ``<stage>/*``."""
+        """Loss, masked accuracy and the competition score of ``decoding``, as ``<stage>/*``;
+        with the CTC head also the CTC decoding's score, ``<stage>/score_ctc``."""
         self._log_skipped(stage, batch)
         loss, correct, weight = self._loss(batch)
         loss_metric, acc, score = (getattr(self, f"{stage}_{m}") for m in ("loss", "acc", "score"))
         loss_metric.update(loss, weight.sum())
         acc.update(correct, weight)
-        predicted, _ = self.net.generate(batch["landmarks"])
-        preds = [vocab.decode(row) for row in predicted.cpu().tolist()]
         refs = [vocab.decode(row[1:]) for row in batch["tokens"].cpu().tolist()]
+        preds = self._texts(batch["landmarks"])
         score.update(preds, refs)
         self.log(f"{stage}/loss", loss_metric, on_epoch=True, prog_bar=True)
         self.log(f"{stage}/acc", acc, on_epoch=True, prog_bar=True)
         self.log(f"{stage}/score", score, on_epoch=True, prog_bar=True)
+        if self.net.ctc is not None:
+            ctc_score = getattr(self, f"{stage}_score_ctc")
+            ctc = (
+                preds if self.hparams.decoding == "ctc" else self._texts(batch["landmarks"], "ctc")
+            )
+            ctc_score.update(ctc, refs)
+            self.log(f"{stage}/score_ctc", ctc_score, on_epoch=True)
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._evaluate("val", batch)
@@ -218,13 +258,9 @@ class Seq2SeqTask(L.LightningModule):
 
     def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> list[tuple[int, str]]:
         """(sequence_id, phrase) of every real row (padding rows have id -1)."""
-        predicted, _ = self.net.generate(batch["landmarks"])
         ids = batch["sequence_id"].cpu().tolist()
-        return [
-            (sid, vocab.decode(row))
-            for sid, row in zip(ids, predicted.cpu().tolist(), strict=True)
-            if sid >= 0
-        ]
+        texts = self._texts(batch["landmarks"])
+        return [(sid, text) for sid, text in zip(ids, texts, strict=True) if sid >= 0]
 
     # -- optimisation -------------------------------------------------------------------------
     def configure_optimizers(self):

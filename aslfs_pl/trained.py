@@ -36,6 +36,11 @@ class Trained:
     def landmarks(self) -> LandmarkSet:
         return self.datamodule.landmarks
 
+    @property
+    def decoding(self) -> str:
+        """How the task reads phrases out (``model.decoding``): the export's default route."""
+        return self.task.hparams.get("decoding", "attention")
+
 
 def load_checkpoint(path: str | Path, data_dir: str | None = None) -> Trained:
     """The task and data module of a training checkpoint (``data_dir`` overrides the recorded one).

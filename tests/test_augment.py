@@ -128,3 +128,31 @@ def test_augmenter_is_deterministic_under_a_seed():
 def test_config_rejects_bad_probability():
     with pytest.raises(ValueError, match="flip_p"):
         A.AugmentConfig(flip_p=1.5)
+
+
+def test_finger_affine_turns_and_scales_each_finger_about_its_base_joint():
+    s = LandmarkSet()
+    hand = s.part_slices()["left_hand"]
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(0.3, 0.7, (4, 2, s.num_points)).astype(np.float32)
+    degrees = np.array([90.0, 0.0, 0.0, 0.0, -30.0])
+    scales = np.array([1.0, 2.0, 1.0, 1.0, 0.5])
+    out = A.finger_affine(pts, hand, degrees, scales)
+    untouched = [hand[0]] + [hand[f[0]] for f in A.HAND_FINGERS] + hand[9:17]  # middle, ring
+    np.testing.assert_array_equal(out[:, :, untouched], pts[:, :, untouched])
+    others = [p for p in range(s.num_points) if p not in hand]
+    np.testing.assert_array_equal(out[:, :, others], pts[:, :, others])
+    for f, (deg, sc) in enumerate(zip(degrees, scales, strict=True)):
+        base, tip = hand[A.HAND_FINGERS[f][0]], hand[A.HAND_FINGERS[f][-1]]
+        before = pts[:, :, tip] - pts[:, :, base]  # (T, 2)
+        after = out[:, :, tip] - out[:, :, base]
+        np.testing.assert_allclose(
+            np.linalg.norm(after, axis=1), sc * np.linalg.norm(before, axis=1), rtol=1e-5
+        )
+        turn = np.degrees(
+            np.arctan2(after[:, 1], after[:, 0]) - np.arctan2(before[:, 1], before[:, 0])
+        )
+        np.testing.assert_allclose((turn + 180) % 360 - 180, deg, atol=1e-3)
+    assert np.array_equal(_augmenter()(pts, rng), pts)
+    changed = _augmenter(finger_affine_p=1.0)(pts, np.random.default_rng(1))
+    assert not np.array_equal(changed, pts)

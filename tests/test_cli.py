@@ -11,8 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from lightning.pytorch import Callback
+from torch import nn
 
 from aslfs_pl import cli
+from aslfs_pl.commands import export_tflite
+from aslfs_pl.deploy.parity import parity_report
+from aslfs_pl.model.layers import DropPath
+from aslfs_pl.trained import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "configs" / "tiny.yaml")
@@ -234,3 +240,59 @@ def test_test_and_predict_subcommands_score_and_write_the_held_out_split(synthet
     rows = (tmp_path / "predictions.csv").read_text().splitlines()
     assert rows[0] == "sequence_id,phrase"
     assert sorted(int(r.split(",")[0]) for r in rows[1:]) == sorted(held_out.sequence_id.tolist())
+
+
+# Every technique of the "beyond the seed" recipes switched on at once (see configs/beyond.yaml).
+EVERY_SWITCH = (
+    "--model.ctc_weight", "0.5", "--model.decoding", "ctc", "--model.dropout", "0.1",
+    "--model.drop_path", "0.1", "--model.dropout_start", "0.5",
+    "--data.augment.finger_affine_p", "0.5", "--data.augment.mix_p", "0.5",
+    "--trainer.callbacks+=lightning.pytorch.callbacks.EMAWeightAveraging",
+    "--trainer.callbacks.decay=0.5",
+)  # fmt: skip
+
+
+class RecordDropout(Callback):
+    """The dropout / drop path rates in force in each training epoch."""
+
+    def __init__(self):
+        self.rates: dict[int, set[float]] = {}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        rates = {m.p for m in pl_module.net.modules() if isinstance(m, nn.Dropout | DropPath)}
+        self.rates.setdefault(trainer.current_epoch, set()).update(rates)
+
+
+def test_every_technique_switch_trains_validates_with_ema_and_exports_its_decoding(
+    synthetic_dir, tmp_path
+):
+    record = RecordDropout()
+    run = cli.main(
+        tiny_args(synthetic_dir, tmp_path, "--trainer.max_epochs", "2", *EVERY_SWITCH),
+        trainer_defaults={"callbacks": [record]},
+    )
+    metrics = run.trainer.callback_metrics
+    assert float(metrics["val/score"]) == float(metrics["val/score_ctc"])  # decoding: ctc
+    assert record.rates[0] == {0.0}  # late dropout: off in the first half
+    assert record.rates[1] == {0.1}  # dropout 0.1; drop path 0.1 in the only encoder block
+    # EMA: the checkpoint's weights are the average; training's own weights are kept beside
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    saved = torch.load(ckpt, weights_only=False)
+    current, averaged = saved["current_model_state"], saved["state_dict"]
+    name = "net.encoder.blocks.0.mlp.fc1.weight"
+    assert not torch.equal(current[name], averaged[name])
+    trained = load_checkpoint(ckpt)
+    assert torch.equal(trained.task.state_dict()[name], averaged[name])
+    assert trained.decoding == "ctc"
+    # the export's route defaults to the checkpoint's decoding, and matches PyTorch
+    out = tmp_path / "sub"
+    export_tflite.main(["--ckpt", str(ckpt), "--out", str(out)])
+    report = parity_report(trained.net, out / "model.tflite", "fp16", decoding="ctc")
+    assert report.ok and report.same_texts == len(report.rows), report.summary()
+
+
+def test_ctc_decoding_without_the_head_is_a_clear_error(synthetic_dir, tmp_path):
+    with pytest.raises(ValueError, match="model.decoding = 'ctc' needs the CTC head"):
+        cli.main(
+            tiny_args(synthetic_dir, tmp_path, "--model.decoding", "ctc", "--model.ctc_weight", "0")
+        )

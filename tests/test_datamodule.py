@@ -125,3 +125,41 @@ def test_split_is_a_pure_function_of_index_and_settings(synthetic_dir):
     # and a module rebuilt from its recorded hyperparameters splits the same way
     again = KaggleDataModule.from_hparams(dict(dm.hparams))
     assert again.split(again.index())[1].sequence_id.tolist() == a_val.sequence_id.tolist()
+
+
+def test_sequence_mixing_concatenates_frames_and_phrases_of_neighbours(tmp_path):
+    """With every other augmentation off, a mixed row is sequence i's frames then sequence
+    i + 1's, and its phrase is the two phrases; rows that would not fit stay as they are."""
+    from aslfs_pl import vocab
+    from aslfs_pl.data.augment import AugmentConfig
+    from tests.conftest import random_frames, write_mini_dataset
+
+    rng = np.random.default_rng(0)
+    lengths = [5, 6, 7, 30]  # 7 + 30 and 30 + 5 frames do not fit in 24
+    seqs = [(100 + i, 1, p, random_frames(rng, t)) for i, (p, t) in enumerate(
+        zip(["ab", "cd", "ef", "gh"], lengths, strict=True))]  # fmt: skip
+    root = write_mini_dataset(tmp_path, {"f": seqs})
+    off = {k: 0.0 for k in vars(AugmentConfig()) if k.endswith("_p")}
+    stream = _stream(
+        load_index(root),
+        batch_size=4,
+        shuffle_buffer=1,
+        augment=AugmentConfig(**off | {"mix_p": 1.0}),
+    )
+    items = [{"frames": s[3], "phrase": s[2], "sequence_id": s[0]} for s in seqs]
+    mixed = stream._mixed(items)
+    for i in range(2):
+        j = i + 1
+        np.testing.assert_array_equal(
+            mixed[i]["frames"], np.concatenate([items[i]["frames"], items[j]["frames"]])
+        )
+        assert mixed[i]["phrase"] == items[i]["phrase"] + items[j]["phrase"]
+        assert mixed[i]["sequence_id"] == items[i]["sequence_id"]
+    assert mixed[2] is items[2] and mixed[3] is items[3]
+    batch = stream._collate(items)
+    assert vocab.decode(batch["tokens"][0, 1:].tolist()) == "abcd"
+    assert batch["num_frames"].tolist() == [11, 13, 7, 30]
+    long_phrase = [dict(it, phrase="x" * 20) for it in items]  # 40 characters > 31: no mixing
+    assert all(a is b for a, b in zip(stream._mixed(long_phrase), long_phrase, strict=True))
+    plain = _stream(load_index(root), augment=AugmentConfig(**off))
+    assert plain._mixed(items) is items

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from aslfs_pl import vocab
-from aslfs_pl.model.seq2seq import ModelConfig, Seq2Seq
+from aslfs_pl.model.layers import DropPath
+from aslfs_pl.model.seq2seq import ModelConfig, Seq2Seq, ctc_greedy
 
 NAN = float("nan")
 
@@ -139,3 +140,57 @@ def test_chunked_local_attention_equals_full_masked_attention(t, window):
     reference = attn(x, x, local_causal_mask(valid, window))
     torch.testing.assert_close(local_attention(attn, x, valid, window), reference,
                                atol=1e-5, rtol=1e-4)  # fmt: skip
+
+
+def _logits(best: list[int], v: int = vocab.VOCAB_SIZE) -> torch.Tensor:
+    """(1, T, V) logits whose per-frame argmax is ``best``."""
+    out = torch.zeros(1, len(best), v)
+    out[0, torch.arange(len(best)), torch.tensor(best)] = 1.0
+    return out
+
+
+def test_ctc_greedy_merges_repeats_drops_blanks_and_stops_at_the_last_valid_frame():
+    a, b, blank = vocab.CHAR_TO_INDEX["a"], vocab.CHAR_TO_INDEX["b"], vocab.PAD
+    best = [blank, a, a, blank, a, b, b, vocab.EOS, b, a, a]
+    valid = torch.tensor([[True] * 9 + [False] * 2])  # frames 9, 10: after the last valid one
+    tokens = ctc_greedy(_logits(best), valid)
+    assert vocab.decode(tokens[0].tolist()) == "aabb"  # a a | a | b b | (eos is no char) b
+    emitted = (tokens[0] != vocab.PAD).nonzero().flatten().tolist()
+    assert emitted == [1, 4, 5, 8]
+    valid[0, 2] = False  # an invalid frame inside the sequence is still read
+    assert vocab.decode(ctc_greedy(_logits(best), valid)[0].tolist()) == "aabb"
+    none = torch.zeros_like(valid)
+    assert vocab.decode(ctc_greedy(_logits(best), none)[0].tolist()) == ""
+
+
+def test_decode_routes_and_their_errors():
+    net = tiny()
+    x = frames()
+    assert net.decode(x, "attention").shape == (2, 8)
+    with pytest.raises(ValueError, match="ctc_weight > 0"):
+        net.decode(x, "ctc")
+    ctc = tiny(ctc_head=True)
+    assert ctc.decode(x, "ctc").shape == (2, 20)
+    with pytest.raises(ValueError, match="decoding 'beam'"):
+        ctc.decode(x, "beam")
+
+
+def test_drop_path_is_identity_in_eval_and_drops_whole_sequences_in_training():
+    layer = DropPath(0.5)
+    x = torch.ones(2000, 3, 4)
+    assert torch.equal(layer.eval()(x), x)
+    y = layer.train()(x)
+    per_row = y.flatten(1)
+    kept = (per_row == 2.0).all(1)
+    assert ((per_row == 0).all(1) | kept).all()  # a row is dropped or kept whole
+    assert 0.45 < kept.float().mean() < 0.55  # and the expectation is unchanged
+    assert abs(y.mean().item() - 1.0) < 0.06
+    net = tiny(drop_path=0.2, encoder_blocks=2)
+    rates = [b.drop_path.p for b in net.encoder.blocks]
+    assert rates == pytest.approx([0.1, 0.2])  # linear in depth
+    x = frames()
+    net.eval()
+    tokens = torch.full((2, 3), vocab.SOS)
+    assert torch.equal(net(x, tokens), net(x, tokens))
+    with pytest.raises(ValueError, match="drop_path"):
+        tiny(drop_path=1.0)

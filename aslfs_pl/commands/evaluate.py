@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
             predictors["tflite"] = runner
             columns = runner.selected_columns
         if trained is not None:
-            predictors["pytorch"] = torch_predictor(trained.net)
+            predictors["pytorch"] = torch_predictor(trained.net, trained.decoding)
             ckpt_columns = trained.landmarks.selected_columns
             if columns is not None and columns != ckpt_columns:
                 sys.exit("the submission and the checkpoint read different columns")

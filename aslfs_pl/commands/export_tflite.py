@@ -4,7 +4,7 @@
 
     aslfs-export --ckpt runs/quickstart/checkpoints/last.ckpt --out artifacts/sub
     aslfs-export --config configs/seed.yaml --model.dim 192 --out artifacts/x
-        [--fp32 | --int8] [--no_check]
+        [--fp32 | --int8] [--decoding attention|ctc] [--no_check]
 
 Without --ckpt, every other argument is a training CLI argument (--config files, --model.*,
 --data.*), parsed as scripts/fit.py parses it. Writes OUT/model.tflite, OUT/inference_args.json
@@ -22,6 +22,7 @@ import sys
 from aslfs_pl.deploy.convert import check_writable, convert
 from aslfs_pl.deploy.parity import parity_report
 from aslfs_pl.deploy.stages import ExportError, Job
+from aslfs_pl.model.seq2seq import DECODINGS
 from aslfs_pl.trained import from_config, load_checkpoint
 
 
@@ -39,6 +40,11 @@ def main(argv: list[str] | None = None) -> None:
     prec.add_argument("--int8", dest="weights", action="store_const", const="int8",
                       help="int8 dynamic-range weights (smaller file, ~2x faster on this CPU; may "
                            "flip near-tie tokens: check the score with aslfs-evaluate)")  # fmt: skip
+    p.add_argument(
+        "--decoding", choices=DECODINGS, default=None,
+        help="route in the graph: attention (greedy decoder loop) or ctc (greedy CTC over the "
+             "per-frame head, no loop); default: the checkpoint's model.decoding",
+    )  # fmt: skip
     p.add_argument("--no_check", action="store_true", help="skip the parity check")
     args, config_args = p.parse_known_args(argv)
     if args.ckpt and config_args:
@@ -53,12 +59,15 @@ def main(argv: list[str] | None = None) -> None:
         trained = load_checkpoint(args.ckpt) if args.ckpt else from_config(config_args)
         net, columns = trained.net, trained.landmarks.selected_columns
         print(f"model: {net.num_parameters() / 1e6:.2f}M parameters, {len(columns)} input columns")
-        result = convert(net, columns, args.out, weights=args.weights)
+        decoding = args.decoding or trained.decoding
+        result = convert(net, columns, args.out, weights=args.weights, decoding=decoding)
         print(f"wrote {result.zip_path} ({result.size_bytes / 1e6:.1f} MB model, "
-              f"{args.weights}) in {result.seconds:.0f}s")  # fmt: skip
+              f"{args.weights}, {decoding} decoding) in {result.seconds:.0f}s")  # fmt: skip
         if not args.no_check:
             with Job("parity", ["check"]) as job, job.stage("check"):
-                report = parity_report(net, result.model_path, args.weights, track=job.track)
+                report = parity_report(
+                    net, result.model_path, args.weights, track=job.track, decoding=decoding
+                )
             print(report.summary())
             if not report.ok:
                 sys.exit(1)

@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> None:
                 sys.exit("the submission has no inference_args.json: cannot tell its columns")
         else:
             trained = load_checkpoint(args.ckpt)
-            predict, columns = torch_predictor(trained.net), trained.landmarks.selected_columns
+            predict = torch_predictor(trained.net, trained.decoding)
+            columns = trained.landmarks.selected_columns
         rows = ((sid, predict(frames)) for sid, frames in kaggle_sequences(args.parquet, columns))
         n = write_phrases(args.out, rows)
     except (DataError, ExportError) as err:

@@ -62,12 +62,22 @@ class AugmentConfig:
     """A hand hidden (NaN) for random frames, as when MediaPipe loses it."""
     hand_drop_rate: float = 0.2
     """Fraction of frames in which the hand is hidden when it applies."""
+    finger_affine_p: float = 0.0
+    """Per-finger affine: each finger of each hand rotated and scaled about its base joint
+    (a signer's own finger proportions and letter forms). 0: off (the seed)."""
+    finger_affine_deg: float = 10.0
+    """Largest per-finger rotation, degrees."""
+    finger_affine_scale: tuple[float, float] = (0.9, 1.1)
+    """Range of a finger's scale factor."""
+    mix_p: float = 0.0
+    """Sequence mixing: a training row becomes itself followed by the batch's next sequence,
+    frames and phrase concatenated, when both fit in max_frames / max_target_len. 0: off."""
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
             if name.endswith("_p") and not 0.0 <= value <= 1.0:
                 raise ValueError(f"augment.{name} = {value}: a probability must lie in [0, 1]")
-        for name in ("scale_range", "speed_range"):
+        for name in ("scale_range", "speed_range", "finger_affine_scale"):
             lo, hi = getattr(self, name)
             if not 0 < lo <= hi:
                 raise ValueError(f"augment.{name} = {(lo, hi)}: need 0 < low <= high")
@@ -150,6 +160,26 @@ def drop_frames(pts: np.ndarray, keep: np.ndarray) -> np.ndarray:
     return pts[keep]
 
 
+def finger_affine(
+    pts: np.ndarray, hand: list[int], degrees: np.ndarray, scales: np.ndarray
+) -> np.ndarray:
+    """Rotate and scale (x, y) of each finger about its base joint, in every frame.
+
+    Args:
+        pts: (T, A, P) points.
+        hand: positions of one hand's 21 points in ``pts`` (MediaPipe order).
+        degrees: (5,) rotation of thumb, index, middle, ring, little finger.
+        scales: (5,) scale of each finger.
+    """
+    out = pts.copy()
+    for finger, deg, s in zip(HAND_FINGERS, degrees, scales, strict=True):
+        base, rest = hand[finger[0]], [hand[i] for i in finger[1:]]
+        origin = out[:, :2, base : base + 1]  # (T, 2, 1)
+        m = rotation(float(deg)) * np.float32(s)
+        out[:, :2, rest] = np.einsum("ij,tjk->tik", m, out[:, :2, rest] - origin) + origin
+    return out
+
+
 def hide(pts: np.ndarray, points: list[int], frames: np.ndarray) -> np.ndarray:
     """Set ``points`` to NaN in the frames where ``frames`` (T,) is True."""
     out = pts.copy()
@@ -195,6 +225,10 @@ class Augmenter:
         if hand_offsets or offset.any() or not np.array_equal(matrix, np.eye(2)):
             pts = affine(pts, matrix, centre(pts), offset)  # a copy: the input is never changed
             _offset_points(pts, hand_offsets)
+        if self.hands and cfg.finger_affine_p > 0 and rng.random() < cfg.finger_affine_p:
+            for hand in self.hands:
+                deg = rng.uniform(-cfg.finger_affine_deg, cfg.finger_affine_deg, len(HAND_FINGERS))
+                pts = finger_affine(pts, hand, deg, rng.uniform(*cfg.finger_affine_scale, 5))
         if rng.random() < cfg.speed_p:
             pts = resample_time(pts, rng.uniform(*cfg.speed_range))
         if rng.random() < cfg.frame_drop_p and pts.shape[0] > 1:

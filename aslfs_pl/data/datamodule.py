@@ -219,6 +219,37 @@ class LandmarkStream(IterableDataset):
         yield from buf
 
     # -- assembling -----------------------------------------------------------------------------
+    def _augmented(self, item: dict) -> dict:
+        """The item with its frames augmented (training; seeded by seed, epoch, sequence)."""
+        if self.augmenter is None or item["frames"] is None:
+            return item
+        frames = item["frames"]
+        rng = np.random.default_rng([self.seed, self.epoch, item["sequence_id"] & 0x7FFFFFFF, 1])
+        pts = frames.reshape(len(frames), self.landmarks.num_axes, -1)  # (T, A, P): a view
+        pts = self.augmenter(pts, rng)
+        return {**item, "frames": pts.reshape(len(pts), -1)}
+
+    def _mixed(self, items: list[dict]) -> list[dict]:
+        """Sequence mixing (``augment.mix_p``): row i may become sequence i followed by sequence
+        i + 1 of the batch, frames and phrases concatenated (no separator: nothing is signed
+        between them), if the result fits ``max_frames`` and ``max_target_len``."""
+        p = self.augmenter.config.mix_p if self.augmenter is not None else 0.0
+        if p <= 0 or len(items) < 2:
+            return items
+        out = list(items)
+        for i, a in enumerate(items):
+            b = items[(i + 1) % len(items)]
+            if a["frames"] is None or b["frames"] is None:
+                continue
+            rng = np.random.default_rng([self.seed, self.epoch, a["sequence_id"] & 0x7FFFFFFF, 2])
+            fits = len(a["frames"]) + len(b["frames"]) <= self.max_frames and (
+                len(a["phrase"]) + len(b["phrase"]) < self.max_target_len
+            )
+            if fits and rng.random() < p:
+                frames = np.concatenate([a["frames"], b["frames"]])
+                out[i] = {**a, "frames": frames, "phrase": a["phrase"] + b["phrase"]}
+        return out
+
     def _row(self, item: dict) -> tuple[np.ndarray, np.ndarray, int, int, bool]:
         c = len(self.columns)
         if item["frames"] is None:
@@ -231,18 +262,11 @@ class LandmarkStream(IterableDataset):
                 item.get("skipped", False),
             )
         frames = item["frames"]
-        if self.augmenter is not None:
-            rng = np.random.default_rng(
-                [self.seed, self.epoch, item["sequence_id"] & 0x7FFFFFFF, 1]
-            )
-            pts = frames.reshape(len(frames), self.landmarks.num_axes, -1)  # (T, A, P): a view
-            pts = self.augmenter(pts, rng)
-            frames = pts.reshape(len(pts), -1)
         target = encode_target(item["phrase"], self.max_target_len)
         return fit_length(frames, self.max_frames), target, item["sequence_id"], len(frames), False
 
     def _collate(self, items: list[dict]) -> dict[str, torch.Tensor]:
-        rows = [self._row(it) for it in items]
+        rows = [self._row(it) for it in self._mixed([self._augmented(it) for it in items])]
         return {
             "landmarks": torch.from_numpy(np.stack([r[0] for r in rows])),  # (B, F, C)
             "tokens": torch.from_numpy(np.stack([r[1] for r in rows])),  # (B, L + 1)

@@ -127,6 +127,7 @@ def convert(
     out_dir: str | Path,
     weights: str = "fp16",
     progress: bool | None = None,
+    decoding: str = "attention",
 ) -> ExportResult:
     """Convert ``net`` to ``out_dir/model.tflite`` and write inference_args.json + submission.zip.
 
@@ -136,6 +137,8 @@ def convert(
         out_dir: output directory (created).
         weights: one of :data:`WEIGHTS`.
         progress: show the stage display (None: when stderr is a terminal).
+        decoding: the route in the graph, ``attention`` or ``ctc`` (see
+            :mod:`aslfs_pl.deploy.graph`).
 
     Raises:
         ExportError: naming the stage that failed.
@@ -150,7 +153,7 @@ def convert(
                     f"{net.config.num_columns}"
                 )
             out = check_writable(out_dir)
-            wrapper = KaggleModel(net).eval()
+            wrapper = KaggleModel(net, decoding).eval()
             sample = sample_input(net.config.num_columns)
             with torch.no_grad():
                 wrapper(sample)  # fails here, with a clear stage, if the graph itself is broken

@@ -1,9 +1,12 @@
 """The deployment graph: Kaggle's signature around the network's export form.
 
-``KaggleModel(net)(inputs)``: ``inputs`` (T, C) float32 raw columns in ``selected_columns``
-order, any T >= 0, NaN allowed -> ``{"outputs": (max_target_len, vocab)}``: row t holds the
-greedy decoder's logits at step t; rows after the end token hold a one-hot pad (index 59), so
-Kaggle's argmax decoding drops them along with eos (61).
+``KaggleModel(net, decoding)(inputs)``: ``inputs`` (T, C) float32 raw columns in
+``selected_columns`` order, any T >= 0, NaN allowed -> ``{"outputs": (L, vocab)}``, decoded by
+Kaggle's per-row argmax:
+- ``attention``: L = max_target_len; row t holds the greedy decoder's logits at step t; rows after
+  the end token hold a one-hot pad (index 59), so Kaggle drops them along with eos (61);
+- ``ctc``: L = T + 1 (the rows below); a row holds a frame's CTC logits where greedy CTC emits a
+  character there, and a one-hot pad elsewhere.
 
 The network part is :meth:`Seq2Seq.export_form`, built from each layer's own deployment twin
 (:mod:`aslfs_pl.model.export_ops`); :func:`export_twin` checks that the twins cover every trained
@@ -36,16 +39,18 @@ from aslfs_pl.model.export_ops import MissingExportForm, export_form
 from aslfs_pl.model.seq2seq import Seq2Seq, Seq2SeqExport
 
 
-def export_twin(net: Seq2Seq) -> Seq2SeqExport:
-    """The network's export form, checked to cover every trained parameter and buffer.
+def export_twin(net: Seq2Seq, decoding: str = "attention") -> Seq2SeqExport:
+    """The network's export form for ``decoding``, checked to cover every trained parameter and
+    buffer.
 
     Raises:
-        ExportError: ``[check]``, naming the weights no export form accounts for.
+        ExportError: ``[check]``, naming the weights no export form accounts for, or a decoding
+            the network cannot do.
     """
     try:
         with torch.no_grad():
-            twin = export_form(net).eval()
-    except MissingExportForm as err:
+            twin = export_form(net, decoding).eval()
+    except (MissingExportForm, ValueError) as err:
         raise ExportError(f"[check] {err}") from err
     covered = twin.covered_tensors()
     owners = dict(net.named_modules())
@@ -68,11 +73,11 @@ class KaggleModel(nn.Module):
     A snapshot: the weights are folded from ``net`` when this is built. CPU only.
     """
 
-    def __init__(self, net: Seq2Seq):
+    def __init__(self, net: Seq2Seq, decoding: str = "attention"):
         super().__init__()
         cfg = net.config
         self.num_columns = cfg.num_columns
-        self.net = export_twin(net)
+        self.net = export_twin(net, decoding)
         self.register_buffer("max_frames", const(float(cfg.max_frames)), persistent=False)
         self.register_buffer("half_step", const(0.5), persistent=False)
 

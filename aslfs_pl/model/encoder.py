@@ -26,6 +26,7 @@ from aslfs_pl.model.layers import (
     MLP,
     Attention,
     ConvBlock,
+    DropPath,
     attention_bias,
     sinusoidal_positions,
 )
@@ -151,10 +152,14 @@ class EmbeddingExport(ExportForm):
 class EncoderBlock(nn.Module):
     """``local_layers`` local causal self-attention layers, one global one, then an MLP.
 
-    Pre-norm: each sub-layer is ``x + f(LayerNorm(x))``.
+    Pre-norm: each sub-layer is ``x + f(LayerNorm(x))``; ``drop_path`` drops whole sub-layers
+    per sequence in training (:class:`DropPath`).
     """
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: int, local_layers: int, dropout: float):
+    def __init__(
+        self, dim: int, heads: int, mlp_ratio: int, local_layers: int, dropout: float,
+        drop_path: float = 0.0,
+    ):  # fmt: skip
         super().__init__()
         self.local_norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(local_layers))
         self.local_attn = nn.ModuleList(Attention(dim, heads, dropout) for _ in range(local_layers))
@@ -163,13 +168,14 @@ class EncoderBlock(nn.Module):
         self.mlp_norm = nn.LayerNorm(dim)
         self.mlp = MLP(dim, mlp_ratio, dropout)
         self.dropout = nn.Dropout(dropout)
+        self.drop_path = DropPath(drop_path)
 
     def forward(self, x: Tensor, valid: Tensor, window: int, full_mask: Tensor) -> Tensor:
         for norm, attn in zip(self.local_norms, self.local_attn, strict=True):
-            x = x + self.dropout(local_attention(attn, norm(x), valid, window))
+            x = x + self.drop_path(self.dropout(local_attention(attn, norm(x), valid, window)))
         h = self.global_norm(x)
-        x = x + self.dropout(self.global_attn(h, h, full_mask))
-        return x + self.mlp(self.mlp_norm(x))
+        x = x + self.drop_path(self.dropout(self.global_attn(h, h, full_mask)))
+        return x + self.drop_path(self.mlp(self.mlp_norm(x)))
 
     def export_form(self) -> EncoderBlockExport:
         return EncoderBlockExport(self)
@@ -193,16 +199,20 @@ class EncoderBlockExport(ExportForm):
 
 
 class Encoder(nn.Module):
-    """Stack of :class:`EncoderBlock` with a final layer norm: (B, T, D) -> (B, T, D)."""
+    """Stack of :class:`EncoderBlock` with a final layer norm: (B, T, D) -> (B, T, D).
+
+    The drop path rate grows linearly with depth, to ``drop_path`` in the last block.
+    """
 
     def __init__(
         self, dim: int, heads: int, mlp_ratio: int, blocks: int, local_layers: int, window: int,
-        dropout: float,
+        dropout: float, drop_path: float = 0.0,
     ):  # fmt: skip
         super().__init__()
         self.window = window
         self.blocks = nn.ModuleList(
-            EncoderBlock(dim, heads, mlp_ratio, local_layers, dropout) for _ in range(blocks)
+            EncoderBlock(dim, heads, mlp_ratio, local_layers, dropout, drop_path * (i + 1) / blocks)
+            for i in range(blocks)
         )
         self.norm = nn.LayerNorm(dim)
 

@@ -149,6 +149,30 @@ class AttentionExport(ExportForm):
         return linear(y.reshape(1, h * dh), self.weights("out"))
 
 
+class DropPath(nn.Module):
+    """Stochastic depth (Huang et al. 2016, arXiv:1603.09382) of a residual branch.
+
+    In training each sequence's branch output is dropped with probability ``p`` and the kept ones
+    are scaled by 1 / (1 - p), so the expectation is unchanged; in evaluation it is the identity.
+    ``p`` may be changed between steps (see the task's ``dropout_start``).
+    """
+
+    def __init__(self, p: float = 0.0):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"drop path rate {p} must lie in [0, 1)")
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = torch.rand((x.shape[0],) + (1,) * (x.ndim - 1), device=x.device) >= self.p
+        return x * (keep.to(x.dtype) / (1.0 - self.p))
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 class MLP(nn.Module):
     """Position-wise feed-forward: D -> ratio * D -> D."""
 
