@@ -60,8 +60,9 @@ class Seq2SeqTask(L.LightningModule):
             encoder a direct per-frame signal and speeds up learning the alignment. 0 (the seed)
             disables it. With the head, ``<stage>/score_ctc`` is logged too.
         decoding: how validation, test, prediction and the TFLite export read a phrase out:
-            ``attention`` (the decoder's greedy loop, the seed) or ``ctc`` (greedy CTC over the
-            per-frame head, one pass; needs ``ctc_weight > 0``).
+            ``attention`` (the decoder's greedy loop, the seed), ``ctc`` (greedy CTC over the
+            per-frame head, one pass) or ``joint`` (both hypotheses rescored by both heads); the
+            last two need ``ctc_weight > 0`` (:mod:`aslfs_pl.model.decoding`).
         check_finite: "step" raises on the first non-finite loss (one host sync per step),
             "epoch" remembers the first bad step on the device and raises at the epoch's end
             (no per-step sync; the default under XLA), "off" never checks.
@@ -103,8 +104,10 @@ class Seq2SeqTask(L.LightningModule):
             raise ValueError(f"model.check_finite = {check_finite!r}: auto, step, epoch or off")
         if decoding not in DECODINGS:
             raise ValueError(f"model.decoding = {decoding!r}: one of {', '.join(DECODINGS)}")
-        if decoding == "ctc" and ctc_weight <= 0:
-            raise ValueError("model.decoding = 'ctc' needs the CTC head: set model.ctc_weight > 0")
+        if decoding != "attention" and ctc_weight <= 0:
+            raise ValueError(
+                f"model.decoding = {decoding!r} needs the CTC head: set model.ctc_weight > 0"
+            )
         self.save_hyperparameters(ignore=["optimizer"])
         self.config = ModelConfig(
             num_columns=num_columns, num_axes=num_axes, vocab_size=vocab_size,

@@ -21,7 +21,8 @@ from aslfs_pl.deploy.graph import KaggleModel
 from aslfs_pl.deploy.parity import ParityReport, ParityRow, compare_decodings, parity_report
 from aslfs_pl.deploy.runtime import TFLiteRunner
 from aslfs_pl.deploy.stages import ExportError
-from aslfs_pl.model.seq2seq import ModelConfig, Seq2Seq, ctc_greedy
+from aslfs_pl.model.decoding import ctc_greedy
+from aslfs_pl.model.seq2seq import ModelConfig, Seq2Seq
 from aslfs_pl.trained import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -297,6 +298,30 @@ def test_bad_checkpoint_names_the_stage(tmp_path):
     bad.write_bytes(b"nope")
     with pytest.raises(ExportError, match=r"\[load\] .*bad.ckpt: not a loadable"):
         load_checkpoint(bad)
+
+
+@pytest.mark.parametrize("t", [0, 1, 5, 16, 17, 66, 200])
+def test_joint_route_matches_training_path(t):
+    net = tiny_ctc_net()
+    x = nan_frames(t, seed=t)
+    with torch.no_grad():
+        out = KaggleModel(net, "joint")(torch.from_numpy(x))["outputs"].numpy()
+        want = net.decode(torch.from_numpy(fit_length(x, 16))[None], "joint")[0].numpy()
+    assert out.shape == (8, vocab.VOCAB_SIZE)
+    np.testing.assert_array_equal(out.argmax(1), want)
+
+
+@pytest.mark.slow
+def test_joint_route_tflite_equals_pytorch_at_every_length_up_to_150(tmp_path):
+    net = tiny_ctc_net()
+    result = convert(net, COLUMNS, tmp_path, decoding="joint")
+    report = parity_report(
+        net, result.model_path, "fp16", lengths=tuple(range(151)), decoding="joint"
+    )
+    assert report.ok and report.same_texts == len(report.rows), report.summary()
+    texts = {vocab.decode_kaggle(TFLiteRunner(result.model_path).outputs(nan_frames(t, t)).argmax(1))
+             for t in range(0, 151, 10)}  # fmt: skip
+    assert len(texts) > 5  # the phrases depend on the input
 
 
 @pytest.mark.slow

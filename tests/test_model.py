@@ -2,10 +2,12 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from aslfs_pl import vocab
+from aslfs_pl.model.decoding import blank_after_end, compact, ctc_greedy, ctc_log_likelihood
 from aslfs_pl.model.layers import DropPath
-from aslfs_pl.model.seq2seq import ModelConfig, Seq2Seq, ctc_greedy
+from aslfs_pl.model.seq2seq import ModelConfig, Seq2Seq
 
 NAN = float("nan")
 
@@ -194,3 +196,48 @@ def test_drop_path_is_identity_in_eval_and_drops_whole_sequences_in_training():
     assert torch.equal(net(x, tokens), net(x, tokens))
     with pytest.raises(ValueError, match="drop_path"):
         tiny(drop_path=1.0)
+
+
+def test_ctc_log_likelihood_equals_torch_ctc_loss():
+    torch.manual_seed(0)
+    b, f, v, length = 3, 12, vocab.VOCAB_SIZE, 6
+    probs = torch.softmax(3 * torch.randn(b, f, v), -1)
+    lengths = torch.tensor([12, 9, 5])  # frames after a sequence: blank with probability 1
+    inside = torch.arange(f) < lengths[:, None]
+    probs = blank_after_end(probs, inside)
+    texts = [["ab", "abba"], ["", "zz"], ["a", "abcdeab"]]  # the last: too long for 5 frames
+    slots = torch.arange(length, dtype=torch.float32)
+    phrases = torch.stack([
+        torch.stack([
+            compact(torch.tensor(vocab.encode(t), dtype=torch.float32),
+                    torch.ones(len(t)), torch.arange(len(t), dtype=torch.float32), slots)
+            if t else torch.tensor([float(vocab.EOS)] + [float(vocab.PAD)] * (length - 1))
+            for t in row
+        ])
+        for row in texts
+    ])  # fmt: skip
+    assert vocab.decode(phrases[2, 1].long().tolist()) == "abcde"  # at most L - 1 characters
+    got = ctc_log_likelihood(probs, phrases)
+    log_probs = torch.log(probs).transpose(0, 1)  # (F, B, V)
+    for i, row in enumerate(texts):
+        for k in range(len(row)):
+            target = torch.tensor(vocab.encode(vocab.decode(phrases[i, k].long().tolist())))
+            want = -F.ctc_loss(
+                log_probs[:, i : i + 1], target[None], lengths[i : i + 1],
+                torch.tensor([len(target)]), blank=vocab.PAD, reduction="sum",
+            )  # fmt: skip
+            if torch.isfinite(want):
+                assert got[i, k].item() == pytest.approx(want.item(), rel=1e-4, abs=1e-4)
+            else:  # impossible: more characters than 5 frames can hold
+                assert got[i, k] < -60
+
+
+def test_joint_decoding_picks_the_phrase_both_heads_score_higher():
+    net = tiny(ctc_head=True)
+    x = frames(b=4)
+    joint = net.decode(x, "joint")
+    attention, ctc = net.decode(x, "attention"), net.decode(x, "ctc")
+    for row, a, c in zip(joint.tolist(), attention.tolist(), ctc.tolist(), strict=True):
+        assert vocab.decode(row) in (vocab.decode(a)[:7], vocab.decode(c)[:7])
+    with pytest.raises(ValueError, match="joint decoding needs the CTC head"):
+        tiny().decode(x, "joint")

@@ -3,7 +3,9 @@
 Attention route: logits are compared up to PyTorch's end token, or up to and including the first
 step where the two decoders pick different tokens (after it they read different prefixes). CTC
 route: the per-frame rows are compared frame by frame (a frame emits a character or pad); logits
-on the frames where both emit the same character, up to the first frame that differs.
+on the frames where both emit the same character, up to the first frame that differs. Joint
+route: its rows are the chosen phrase's one-hot tokens, so only the phrases are compared, and they
+must be equal at every weight type.
 
 Tolerances per weight type (:data:`TOLERANCE`): with the attention route fp32 and fp16 must pick
 PyTorch's token at every step up to the end; int8 may flip a token only at a near tie (the logits
@@ -27,7 +29,8 @@ from aslfs_pl import vocab
 from aslfs_pl.data.features import fit_length
 from aslfs_pl.deploy.convert import WEIGHTS
 from aslfs_pl.deploy.runtime import TFLiteRunner
-from aslfs_pl.model.seq2seq import Seq2Seq, ctc_greedy
+from aslfs_pl.model.decoding import ctc_greedy
+from aslfs_pl.model.seq2seq import Seq2Seq
 
 # Logit tolerance per weight type. Measured: fp16 moves logits by ~1e-3; int8 by ~0.02 on the
 # tests' tiny network and up to 0.3 on the trained quickstart model.
@@ -128,6 +131,15 @@ def compare_ctc(
     )
 
 
+def compare_joint(frames: int, out: np.ndarray, ref_tokens: np.ndarray) -> ParityRow:
+    """TFLite's one-hot phrase rows (L, K) vs PyTorch's joint decoding (L,)."""
+    picked = np.argmax(out, 1)
+    same = vocab.decode_kaggle(picked) == vocab.decode(ref_tokens)
+    differ = np.flatnonzero(picked != ref_tokens)
+    diverged_at = int(differ[0]) if differ.size else None
+    return ParityRow(frames, bool(same), 0.0, diverged_at, 0.0 if same else float("inf"))
+
+
 def random_input(t: int, columns: int, rng: np.random.Generator) -> np.ndarray:
     """(t, columns) frames with frames where nothing is seen, frames missing a hand, and a few
     values that are not landmark positions (inf, -inf, 1e30: read as missing)."""
@@ -171,6 +183,10 @@ def parity_report(
         out = runner.outputs(x)
         padded = torch.from_numpy(fit_length(x, f))[None]
         with torch.no_grad():
+            if decoding == "joint":
+                ref = net.decode(padded, "joint")[0].numpy()
+                rows.append(compare_joint(t, out, ref))
+                continue
             if decoding == "ctc":
                 ref_logits, valid = net.ctc_logits(padded)
                 ref_tokens = ctc_greedy(ref_logits, valid)

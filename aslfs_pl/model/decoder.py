@@ -69,9 +69,18 @@ class DecoderBlockExport(ExportForm):
         k, v = self.self_attn.step_keys_values(xn)
         if cache is not None:
             k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 1)
-        y = y + self.self_attn.attend_one(xn, k, v, None)
-        y = y + self.cross_attn.attend_one(self.cross_attn.normalise(y), *cross_kv, cross_bias)
+        y = y + self.self_attn.attend(xn, k, v, None)
+        y = y + self.cross_attn.attend(self.cross_attn.normalise(y), *cross_kv, cross_bias)
         return y + self.mlp(y), (k, v)
+
+    def rows(
+        self, y: Tensor, self_bias: Tensor, cross_kv: tuple[Tensor, Tensor], cross_bias: Tensor
+    ) -> Tensor:
+        """All positions of known phrases at once: ``y`` (R, D), ``self_bias`` (R, R)."""
+        xn = self.self_attn.normalise(y)
+        y = y + self.self_attn.attend(xn, *self.self_attn.keys_values(xn), self_bias)
+        y = y + self.cross_attn.attend(self.cross_attn.normalise(y), *cross_kv, cross_bias)
+        return y + self.mlp(y)
 
 
 def memory_mask(valid: Tensor) -> Tensor:
@@ -152,6 +161,7 @@ class DecoderExport(ExportForm):
     ``forward(memory, valid, j)``: encoded frames (n, D) normalised without ``memory_norm``'s
     affine, ``valid`` (n, 1) float, ``j`` (n,) frame indices as float -> logits (L, V); rows
     after the end token are a one-hot pad (Kaggle's argmax decoding drops them).
+    :meth:`greedy` and :meth:`teacher_forced` are the parts the joint decoding reads.
     """
 
     def __init__(self, dec: Decoder, memory_norm: nn.LayerNorm):
@@ -170,13 +180,28 @@ class DecoderExport(ExportForm):
         self.put("half_step", const(0.5))
         self.put("zero", const(0.0))
 
-    def forward(self, memory: Tensor, valid: Tensor, j: Tensor) -> Tensor:
+    def cross(self, memory: Tensor, valid: Tensor, j: Tensor) -> tuple[list, Tensor]:
+        """Each block's cross-attention keys/values of ``memory`` and the (1, n) score bias."""
         # cross-attention mask of memory_mask(): valid frames; frame 0 when none is valid
         key_valid = valid.t()  # (1, n)
         none_valid = 1.0 - (key_valid.mean(1, keepdim=True) > self.zero).to(torch.float32)
         first = (j < self.half_step).to(torch.float32).unsqueeze(0)  # (1, n)
         cross_bias = attention_bias(torch.maximum(key_valid, first * none_valid))
-        cross_kv = [b.cross_attn.keys_values(memory) for b in self.blocks]
+        return [b.cross_attn.keys_values(memory) for b in self.blocks], cross_bias
+
+    def forward(self, memory: Tensor, valid: Tensor, j: Tensor) -> Tensor:
+        logits, tokens = self.greedy(self.cross(memory, valid, j))
+        is_end = (tokens - vocab.EOS).abs() < self.half_step  # (L,)
+        # ended[t]: an end token at a step s < t (row vector times a strictly upper-triangular
+        # matrix; the constant on the right keeps it a float x weight matmul for quantisers)
+        ended = (
+            is_end.to(torch.float32).unsqueeze(0) @ self.earlier_steps > self.half_step
+        )  # (1, L)
+        return torch.where(ended.t(), self.pad_row, logits)
+
+    def greedy(self, cross: tuple[list, Tensor]) -> tuple[Tensor, Tensor]:
+        """The unrolled greedy loop: logits (L, V) and each step's argmax (L,) as float."""
+        cross_kv, cross_bias = cross
         cache: list[tuple[Tensor, Tensor] | None] = [None] * len(self.blocks)
         token = torch.tensor([vocab.SOS])
         rows, tokens = [], []
@@ -190,11 +215,21 @@ class DecoderExport(ExportForm):
             # later token (causal), so the outputs are the same.
             token = torch.topk(rows[-1], 1).indices[:, 0]  # (1,)
             tokens.append(token)
-        logits = torch.cat(rows, 0)  # (L, V)
-        is_end = (torch.cat(tokens).to(torch.float32) - vocab.EOS).abs() < self.half_step  # (L,)
-        # ended[t]: an end token at a step s < t (row vector times a strictly upper-triangular
-        # matrix; the constant on the right keeps it a float x weight matmul for quantisers)
-        ended = (
-            is_end.to(torch.float32).unsqueeze(0) @ self.earlier_steps > self.half_step
-        )  # (1, L)
-        return torch.where(ended.t(), self.pad_row, logits)
+        return torch.cat(rows, 0), torch.cat(tokens).to(torch.float32)
+
+    def teacher_forced(
+        self, inputs: Tensor, positions: Tensor, self_bias: Tensor, cross: tuple[list, Tensor]
+    ) -> Tensor:
+        """Logits (R, V) of known phrases, all positions at once (:meth:`Decoder.forward`).
+
+        Args:
+            inputs: (R,) int token inputs; several phrases may be stacked.
+            positions: (R,) int position of each input in its phrase.
+            self_bias: (R, R) self-attention score bias (causal within each phrase).
+            cross: :meth:`cross` of the frames.
+        """
+        cross_kv, cross_bias = cross
+        y = F.embedding(inputs, self.embed) + F.embedding(positions, self.positions)  # (R, D)
+        for b, block in enumerate(self.blocks):
+            y = block.rows(y, self_bias, cross_kv[b], cross_bias)
+        return linear(normalise(y, self.eps), self.weights("head"))

@@ -138,15 +138,19 @@ class AttentionExport(ExportForm):
         v = linear(xn, self.weights("v")).reshape(h, 1, dh)
         return k, v
 
-    def attend_one(self, xn: Tensor, k: Tensor, v: Tensor, bias: Tensor | None) -> Tensor:
-        """One normalised query ``xn`` (1, D) over keys (H, D/H, S) and values (H, S, D/H)."""
-        h, dh = self.heads, self.head_dim
-        q = linear(xn, self.weights("q")).reshape(h, 1, dh)
-        scores = torch.bmm(q, k)  # (H, 1, S)
+    def attend(self, xn: Tensor, k: Tensor, v: Tensor, bias: Tensor | None) -> Tensor:
+        """Normalised queries ``xn`` (R, D), R static (one decoder step, or a whole known
+        phrase), over keys (H, D/H, S) and values (H, S, D/H); ``bias`` adds to the (H, R, S)
+        scores. One query splits into heads by free reshapes."""
+        r, h, dh = xn.shape[0], self.heads, self.head_dim
+        q = linear(xn, self.weights("q"))
+        q = q.reshape(h, 1, dh) if r == 1 else q.reshape(r, h, dh).permute(1, 0, 2)
+        scores = torch.bmm(q, k)  # (H, R, S)
         if bias is not None:
             scores = scores + bias
-        y = torch.bmm(torch.softmax(scores, dim=-1), v)  # (H, 1, D/H)
-        return linear(y.reshape(1, h * dh), self.weights("out"))
+        y = torch.bmm(torch.softmax(scores, dim=-1), v)  # (H, R, D/H)
+        y = y.reshape(1, h * dh) if r == 1 else y.permute(1, 0, 2).reshape(r, h * dh)
+        return linear(y, self.weights("out"))
 
 
 class DropPath(nn.Module):

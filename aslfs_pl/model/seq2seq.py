@@ -7,24 +7,27 @@
   -> decoder over (B, L) tokens                  (B, L, V)
   -> (optional) CTC head over the frames         (B, T, V)
 
-Two ways to read a phrase out (``DECODINGS``): ``attention``, the decoder's greedy loop (one step
-per character), and ``ctc``, greedy CTC over the per-frame head (one pass, no loop; needs the head).
+How a phrase is read out (``attention``, ``ctc``, ``joint``): :mod:`aslfs_pl.model.decoding`.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import torch
 from torch import Tensor, nn
 
 from aslfs_pl import vocab
-from aslfs_pl.data.features import const, frame_features, landmark_features
+from aslfs_pl.data.features import frame_features, landmark_features
 from aslfs_pl.model.decoder import Decoder
+from aslfs_pl.model.decoding import (
+    DECODINGS,
+    CTCExport,
+    JointExport,
+    ctc_greedy,
+    joint_decode,
+)
 from aslfs_pl.model.encoder import Embedding, Encoder
-from aslfs_pl.model.export_ops import ExportForm, export_form, linear
-
-DECODINGS = ("attention", "ctc")
+from aslfs_pl.model.export_ops import ExportForm, export_form
 
 
 @dataclass
@@ -67,7 +70,7 @@ class ModelConfig:
     """Stochastic depth of the encoder's sub-layers (rate of the last block; linear in depth)."""
     ctc_head: bool = False
     """Add a per-frame character head on the encoder: trained with a CTC loss, read by the
-    ``ctc`` decoding."""
+    ``ctc`` and ``joint`` decodings."""
 
     def __post_init__(self) -> None:
         if self.num_columns % self.num_axes:
@@ -131,17 +134,26 @@ class Seq2Seq(nn.Module):
 
     def ctc_logits(self, landmarks: Tensor) -> tuple[Tensor, Tensor]:
         """Per-frame CTC logits (B, T, V) and the frame mask (B, T)."""
-        if self.ctc is None:
-            raise ValueError("ctc decoding needs the CTC head: train with model.ctc_weight > 0")
+        self._need_ctc("ctc")
         memory, valid = self.encode(landmarks)
         return self.ctc(memory), valid
 
+    def _need_ctc(self, decoding: str) -> None:
+        if self.ctc is None:
+            raise ValueError(
+                f"{decoding} decoding needs the CTC head: train with model.ctc_weight > 0"
+            )
+
     def decode(self, landmarks: Tensor, decoding: str = "attention") -> Tensor:
-        """Token rows (B, K) whose :func:`aslfs_pl.vocab.decode` is the predicted phrase."""
+        """Token rows (B, K) whose :func:`aslfs_pl.vocab.decode` is the predicted phrase
+        (:mod:`aslfs_pl.model.decoding`)."""
         if decoding == "attention":
             return self.generate(landmarks)[0]
         if decoding == "ctc":
             return ctc_greedy(*self.ctc_logits(landmarks))
+        if decoding == "joint":
+            self._need_ctc(decoding)
+            return joint_decode(self, landmarks)
         raise ValueError(f"decoding {decoding!r}: choose one of {DECODINGS}")
 
     def num_parameters(self) -> int:
@@ -154,58 +166,12 @@ class Seq2Seq(nn.Module):
         return Seq2SeqExport(self, decoding)
 
 
-def ctc_greedy(logits: Tensor, valid: Tensor) -> Tensor:
-    """Greedy CTC decoding, frame by frame (Graves et al. 2006): (B, T, V) logits, (B, T) frame
-    mask -> (B, T) tokens.
-
-    A frame emits its best class when that class is a character (pad is the blank; sos/eos are
-    never targets), differs from the previous frame's best class (repeats merge; a blank between
-    two equal characters keeps both) and the frame is not after the last valid frame (the CTC
-    loss's input length); every other frame gives pad, which decodes to nothing.
-    """
-    best = logits.argmax(-1)  # (B, T)
-    previous = torch.cat([torch.full_like(best[:, :1], vocab.PAD), best[:, :-1]], 1)
-    position = torch.arange(1, best.shape[1] + 1, device=best.device)
-    inside = position <= (position * valid).amax(1, keepdim=True)
-    emit = inside & (best < vocab.NUM_CHARACTERS) & (best != previous)
-    return torch.where(emit, best, torch.full_like(best, vocab.PAD))
-
-
-class CTCExport(ExportForm):
-    """:func:`ctc_greedy` for one sequence: encoded frames (n, D) normalised without the
-    encoder norm's affine, ``valid`` (n, 1) float, ``j`` (n,) frame indices as float -> per-frame
-    logits (n, V) where frames that emit a character keep their logits and every other frame is a
-    one-hot pad (Kaggle's argmax decoding drops it)."""
-
-    def __init__(self, head: nn.Linear, memory_norm: nn.LayerNorm):
-        super().__init__()
-        self.put_linear("head", head, memory_norm)
-        pad = torch.zeros(1, head.out_features)
-        pad[0, vocab.PAD] = 1e4
-        self.put("pad_row", pad)
-        self.put("pad", torch.tensor([float(vocab.PAD)]))
-        self.put("last_character", const(vocab.NUM_CHARACTERS - 0.5))
-        self.put("quarter", const(0.25))
-        self.put("one", const(1.0))
-        self.put("half_step", const(0.5))
-
-    def forward(self, memory: Tensor, valid: Tensor, j: Tensor) -> Tensor:
-        logits = linear(memory, self.weights("head"))  # (n, V)
-        best = torch.topk(logits, 1).indices[:, 0].to(torch.float32)  # (n,)
-        previous = torch.cat([self.pad, best[:-1]], 0)
-        step = best - previous
-        # frames up to the last valid one (the CTC loss's input length)
-        last = torch.topk(((j + self.one) * valid[:, 0]).unsqueeze(0), 1).values[0]  # (1,)
-        inside = j < last - self.half_step
-        emit = inside & (best < self.last_character) & (step * step > self.quarter)
-        return torch.where(emit.unsqueeze(1), logits, self.pad_row)
-
-
 class Seq2SeqExport(ExportForm):
     """The network's deployment twin for one sequence: (n, C) raw rows and their frame indices
     j (n,) as float -> the ``decoding``'s output rows: ``attention``, the greedy decoder's logits
     (max_target_len, V), rows after the end token a one-hot pad; ``ctc``, the per-frame rows of
-    :class:`CTCExport` (n, V).
+    :class:`CTCExport` (n, V); ``joint``, the chosen phrase's one-hot rows of
+    :class:`JointExport` (max_target_len, V).
 
     The frame axis is symbolic; rows whose landmarks are all NaN are invalid frames (see
     :mod:`aslfs_pl.deploy.graph` for how the Kaggle input becomes these rows). The part of the
@@ -219,11 +185,13 @@ class Seq2SeqExport(ExportForm):
         self.num_axes = net.config.num_axes
         self.embedding = export_form(net.embedding, self.num_axes)
         self.encoder = export_form(net.encoder)
+        if decoding != "attention":
+            net._need_ctc(decoding)
         if decoding == "ctc":
-            if net.ctc is None:
-                raise ValueError("ctc decoding needs the CTC head (model.ctc_weight > 0)")
             self.head = CTCExport(net.ctc, net.encoder.norm)
             self.covers(*net.decoder.modules())  # not read by this decoding
+        elif decoding == "joint":
+            self.head = JointExport(net)
         else:
             self.head = export_form(net.decoder, net.encoder.norm)
             if net.ctc is not None:
