@@ -14,7 +14,7 @@ from aslfs_pl import vocab
 from aslfs_pl.metrics import CompetitionScore, WeightedMean
 from aslfs_pl.model.layers import DropPath
 from aslfs_pl.model.seq2seq import DECODINGS, ModelConfig, Seq2Seq
-from aslfs_pl.optim import Lookahead, warmup_cosine
+from aslfs_pl.optim import AdversarialWeights, Lookahead, warmup_cosine
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,11 @@ class Seq2SeqTask(L.LightningModule):
             ``attention`` (the decoder's greedy loop, the seed), ``ctc`` (greedy CTC over the
             per-frame head, one pass) or ``joint`` (both hypotheses rescored by both heads); the
             last two need ``ctc_weight > 0`` (:mod:`aslfs_pl.model.decoding`).
+        awp_start: adversarial weight perturbation (:class:`~aslfs_pl.optim.AdversarialWeights`)
+            from this fraction of the epochs on (1: never, the seed); each step then costs a
+            second forward and backward pass.
+        awp_lr: AWP step relative to each weight matrix's norm.
+        awp_eps: AWP's largest change of a weight, relative to its magnitude.
         check_finite: "step" raises on the first non-finite loss (one host sync per step),
             "epoch" remembers the first bad step on the device and raises at the epoch's end
             (no per-step sync; the default under XLA), "off" never checks.
@@ -97,6 +102,9 @@ class Seq2SeqTask(L.LightningModule):
         label_smoothing: float = 0.0,
         ctc_weight: float = 0.0,
         decoding: str = "attention",
+        awp_start: float = 1.0,
+        awp_lr: float = 0.1,
+        awp_eps: float = 0.01,
         check_finite: str = "auto",
     ):
         super().__init__()
@@ -120,6 +128,10 @@ class Seq2SeqTask(L.LightningModule):
         self.net = Seq2Seq(self.config)
         if not 0.0 <= dropout_start < 1.0:
             raise ValueError(f"model.dropout_start = {dropout_start}: a fraction in [0, 1)")
+        if not 0.0 <= awp_start <= 1.0:
+            raise ValueError(f"model.awp_start = {awp_start}: a fraction in [0, 1] (1: off)")
+        self._awp = AdversarialWeights(self._decayed(), awp_lr, awp_eps) if awp_start < 1 else None
+        self._awp_batch: dict[str, Tensor] | None = None
         # configured rate of every dropout / drop path module (late dropout switches them)
         self._rates = [(m, m.p) for m in self.net.modules() if isinstance(m, nn.Dropout | DropPath)]
         self.optimizer_factory = optimizer
@@ -198,8 +210,24 @@ class Seq2SeqTask(L.LightningModule):
                 reduce_fx="sum", sync_dist=True,
             )  # fmt: skip
 
+    def _awp_on(self) -> bool:
+        epochs = max(1, self.trainer.max_epochs or 1)
+        return self._awp is not None and self.current_epoch >= self.hparams.awp_start * epochs
+
+    def on_after_backward(self) -> None:
+        """AWP: add the gradients of the loss at adversarially perturbed weights."""
+        batch, self._awp_batch = self._awp_batch, None  # None also ends the nested backward
+        if batch is None:
+            return
+        saved = self._awp.perturb()
+        adversarial, _, _ = self._loss(batch)
+        self.trainer.strategy.backward(adversarial, None)  # the precision plugin's scaling too
+        self._awp.restore(saved)
+
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         self._log_skipped("train", batch)
+        if self._awp_on():
+            self._awp_batch = batch
         loss, correct, weight = self._loss(batch)
         mode = self._check_mode()
         if mode == "step" and not torch.isfinite(loss):
@@ -266,11 +294,18 @@ class Seq2SeqTask(L.LightningModule):
         return [(sid, text) for sid, text in zip(ids, texts, strict=True) if sid >= 0]
 
     # -- optimisation -------------------------------------------------------------------------
+    def _decayed(self) -> list[nn.Parameter]:
+        """The weight matrices: weight decay and AWP apply to them (not to biases, norms and
+        the token embedding)."""
+        return [
+            p for name, p in self.net.named_parameters()
+            if p.ndim >= 2 and not name.startswith("decoder.embed.")
+        ]  # fmt: skip
+
     def configure_optimizers(self):
-        decay, no_decay = [], []
-        for name, p in self.net.named_parameters():
-            # no decay for biases, norms and the token embedding
-            (decay if p.ndim >= 2 and not name.startswith("decoder.embed.") else no_decay).append(p)
+        decay = self._decayed()
+        decayed = {id(p) for p in decay}
+        no_decay = [p for p in self.net.parameters() if id(p) not in decayed]
         groups = [
             {"params": decay, "weight_decay": self.hparams.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},

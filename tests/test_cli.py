@@ -245,7 +245,7 @@ def test_test_and_predict_subcommands_score_and_write_the_held_out_split(synthet
 # Every technique of the "beyond the seed" recipes switched on at once (see configs/beyond.yaml).
 EVERY_SWITCH = (
     "--model.ctc_weight", "0.5", "--model.decoding", "ctc", "--model.dropout", "0.1",
-    "--model.drop_path", "0.1", "--model.dropout_start", "0.5",
+    "--model.drop_path", "0.1", "--model.dropout_start", "0.5", "--model.awp_start", "0.5",
     "--data.augment.finger_affine_p", "0.5", "--data.augment.mix_p", "0.5",
     "--trainer.callbacks+=lightning.pytorch.callbacks.EMAWeightAveraging",
     "--trainer.callbacks.decay=0.5",
@@ -253,10 +253,14 @@ EVERY_SWITCH = (
 
 
 class RecordDropout(Callback):
-    """The dropout / drop path rates in force in each training epoch."""
+    """The dropout / drop path rates in force in each training epoch, and the backward passes."""
 
     def __init__(self):
         self.rates: dict[int, set[float]] = {}
+        self.backwards: dict[int, int] = {}
+
+    def on_after_backward(self, trainer, pl_module):
+        self.backwards[trainer.current_epoch] = self.backwards.get(trainer.current_epoch, 0) + 1
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         rates = {m.p for m in pl_module.net.modules() if isinstance(m, nn.Dropout | DropPath)}
@@ -275,6 +279,8 @@ def test_every_technique_switch_trains_validates_with_ema_and_exports_its_decodi
     assert float(metrics["val/score"]) == float(metrics["val/score_ctc"])  # decoding: ctc
     assert record.rates[0] == {0.0}  # late dropout: off in the first half
     assert record.rates[1] == {0.1}  # dropout 0.1; drop path 0.1 in the only encoder block
+    steps = run.trainer.num_training_batches
+    assert record.backwards == {0: steps, 1: 2 * steps}  # AWP from the second half: 2 passes
     # EMA: the checkpoint's weights are the average; training's own weights are kept beside
     ckpt = tmp_path / "checkpoints" / "last.ckpt"
     saved = torch.load(ckpt, weights_only=False)
