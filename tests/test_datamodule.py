@@ -163,3 +163,20 @@ def test_sequence_mixing_concatenates_frames_and_phrases_of_neighbours(tmp_path)
     assert all(a is b for a, b in zip(stream._mixed(long_phrase), long_phrase, strict=True))
     plain = _stream(load_index(root), augment=AugmentConfig(**off))
     assert plain._mixed(items) is items
+
+
+def test_supplemental_trains_while_validation_keeps_the_train_sources_held_out_signers(tmp_path):
+    from aslfs_pl.data.synthetic import write_synthetic_dataset
+
+    write_synthetic_dataset(tmp_path, 60, seed=1, supplemental_sequences=40, sequences_per_file=20)
+    alone = KaggleDataModule(str(tmp_path), val_fraction=0.3)
+    both = KaggleDataModule(
+        str(tmp_path), sources=("train", "supplemental"), val_sources=("train",), val_fraction=0.3
+    )
+    train_a, val_a = alone.split(alone.index())
+    train_b, val_b = both.split(both.index())
+    assert sorted(val_b.sequence_id) == sorted(val_a.sequence_id)  # the same sequences scored
+    assert set(train_b.source) == {"train", "supplemental"} and len(train_b) > len(train_a)
+    assert not set(train_b.participant_id) & set(val_b.participant_id)  # still by signer
+    with pytest.raises(ValueError, match="val_sources"):
+        KaggleDataModule(str(tmp_path), val_sources=("supplemental",))

@@ -345,6 +345,10 @@ class KaggleDataModule(L.LightningDataModule):
     Args:
         data_dir: dataset root holding train.csv, train_landmarks/ (and the supplemental files).
         sources: index csvs to read: "train" and/or "supplemental".
+        val_sources: the sources validation scores (default: all of ``sources``). With
+            ``sources: [train, supplemental]`` and ``val_sources: [train]`` the held-out signers'
+            supplemental sequences are left out of both sides, so validation scores the same
+            sequences as a run on ``train`` alone.
         landmarks: the landmark subset read from disk and fed to the model.
         max_frames: frames per sequence after resampling/padding.
         max_target_len: decoder steps: phrase characters + end token (phrases of up to
@@ -366,6 +370,7 @@ class KaggleDataModule(L.LightningDataModule):
         self,
         data_dir: str = "data/synthetic",
         sources: tuple[str, ...] = ("train",),
+        val_sources: tuple[str, ...] | None = None,
         landmarks: LandmarkSet | None = None,
         max_frames: int = 384,
         max_target_len: int = 32,
@@ -393,6 +398,12 @@ class KaggleDataModule(L.LightningDataModule):
                 raise ValueError(f"data.{name} = {value}: must be >= 1")
         self.data_dir = data_dir
         self.sources = tuple(sources)
+        self.val_sources = tuple(val_sources) if val_sources is not None else None
+        if self.val_sources is not None and not set(self.val_sources) <= set(self.sources):
+            raise ValueError(
+                f"data.val_sources = {list(self.val_sources)}: must be among data.sources "
+                f"{list(self.sources)}"
+            )
         self.landmarks = landmarks or LandmarkSet()
         self.max_frames = max_frames
         self.max_target_len = max_target_len
@@ -454,7 +465,12 @@ class KaggleDataModule(L.LightningDataModule):
 
     def split(self, index: SequenceIndex) -> tuple[SequenceIndex, SequenceIndex]:
         """(train, validation) of ``index`` under this module's split settings."""
-        return split_index(index, self.val_by, self.val_fraction, self.val_ids, self.seed)
+        train, val = split_index(index, self.val_by, self.val_fraction, self.val_ids, self.seed)
+        if self.val_sources is not None:
+            val = val.subset(np.isin(val.source, self.val_sources))
+            if len(val) == 0:
+                raise DataError(f"no held-out sequence from data.val_sources {self.val_sources}")
+        return train, val
 
     def setup(self, stage: str | None = None) -> None:
         if stage in ("test", "predict"):

@@ -55,14 +55,16 @@ class SequenceIndex:
     sequence_id: np.ndarray  # (N,) int64
     participant_id: np.ndarray  # (N,) int64
     phrase: np.ndarray  # (N,) object: str
+    source: np.ndarray  # (N,) object: the index csv it came from ("train", "supplemental")
 
     def __len__(self) -> int:
         return len(self.sequence_id)
 
     def subset(self, keep: np.ndarray) -> SequenceIndex:
         return SequenceIndex(
-            self.path[keep], self.sequence_id[keep], self.participant_id[keep], self.phrase[keep]
-        )
+            self.path[keep], self.sequence_id[keep], self.participant_id[keep], self.phrase[keep],
+            self.source[keep],
+        )  # fmt: skip
 
 
 def read_csv_index(csv_path: Path) -> pa.Table:
@@ -108,11 +110,12 @@ def load_index(
     root = Path(data_dir)
     if not root.is_dir():
         raise DataError(f"{root}: data directory not found")
-    tables = []
+    tables, source = [], []
     for src in sources:
         if src not in INDEX_FILES:
             raise DataError(f"unknown data source {src!r}; choose from {sorted(INDEX_FILES)}")
         tables.append(read_csv_index(root / INDEX_FILES[src]))
+        source += [src] * tables[-1].num_rows
     table = pa.concat_tables(tables)
     phrases = table.column("phrase").to_pylist()
     bad_char = np.array([any(c not in vocab.CHAR_TO_INDEX for c in p) for p in phrases], bool)
@@ -142,6 +145,7 @@ def load_index(
         sequence_id=ids,
         participant_id=table.column("participant_id").to_numpy(),
         phrase=np.array(phrases, object),
+        source=np.array(source, object),
     ).subset(keep)
     if len(index) == 0:
         raise DataError(f"{root}: no usable sequence left after filtering the index")
