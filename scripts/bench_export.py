@@ -2,13 +2,15 @@
 and PyTorch.
 
     python scripts/bench_export.py --config configs/seed.yaml [--model.dim 192 ...] [--sequences 40]
-        [--weights fp16 fp32 int8] [--baseline earlier/model.tflite ...]
+        [--weights fp16 fp32 int8] [--decodings attention ctc joint]
+        [--baseline earlier/model.tflite ...]
     python scripts/bench_export.py --ckpt runs/quickstart/checkpoints/last.ckpt ...
 
 Without --ckpt, the other arguments are training CLI arguments (as scripts/fit.py reads them).
 One run measures, on one thread and the same inputs (lengths drawn like Kaggle's: lognormal, mean
 ~160 frames, clipped to 1..807, plus one 807-frame sequence):
-- the conversion of each weight type: total seconds and seconds per stage;
+- the conversion of each weight type and decoding route (``ctc`` and ``joint`` need the CTC head,
+  ``--model.ctc_weight``): total seconds and seconds per stage;
 - each weight type's TFLite model (fp16 is the default submission), and any --baseline file (an
   earlier conversion, to compare in the same run): median / p90
   ms per sequence; every model (and the PyTorch references) runs whole passes over the inputs,
@@ -42,6 +44,7 @@ from aslfs_pl.data.features import fit_length
 from aslfs_pl.deploy.convert import WEIGHTS, convert
 from aslfs_pl.deploy.runtime import TFLiteRunner
 from aslfs_pl.deploy.stages import ExportError
+from aslfs_pl.model.decoding import DECODINGS
 from aslfs_pl.trained import from_config, load_checkpoint
 
 
@@ -122,6 +125,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default="artifacts/bench")
     p.add_argument("--weights", nargs="*", choices=WEIGHTS, default=list(WEIGHTS),
                    help="weight types to convert and time (none: time --baseline files only)")  # fmt: skip
+    p.add_argument("--decodings", nargs="*", choices=DECODINGS, default=["attention"],
+                   help="TFLite routes to convert and time")  # fmt: skip
     p.add_argument("--baseline", nargs="*", default=[], help="earlier .tflite files to time too")
     p.add_argument("--rounds", type=int, default=3, help="timing passes per model")
     args, config_args = p.parse_known_args(argv)
@@ -155,11 +160,15 @@ def run(args: argparse.Namespace, trained) -> None:
     out = Path(args.out)
     runners = {}
     for weights in args.weights:
-        result = convert(net, columns, out / weights, weights=weights)
-        stages = ", ".join(f"{k} {v:.1f}s" for k, v in result.stage_seconds.items())
-        print(f"[{weights}] conversion {result.seconds:.1f}s ({stages}); file size "
-              f"{result.size_bytes / 1e6:.1f} MB")  # fmt: skip
-        runners[weights] = TFLiteRunner(result.model_path, num_threads=1)
+        for decoding in args.decodings:
+            name = weights if decoding == "attention" else f"{weights} {decoding}"
+            result = convert(
+                net, columns, out / name.replace(" ", "_"), weights=weights, decoding=decoding
+            )
+            stages = ", ".join(f"{k} {v:.1f}s" for k, v in result.stage_seconds.items())
+            print(f"[{name}] conversion {result.seconds:.1f}s ({stages}); file size "
+                  f"{result.size_bytes / 1e6:.1f} MB")  # fmt: skip
+            runners[name] = TFLiteRunner(result.model_path, num_threads=1)
     for path in args.baseline:
         runners[f"baseline {path}"] = TFLiteRunner(path, num_threads=1)
     for runner in runners.values():

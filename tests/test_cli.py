@@ -84,12 +84,19 @@ def test_fit_script_reports_bad_data_in_one_line(tmp_path):
 
 
 def test_every_config_parses(capsys):
-    for path in sorted((ROOT / "configs").glob("*.yaml")):
+    configs = [[p] for p in sorted((ROOT / "configs").glob("*.yaml"))]
+    stacked = [["quickstart.yaml", "beyond_cpu.yaml"], ["seed.yaml", "beyond.yaml"]]
+    configs += [[ROOT / "configs" / name for name in pair] for pair in stacked]
+    for paths in configs:
         with pytest.raises(SystemExit) as exit_info:
-            cli.main(["fit", "--config", str(path), "--print_config"])
-        assert exit_info.value.code in (0, None), path
+            cli.main(["fit", *(a for p in paths for a in ("--config", str(p))), "--print_config"])
+        assert exit_info.value.code in (0, None), paths
         printed = yaml.safe_load(capsys.readouterr().out)
-        assert "model" in printed and "data" in printed and "trainer" in printed, path
+        assert "model" in printed and "data" in printed and "trainer" in printed, paths
+        if paths[-1].name.startswith("beyond"):  # the switches survive the stacking
+            assert printed["model"]["decoding"] == "joint" and printed["model"]["dim"] in (96, 256)
+            assert printed["trainer"]["callbacks"][0]["class_path"].endswith("EMAWeightAveraging")
+            assert printed["data"]["val_sources"] == ["train"]
 
 
 def test_resume_continues_exactly(synthetic_dir, tmp_path):
