@@ -13,16 +13,12 @@ rerun; the table is printed after each variant.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from aslfs_pl.data.difficulty import Difficulty
-from aslfs_pl.plots import epoch_metrics
-
-ROOT = Path(__file__).resolve().parents[1]
+from aslfs_pl.quality import ROOT, Results, fit_and_score
 
 
 def variant_difficulty(name: str) -> Difficulty:
@@ -50,31 +46,6 @@ def make_data(out: Path, name: str, args: argparse.Namespace) -> None:
     subprocess.run(cmd, check=True)
 
 
-def fit_and_score(data: Path, root: Path, args: argparse.Namespace, extra: list[str]) -> dict:
-    """Train once; the final and best held-out val/score and the wall-clock seconds."""
-    cmd = [
-        sys.executable, str(ROOT / "scripts" / "fit.py"), "--config", args.config,
-        "--data.data_dir", str(data), "--trainer.default_root_dir", str(root),
-        "--seed_everything", str(args.seed), "--trainer.enable_progress_bar", "false", *extra,
-    ]  # fmt: skip
-    start = time.perf_counter()
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with open(root.with_suffix(".log"), "w") as log:
-        subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
-    seconds = time.perf_counter() - start
-    runs = sorted(
-        root.glob("lightning_logs/version_*/metrics.csv"), key=lambda p: p.stat().st_mtime
-    )
-    scores = epoch_metrics(runs[-1])["val/score"]
-    last = max(scores)
-    return {
-        "final": scores[last],
-        "best": max(scores.values()),
-        "epochs": last + 1,
-        "seconds": seconds,
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path)
@@ -91,26 +62,16 @@ def main() -> None:
     extra = [a for a in extra if a != "--"]
     for name in args.variants:
         variant_difficulty(name)  # a bad name fails before any training
-    args.out.mkdir(parents=True, exist_ok=True)
-    results_path = args.out / "results.json"
-    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    results = Results(args.out / "results.json")
     for name in args.variants:
         key = f"{name} seed {args.seed}"
         if key not in results:
             data = args.out / "data" / name
             make_data(data, name, args)
-            results[key] = fit_and_score(
-                data, args.out / "runs" / f"{name}-{args.seed}", args, extra
-            )
-            results_path.write_text(json.dumps(results, indent=1))
-        print("| variant | final val/score | best | epochs | minutes |")
-        print("|---|---|---|---|---|")
-        for k, r in results.items():
-            print(
-                f"| {k} | {r['final']:.3f} | {r['best']:.3f} | {r['epochs']} | "
-                f"{r['seconds'] / 60:.1f} |",
-                flush=True,
-            )
+            fit = ["--config", args.config, "--data.data_dir", str(data),
+                   "--seed_everything", str(args.seed), *extra]  # fmt: skip
+            results.add(key, fit_and_score(fit, args.out / "runs" / f"{name}-{args.seed}"))
+        print(results.table(), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The benchmark and plotting scripts run end to end on tiny inputs (numbers are not checked)."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -46,3 +47,21 @@ def test_bench_export_compares_weight_types_on_the_tiny_config(tmp_path):
     assert "lower" in out  # seconds per stage
     assert "[baseline " in out
     assert "floor" in out and "without KV cache" in out
+
+
+def test_quality_benchmarks_train_score_and_resume(synthetic_dir, tmp_path):
+    tiny = ["--", "--config", "configs/tiny.yaml", "--trainer.max_epochs", "1"]
+    args = ["scripts/bench_recipes.py", "--data", str(synthetic_dir), "--out", str(tmp_path),
+            "--seeds", "0", "--recipes", "baseline", "finger affine", *tiny]  # fmt: skip
+    out = run(*args)
+    assert "| baseline seed 0 |" in out and "| finger affine seed 0 |" in out
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert set(results) == {"baseline seed 0", "finger affine seed 0"}
+    assert all(r["epochs"] == 1 and -1.0 <= r["final"] <= 1.0 for r in results.values())
+    (tmp_path / "runs" / "baseline-0").rename(tmp_path / "moved")  # a rerun resumes: no refit
+    assert "| baseline seed 0 |" in run(*args) and not (tmp_path / "runs" / "baseline-0").exists()
+    out = run("scripts/bench_difficulty.py", "--out", str(tmp_path / "d"), "--variants", "hard",
+              "--num-sequences", "40", "--participants", "4", *tiny)  # fmt: skip
+    assert "| hard seed 42 |" in out
+    data = tmp_path / "d" / "data" / "hard"
+    assert (data / "train.csv").exists() and (data / "train_landmarks").is_dir()

@@ -1,0 +1,68 @@
+"""Held-out score of a training run, for the quality benchmarks (``scripts/bench_*.py``).
+
+A run is ``scripts/fit.py`` in its own process (as a user runs it); its score is read back from
+the run's ``metrics.csv``. Results are kept in a JSON file keyed by row name so that a benchmark
+interrupted half-way resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from aslfs_pl.plots import epoch_metrics
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def fit_and_score(args: list[str], root: Path, metric: str = "val/score") -> dict:
+    """Run ``fit.py <args>`` into ``root``; the final and best ``metric`` and the seconds taken.
+
+    The run's output goes to ``<root>.log``.
+    """
+    cmd = [
+        sys.executable, str(ROOT / "scripts" / "fit.py"), *args,
+        "--trainer.default_root_dir", str(root), "--trainer.enable_progress_bar", "false",
+    ]  # fmt: skip
+    root.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with open(root.with_suffix(".log"), "w") as log:
+        subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
+    seconds = time.perf_counter() - start
+    runs = sorted(
+        root.glob("lightning_logs/version_*/metrics.csv"), key=lambda p: p.stat().st_mtime
+    )
+    scores = epoch_metrics(runs[-1])[metric]
+    last = max(scores)
+    return {
+        "final": scores[last], "best": max(scores.values()), "epochs": last + 1,
+        "seconds": seconds,
+    }  # fmt: skip
+
+
+class Results:
+    """Rows of a benchmark in a JSON file: finished rows are kept and not rerun."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.rows: dict[str, dict] = json.loads(path.read_text()) if path.exists() else {}
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.rows
+
+    def add(self, key: str, row: dict) -> None:
+        self.rows[key] = row
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(self.rows, indent=1))
+
+    def table(self) -> str:
+        lines = ["| row | final val/score | best | epochs | minutes |", "|---|---|---|---|---|"]
+        for key, r in self.rows.items():
+            lines.append(
+                f"| {key} | {r['final']:.3f} | {r['best']:.3f} | {r['epochs']} | "
+                f"{r['seconds'] / 60:.1f} |"
+            )
+        return "\n".join(lines)
