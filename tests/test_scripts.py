@@ -25,9 +25,12 @@ def test_bench_data_prints_both_rates_and_the_ratio(synthetic_dir):
     assert "streaming" in out and "naive" in out and "ratio:" in out
 
 
-def test_bench_train_runs_the_tiny_config():
-    out = run("scripts/bench_train.py", "--configs", "configs/tiny.yaml", "--steps", "1")
-    assert "configs/tiny.yaml" in out and "steps/s" in out
+@pytest.mark.parametrize("data", ["random", "real"])
+def test_bench_train_times_the_trainer_step_and_reports_mfu(synthetic_dir, data):
+    out = run("scripts/bench_train.py", "--config", "configs/tiny.yaml", "--data", data,
+              "--steps", "3", "--warmup", "1", "--data.data_dir", str(synthetic_dir))  # fmt: skip
+    assert f"data {data}" in out and "sequences/s" in out and "MFU" in out and "GFLOP" in out
+    assert ("workers per replica" in out) == (data == "real")
 
 
 def test_plot_scripts_write_pngs(synthetic_dir, tmp_path):
