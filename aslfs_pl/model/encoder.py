@@ -70,7 +70,7 @@ def local_attention(attn: Attention, x: Tensor, valid: Tensor, window: int) -> T
         previous = torch.cat([torch.zeros_like(z[:, :1]), z[:, :-1]], 1)
         return torch.cat([previous, z], 2)
 
-    scores = q @ with_previous(k).transpose(-1, -2) * (1.0 / math.sqrt(dh))  # (BH, n, W, 2W)
+    scores = (q @ with_previous(k).transpose(-1, -2)).float() * (1.0 / math.sqrt(dh))
     i = torch.arange(w, device=x.device)
     j = torch.arange(2 * w, device=x.device)
     offset = (i.unsqueeze(1) + w) - j.unsqueeze(0)  # (W, 2W): query - key position
@@ -78,8 +78,8 @@ def local_attention(attn: Attention, x: Tensor, valid: Tensor, window: int) -> T
     key_valid = with_previous(valid.reshape(b, n, w).unsqueeze(-1)).squeeze(-1)  # (B, n, 2W)
     mask = (band & key_valid.unsqueeze(2)) | (offset == 0)  # (B, n, W, 2W)
     mask = mask.unsqueeze(1).expand(b, h, n, w, 2 * w).reshape(b * h, n, w, 2 * w)
-    scores = scores.masked_fill(~mask, MASK_VALUE)
-    weights = attn.dropout(torch.softmax(scores.float(), dim=-1).to(v.dtype))
+    scores = scores.masked_fill(~mask, MASK_VALUE)  # (BH, n, W, 2W), float32
+    weights = attn.dropout(torch.softmax(scores, dim=-1).to(v.dtype))
     y = weights @ with_previous(v)  # (BH, n, W, dh)
     y = y.reshape(b, h, n * w, dh).transpose(1, 2).flatten(2)[:, :t]  # (B, T, D)
     return attn.out(y)

@@ -25,7 +25,9 @@ from aslfs_pl.model.export_ops import (
     sigmoid,
 )
 
-MASK_VALUE = -1e9  # added to masked scores; finite so bf16/fp16 stay NaN-free
+#: Score of a masked key. Scores are masked and softmaxed in float32 (-1e9 overflows fp16, and
+#: every query keeps one key, so a row is never all masked): exp gives exactly 0.
+MASK_VALUE = -1e9
 
 
 class Attention(nn.Module):
@@ -53,10 +55,10 @@ class Attention(nn.Module):
     def attend(self, x: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
         """Queries from ``x`` (B, T, D) attend to ``k``, ``v``; ``mask`` broadcasts to (B, H, T, S)."""
         q = self.split_heads(self.q(x))
-        scores = q @ k.transpose(-1, -2) * (1.0 / math.sqrt(self.head_dim))  # (B, H, T, S)
+        scores = (q @ k.transpose(-1, -2)).float() * (1.0 / math.sqrt(self.head_dim))  # (B,H,T,S)
         if mask is not None:
             scores = scores.masked_fill(~mask, MASK_VALUE)
-        weights = self.dropout(torch.softmax(scores.float(), dim=-1).to(v.dtype))
+        weights = self.dropout(torch.softmax(scores, dim=-1).to(v.dtype))
         y = (weights @ v).transpose(1, 2).flatten(2)  # (B, T, D)
         return self.out(y)
 
