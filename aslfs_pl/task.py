@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from aslfs_pl import vocab
 from aslfs_pl.metrics import CompetitionScore, WeightedMean
+from aslfs_pl.model.decoding import ctc_loss_unrolled
 from aslfs_pl.model.layers import DropPath
 from aslfs_pl.model.seq2seq import DECODINGS, ModelConfig, Seq2Seq
 from aslfs_pl.optim import AdversarialWeights, Lookahead, warmup_cosine
@@ -182,14 +183,17 @@ class Seq2SeqTask(L.LightningModule):
         """CTC over frames (blank = pad), summed over rows / number of target characters."""
         chars = target < vocab.NUM_CHARACTERS  # (B, L): the phrase, not eos/pad
         target_lengths = chars.sum(1)
-        t = valid.shape[1]
-        position = torch.arange(1, t + 1, device=valid.device)
-        input_lengths = (position * valid).amax(1).clamp(min=1)  # up to the last real frame
-        log_probs = F.log_softmax(ctc_logits.float(), -1).transpose(0, 1)  # (T, B, V)
-        per_row = F.ctc_loss(
-            log_probs, torch.where(chars, target, 0), input_lengths, target_lengths,
-            blank=vocab.PAD, reduction="none", zero_infinity=True,
-        )  # fmt: skip
+        if ctc_logits.device.type == "xla":  # no CTC kernel there: keep it in the step's graph
+            per_row = ctc_loss_unrolled(ctc_logits, valid, target)
+        else:
+            t = valid.shape[1]
+            position = torch.arange(1, t + 1, device=valid.device)
+            input_lengths = (position * valid).amax(1).clamp(min=1)  # up to the last real frame
+            log_probs = F.log_softmax(ctc_logits.float(), -1).transpose(0, 1)  # (T, B, V)
+            per_row = F.ctc_loss(
+                log_probs, torch.where(chars, target, 0), input_lengths, target_lengths,
+                blank=vocab.PAD, reduction="none", zero_infinity=True,
+            )  # fmt: skip
         per_row = torch.where(target_lengths > 0, per_row, torch.zeros_like(per_row))
         return per_row.sum() / target_lengths.sum().clamp(min=1)
 

@@ -35,10 +35,14 @@ class CPUXLAAccelerator(XLAAccelerator):
 
 
 class CountCompilations(Callback):
-    """Records torch-xla's compilation count after every training batch."""
+    """Records torch-xla's compilation count after every training batch, and the device-to-host
+    transfers so far (``TransferFromDeviceTime`` samples; ``aten::_local_scalar_dense`` calls,
+    i.e. ``.item()`` / ``bool()`` / ``int()`` of a device tensor)."""
 
     def __init__(self):
         self.counts: list[int] = []
+        self.transfers: list[int] = []
+        self.scalars: list[int] = []
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         import torch_xla
@@ -47,6 +51,9 @@ class CountCompilations(Callback):
         torch_xla.sync()
         data = met.metric_data("CompileTime")
         self.counts.append(0 if data is None else int(data[0]))
+        moved = met.metric_data("TransferFromDeviceTime")
+        self.transfers.append(0 if moved is None else int(moved[0]))
+        self.scalars.append(int(met.counter_value("aten::_local_scalar_dense") or 0))
 
 
 class RecordSequences(Callback):

@@ -143,7 +143,8 @@ from tests.helpers import CountCompilations
 counter = CountCompilations()
 run = cli.main(json.loads(sys.argv[1]), trainer_defaults={"callbacks": [counter]})
 print("RESULT", json.dumps({"device": run.trainer.strategy.root_device.type,
-                            "counts": counter.counts}))
+                            "counts": counter.counts, "transfers": counter.transfers,
+                            "scalars": counter.scalars}))
 """
 
 

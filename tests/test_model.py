@@ -5,7 +5,13 @@ import torch
 import torch.nn.functional as F
 
 from aslfs_pl import vocab
-from aslfs_pl.model.decoding import blank_after_end, compact, ctc_greedy, ctc_log_likelihood
+from aslfs_pl.model.decoding import (
+    blank_after_end,
+    compact,
+    ctc_greedy,
+    ctc_log_likelihood,
+    ctc_loss_unrolled,
+)
 from aslfs_pl.model.layers import DropPath
 from aslfs_pl.model.seq2seq import ModelConfig, Seq2Seq
 
@@ -241,3 +247,29 @@ def test_joint_decoding_picks_the_phrase_both_heads_score_higher():
         assert vocab.decode(row) in (vocab.decode(a)[:7], vocab.decode(c)[:7])
     with pytest.raises(ValueError, match="joint decoding needs the CTC head"):
         tiny().decode(x, "joint")
+
+
+def test_unrolled_ctc_loss_equals_torch_ctc_loss_and_its_gradient():
+    torch.manual_seed(1)
+    b, t, length = 4, 10, 6
+    logits = (2 * torch.randn(b, t, vocab.VOCAB_SIZE)).requires_grad_()
+    valid = torch.ones(b, t, dtype=torch.bool)
+    valid[1, 7:] = False  # ends early
+    valid[2, 3] = False  # an invalid frame inside is still read
+    valid[3, 2:] = False  # 2 frames: "aab" cannot fit (a, blank, a, b needs 4)
+    target = torch.full((b, length), vocab.PAD)
+    for i, text in enumerate(["hello", "ab", "", "aab"]):
+        ids = vocab.encode(text) + [vocab.EOS]
+        target[i, : len(ids)] = torch.tensor(ids)
+    chars = target < vocab.NUM_CHARACTERS
+    lengths = (torch.arange(1, t + 1) * valid).amax(1).clamp(min=1)
+    want = F.ctc_loss(
+        torch.log_softmax(logits, -1).transpose(0, 1), torch.where(chars, target, 0), lengths,
+        chars.sum(1), blank=vocab.PAD, reduction="none", zero_infinity=True,
+    )  # fmt: skip
+    got = ctc_loss_unrolled(logits, valid, target)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    assert got[3] == 0  # impossible: zero, like zero_infinity
+    (grad_want,) = torch.autograd.grad(want.sum(), logits)
+    (grad_got,) = torch.autograd.grad(got.sum(), logits)
+    torch.testing.assert_close(grad_got, grad_want, rtol=1e-3, atol=1e-4)

@@ -128,6 +128,32 @@ def ctc_log_likelihood(probs: Tensor, phrases: Tensor) -> Tensor:
     return torch.log(torch.cat(scales, -1)).sum(-1) + torch.log(end)
 
 
+def ctc_loss_unrolled(logits: Tensor, valid: Tensor, target: Tensor) -> Tensor:
+    """``F.ctc_loss`` (blank = pad, ``zero_infinity``) per row, from tensor ops only.
+
+    :func:`ctc_log_likelihood` with its loop unrolled over the frames, so a device without a CTC
+    kernel (torch-xla: ``F.ctc_loss`` falls back to the CPU, two device-to-host transfers a step)
+    runs it in the step's own graph.
+
+    Args:
+        logits: (B, T, V) per-frame CTC logits.
+        valid: (B, T) frame mask; frames after the last valid one are not read.
+        target: (B, L) target tokens: characters, then eos / pad.
+
+    Returns:
+        (B,) negative log-likelihoods; 0 for a target that no alignment fits in the frames.
+    """
+    chars = target < vocab.NUM_CHARACTERS
+    phrases = torch.where(chars, target, torch.full_like(target, vocab.PAD)).float()
+    position = torch.arange(1, valid.shape[1] + 1, device=valid.device)
+    length = (position * valid).amax(1, keepdim=True).clamp(min=1)  # as the CTC input length
+    probs = blank_after_end(torch.softmax(logits.float(), -1), position <= length)
+    nll = -ctc_log_likelihood(probs, phrases.unsqueeze(1))[:, 0]
+    repeats = (chars[:, 1:] & chars[:, :-1] & (target[:, 1:] == target[:, :-1])).sum(1)
+    fits = chars.sum(1) + repeats <= length[:, 0]
+    return torch.where(fits, nll, torch.zeros_like(nll))
+
+
 def phrase_log_prob(logits: Tensor, phrases: Tensor) -> Tensor:
     """Sum of log-softmax(logits) at each phrase token up to its eos: (..., L, V), (..., L)
     float tokens in :func:`compact`'s layout -> (...)."""
