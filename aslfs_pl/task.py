@@ -146,7 +146,13 @@ class Seq2SeqTask(L.LightningModule):
         if ctc_weight > 0:
             self.val_score_ctc = CompetitionScore()
             self.test_score_ctc = CompetitionScore()
+        # "epoch" finite check, on the device: training steps of this epoch so far, and the
+        # first of them with a non-finite loss (-1: none). A counter kept on the device, not
+        # torch.tensor(global_step) each step: torch-xla compiled a new graph for each of the
+        # first few such values.
+        self.register_buffer("epoch_steps", torch.tensor(0), persistent=False)
         self.register_buffer("first_bad_step", torch.tensor(-1), persistent=False)
+        self._epoch_start_step = 0
 
     # -- shared -------------------------------------------------------------------------------
     def _on_xla(self) -> bool:
@@ -200,6 +206,9 @@ class Seq2SeqTask(L.LightningModule):
     # -- training -----------------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:
         """Late dropout: regularisation off for the first ``dropout_start`` of the epochs."""
+        self.epoch_steps.zero_()
+        self.first_bad_step.fill_(-1)
+        self._epoch_start_step = self.global_step
         epochs = max(1, self.trainer.max_epochs or 1)
         on = self.current_epoch >= self.hparams.dropout_start * epochs
         for module, rate in self._rates:
@@ -242,9 +251,8 @@ class Seq2SeqTask(L.LightningModule):
             )
         if mode == "epoch":
             bad = (~torch.isfinite(loss)) & (self.first_bad_step < 0)
-            self.first_bad_step = torch.where(
-                bad, torch.tensor(self.global_step, device=loss.device), self.first_bad_step
-            )
+            self.first_bad_step = torch.where(bad, self.epoch_steps, self.first_bad_step)
+            self.epoch_steps += 1
         self.train_acc.update(correct, weight)
         on_step = not self._on_xla()
         self.log("train/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True)
@@ -253,8 +261,9 @@ class Seq2SeqTask(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         if self._check_mode() == "epoch" and int(self.first_bad_step) >= 0:
+            step = self._epoch_start_step + int(self.first_bad_step)
             raise NonFiniteLossError(
-                f"training loss became non-finite at global step {int(self.first_bad_step)} "
+                f"training loss became non-finite at global step {step} "
                 f"(found at the end of epoch {self.current_epoch})"
             )
 
