@@ -21,11 +21,15 @@ venv: $(STAMP)
 
 ## the whole test suite (what CI runs)
 test: $(STAMP)
-	$(PY) -m pytest -q -ra
+	$(PY) -m pytest -q -ra -m "not seed_size"
+
+## the seed-size model's training step on torch-xla's CPU device (~11 minutes; not in `make test`)
+test-seed-xla: $(STAMP)
+	$(PY) -m pytest -q -ra -m seed_size
 
 ## the quick part of the suite (skips tests marked slow)
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -ra -m "not slow"
+	$(PY) -m pytest -q -ra -m "not slow and not seed_size"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

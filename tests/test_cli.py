@@ -148,23 +148,34 @@ print("RESULT", json.dumps({"device": run.trainer.strategy.root_device.type,
 """
 
 
+SEED_SIZE = (
+    "--config", str(ROOT / "configs" / "seed.yaml"), "--model.ctc_weight", "0.5",
+    "--data.batch_size", "4", "--data.max_frames", "48", "--data.num_workers", "0",
+)  # fmt: skip
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "switches",
-    [(), tuple("joint" if a == "ctc" else a for a in EVERY_SWITCH if "callbacks" not in a)],
-    ids=["seed", "every-switch-but-ema"],
+    ("switches", "epochs"),
+    [
+        ((), 4),
+        (tuple("joint" if a == "ctc" else a for a in EVERY_SWITCH if "callbacks" not in a), 4),
+        pytest.param(SEED_SIZE, 3, marks=pytest.mark.seed_size),
+    ],
+    ids=["tiny", "every-switch-but-ema", "seed-size-ctc"],
 )
-def test_fit_through_xla_cpu_device_stops_compiling(synthetic_dir, tmp_path, switches):
-    """The seed's settings, and every technique switch but EMA (Lightning's EMAWeightAveraging
-    fails at the first optimiser step under torch-xla 2.9: "buffer ... is deleted"; see the
-    README's TPU notes)."""
+def test_fit_through_xla_cpu_device_stops_compiling(synthetic_dir, tmp_path, switches, epochs):
+    """The tiny model with the seed's optimiser; every technique switch but EMA (Lightning's
+    EMAWeightAveraging fails at the first optimiser step under torch-xla 2.9: "buffer ... is
+    deleted"); the seed-size model with the CTC head (``make test-seed-xla``, ~11 minutes)."""
     pytest.importorskip("torch_xla")
-    epochs, steps = 4, 8
+    steps = 8
     args = tiny_args(
-        synthetic_dir, tmp_path, "--trainer.max_epochs", str(epochs),
+        synthetic_dir, tmp_path, *switches, "--data.data_dir", str(synthetic_dir),
+        "--trainer.default_root_dir", str(tmp_path), "--trainer.max_epochs", str(epochs),
         "--trainer.limit_train_batches", str(steps), "--trainer.limit_val_batches", "2",
         "--model.lookahead_k", "4",
-        "--trainer.accelerator", '{"class_path": "tests.helpers.CPUXLAAccelerator"}', *switches,
+        "--trainer.accelerator", '{"class_path": "tests.helpers.CPUXLAAccelerator"}',
     )  # fmt: skip
     # A fresh process: torch's autograd engine sizes its device queues before torch-xla's
     # device exists when other tests ran first in the same process.
