@@ -58,9 +58,9 @@ def main() -> None:
                 continue
             switches, cost = RECIPES[name]
             fit = [
-                "--config", "configs/quickstart.yaml", *switches, "--data.data_dir", args.data,
-                "--seed_everything", str(seed), "--trainer.max_epochs",
-                str(max(1, round(EPOCHS / cost))), *extra,
+                "--config", "configs/quickstart.yaml", *switches, "--seed_everything", str(seed),
+                "--trainer.max_epochs", str(max(1, round(EPOCHS / cost))), *extra,
+                "--data.data_dir", args.data,  # last: a --config in the extra arguments keeps it
             ]  # fmt: skip
             run = args.out / "runs" / f"{name.replace(' ', '_')}-{seed}"
             results.add(key, fit_and_score(fit, run))

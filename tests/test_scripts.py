@@ -68,3 +68,5 @@ def test_quality_benchmarks_train_score_and_resume(synthetic_dir, tmp_path):
     assert "| hard seed 42 |" in out
     data = tmp_path / "d" / "data" / "hard"
     assert (data / "train.csv").exists() and (data / "train_landmarks").is_dir()
+    config = (tmp_path / "d" / "runs" / "hard-42" / "lightning_logs").rglob("config.yaml")
+    assert str(data) in next(config).read_text()  # trained on the variant's own data
