@@ -9,7 +9,7 @@ NUM_SEQUENCES ?= 3000
 RUN ?= runs/quickstart
 SUB ?= artifacts/quickstart
 
-.PHONY: venv test test-seed-xla test-fast lint demo data bench fit export evaluate curves clean-demo
+.PHONY: venv test test-fast lint demo data bench fit export evaluate curves clean-demo
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,17 +19,13 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## the test suite (what CI runs; all but the seed-size XLA check below)
+## the whole test suite (what CI runs)
 test: $(STAMP)
-	$(PY) -m pytest -q -ra -m "not seed_size"
-
-## the seed-size model's training step on torch-xla's CPU device (~11 minutes; not in `make test`)
-test-seed-xla: $(STAMP)
-	$(PY) -m pytest -q -ra -m seed_size
+	$(PY) -m pytest -q -ra
 
 ## the quick part of the suite (skips tests marked slow)
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -ra -m "not slow and not seed_size"
+	$(PY) -m pytest -q -ra -m "not slow"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

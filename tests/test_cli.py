@@ -148,26 +148,19 @@ print("RESULT", json.dumps({"device": run.trainer.strategy.root_device.type,
 """
 
 
-SEED_SIZE = (
-    "--config", str(ROOT / "configs" / "seed.yaml"), "--model.ctc_weight", "0.5",
-    "--data.batch_size", "4", "--data.max_frames", "48", "--data.num_workers", "0",
-)  # fmt: skip
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("switches", "epochs"),
     [
         ((), 4),
         (tuple("joint" if a == "ctc" else a for a in EVERY_SWITCH if "callbacks" not in a), 4),
-        pytest.param(SEED_SIZE, 3, marks=pytest.mark.seed_size),
     ],
-    ids=["tiny", "every-switch-but-ema", "seed-size-ctc"],
+    ids=["tiny", "every-switch-but-ema"],
 )
 def test_fit_through_xla_cpu_device_stops_compiling(synthetic_dir, tmp_path, switches, epochs):
     """The tiny model with the seed's optimiser; every technique switch but EMA (Lightning's
     EMAWeightAveraging fails at the first optimiser step under torch-xla 2.9: "buffer ... is
-    deleted"); the seed-size model with the CTC head (``make test-seed-xla``, ~11 minutes)."""
+    deleted")."""
     pytest.importorskip("torch_xla")
     steps = 8
     args = tiny_args(
