@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def fit_and_score(args: list[str], root: Path, metric: str = "val/score") -> dict:
-    """Run ``fit.py <args>`` into ``root``; the final and best ``metric`` and the seconds taken.
+    """Run ``fit.py <args>`` into ``root``; the final and best ``metric``, the epochs and the
+    seconds taken, and under ``scores`` the final and best of every ``val/score*`` metric (the
+    per-decoding scores of a run with the CTC head).
 
     The run's output goes to ``<root>.log``.
     """
@@ -35,12 +37,23 @@ def fit_and_score(args: list[str], root: Path, metric: str = "val/score") -> dic
     runs = sorted(
         root.glob("lightning_logs/version_*/metrics.csv"), key=lambda p: p.stat().st_mtime
     )
-    scores = epoch_metrics(runs[-1])[metric]
-    last = max(scores)
+    metrics = epoch_metrics(runs[-1])
+    scores = {
+        name: {"final": values[max(values)], "best": max(values.values())}
+        for name, values in metrics.items()
+        if name.startswith("val/score")
+    }
     return {
-        "final": scores[last], "best": max(scores.values()), "epochs": last + 1,
-        "seconds": seconds,
+        **scores[metric], "epochs": max(metrics[metric]) + 1, "seconds": seconds,
+        "scores": scores,
     }  # fmt: skip
+
+
+def with_metric(row: dict, metric: str) -> dict:
+    """``row`` (from :func:`fit_and_score`) scored by another of its run's metrics."""
+    if metric not in row["scores"]:
+        raise KeyError(f"the run logged no {metric!r} (it has {', '.join(row['scores'])})")
+    return {**row, **row["scores"][metric]}
 
 
 class Results:

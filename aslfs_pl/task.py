@@ -59,7 +59,8 @@ class Seq2SeqTask(L.LightningModule):
         ctc_weight: weight of a CTC loss on a per-frame head over the encoder (joint
             CTC-attention training, Watanabe et al. 2017, arXiv:1609.06773): it gives the
             encoder a direct per-frame signal and speeds up learning the alignment. 0 (the seed)
-            disables it. With the head, ``<stage>/score_ctc`` is logged too.
+            disables it. With the head, every decoding's score is logged too:
+            ``<stage>/score_<decoding>`` (one encoder pass and one greedy loop for all three).
         decoding: how validation, test, prediction and the TFLite export read a phrase out:
             ``attention`` (the decoder's greedy loop, the seed), ``ctc`` (greedy CTC over the
             per-frame head, one pass) or ``joint`` (both hypotheses rescored by both heads); the
@@ -143,9 +144,9 @@ class Seq2SeqTask(L.LightningModule):
         self.test_acc = WeightedMean()
         self.test_loss = WeightedMean()
         self.test_score = CompetitionScore()
-        if ctc_weight > 0:
-            self.val_score_ctc = CompetitionScore()
-            self.test_score_ctc = CompetitionScore()
+        if ctc_weight > 0:  # every decoding's score, from one decoding pass
+            self.val_scores = nn.ModuleDict({d: CompetitionScore() for d in DECODINGS})
+            self.test_scores = nn.ModuleDict({d: CompetitionScore() for d in DECODINGS})
         # "epoch" finite check, on the device: training steps of this epoch so far, and the
         # first of them with a non-finite loss (-1: none). A counter kept on the device, not
         # torch.tensor(global_step) each step: torch-xla compiled a new graph for each of the
@@ -268,31 +269,37 @@ class Seq2SeqTask(L.LightningModule):
             )
 
     # -- validation, test, prediction -----------------------------------------------------------
-    def _texts(self, landmarks: Tensor, decoding: str | None = None) -> list[str]:
-        rows = self.net.decode(landmarks, decoding or self.hparams.decoding)
+    def _texts(self, landmarks: Tensor) -> list[str]:
+        return self._phrases(self.net.decode(landmarks, self.hparams.decoding))
+
+    @staticmethod
+    def _phrases(rows: Tensor) -> list[str]:
         return [vocab.decode(row) for row in rows.cpu().tolist()]
 
     def _evaluate(self, stage: str, batch: dict[str, Tensor]) -> None:
         """Loss, masked accuracy and the competition score of ``decoding``, as ``<stage>/*``;
-        with the CTC head also the CTC decoding's score, ``<stage>/score_ctc``."""
+        with the CTC head also every decoding's score, ``<stage>/score_<decoding>``."""
         self._log_skipped(stage, batch)
         loss, correct, weight = self._loss(batch)
         loss_metric, acc, score = (getattr(self, f"{stage}_{m}") for m in ("loss", "acc", "score"))
         loss_metric.update(loss, weight.sum())
         acc.update(correct, weight)
-        refs = [vocab.decode(row[1:]) for row in batch["tokens"].cpu().tolist()]
-        preds = self._texts(batch["landmarks"])
+        refs = self._phrases(batch["tokens"][:, 1:])
+        if self.net.ctc is None:
+            preds = self._texts(batch["landmarks"])
+        else:
+            every = {
+                d: self._phrases(r) for d, r in self.net.decode_every(batch["landmarks"]).items()
+            }
+            preds = every[self.hparams.decoding]
+            for decoding, texts in every.items():
+                metric = getattr(self, f"{stage}_scores")[decoding]
+                metric.update(texts, refs)
+                self.log(f"{stage}/score_{decoding}", metric, on_epoch=True)
         score.update(preds, refs)
         self.log(f"{stage}/loss", loss_metric, on_epoch=True, prog_bar=True)
         self.log(f"{stage}/acc", acc, on_epoch=True, prog_bar=True)
         self.log(f"{stage}/score", score, on_epoch=True, prog_bar=True)
-        if self.net.ctc is not None:
-            ctc_score = getattr(self, f"{stage}_score_ctc")
-            ctc = (
-                preds if self.hparams.decoding == "ctc" else self._texts(batch["landmarks"], "ctc")
-            )
-            ctc_score.update(ctc, refs)
-            self.log(f"{stage}/score_ctc", ctc_score, on_epoch=True)
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._evaluate("val", batch)

@@ -11,34 +11,46 @@ E`` with E = round(14 / cost): ``cost`` is the recipe's time per epoch relative 
 (AWP from half-way runs a second forward/backward in half the epochs: 1.5; the supplemental
 sequences make an epoch 1.5 times longer), so each row gets about the baseline's wall-clock
 budget; the minutes column shows what each row took. Validation scores the same 3 held-out
-signers' train sequences in every row. Finished rows are kept in ``<out>/results.json`` (rerun
-resumes); the table is printed after each row.
+signers' train sequences in every row. The decoding rows change no training: they read the
+baseline run's ``val/score_ctc`` / ``val/score_joint`` (validation scores every decoding when the
+CTC head is on). Finished rows are kept in ``<out>/results.json`` (rerun resumes); the table is
+printed after each row.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
-from aslfs_pl.quality import Results, fit_and_score
+from aslfs_pl.quality import Results, fit_and_score, with_metric
 
 EPOCHS = 14  # the quickstart's budget
-EMA = ["--trainer.callbacks+=lightning.pytorch.callbacks.EMAWeightAveraging",
-       "--trainer.callbacks.decay=0.99"]  # fmt: skip
-SUPPLEMENTAL = ["--data.sources", "[train, supplemental]", "--data.val_sources", "[train]"]
-#: name -> (switches over configs/quickstart.yaml, cost per epoch relative to the baseline)
-RECIPES: dict[str, tuple[list[str], float]] = {
-    "baseline": ([], 1.0),
-    "ctc decoding": (["--model.decoding", "ctc"], 1.0),
-    "joint decoding": (["--model.decoding", "joint"], 1.0),
-    "ema": (EMA, 1.0),
-    "drop path": (["--model.drop_path", "0.1"], 1.0),
-    "late dropout": (["--model.dropout_start", "0.3"], 1.0),
-    "awp": (["--model.awp_start", "0.5"], 1.5),
-    "sequence mixing": (["--data.augment.mix_p", "0.5"], 1.0),
-    "finger affine": (["--data.augment.finger_affine_p", "0.5"], 1.0),
-    "supplemental": (SUPPLEMENTAL, 1.5),
-    "combination": (["--config", "configs/beyond_cpu.yaml"], 2.25),
+EMA = ("--trainer.callbacks+=lightning.pytorch.callbacks.EMAWeightAveraging",
+       "--trainer.callbacks.decay=0.99")  # fmt: skip
+SUPPLEMENTAL = ("--data.sources", "[train, supplemental]", "--data.val_sources", "[train]")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    switches: tuple[str, ...] = ()  # over configs/quickstart.yaml
+    cost: float = 1.0  # time per epoch relative to the baseline
+    metric: str = "val/score"  # the score the row reports
+    run: str = ""  # the run of another row it reads (a decoding of the same training)
+
+
+RECIPES: dict[str, Recipe] = {
+    "baseline": Recipe(),
+    "ctc decoding": Recipe(metric="val/score_ctc", run="baseline"),
+    "joint decoding": Recipe(metric="val/score_joint", run="baseline"),
+    "ema": Recipe(EMA),
+    "drop path": Recipe(("--model.drop_path", "0.1")),
+    "late dropout": Recipe(("--model.dropout_start", "0.3")),
+    "awp": Recipe(("--model.awp_start", "0.5"), 1.5),
+    "sequence mixing": Recipe(("--data.augment.mix_p", "0.5")),
+    "finger affine": Recipe(("--data.augment.finger_affine_p", "0.5")),
+    "supplemental": Recipe(SUPPLEMENTAL, 1.5),
+    "combination": Recipe(("--config", "configs/beyond_cpu.yaml"), 2.25),
 }
 
 
@@ -56,16 +68,25 @@ def main() -> None:
             key = f"{name} seed {seed}"
             if key in results:
                 continue
-            switches, cost = RECIPES[name]
-            fit = [
-                "--config", "configs/quickstart.yaml", *switches, "--seed_everything", str(seed),
-                "--trainer.max_epochs", str(max(1, round(EPOCHS / cost))), *extra,
-                "--data.data_dir", args.data,  # last: a --config in the extra arguments keeps it
-            ]  # fmt: skip
-            run = args.out / "runs" / f"{name.replace(' ', '_')}-{seed}"
-            results.add(key, fit_and_score(fit, run))
+            recipe = RECIPES[name]
+            source = recipe.run or name
+            run = results.rows.get(f"{source} seed {seed}")
+            if run is None:
+                root = args.out / "runs" / f"{source.replace(' ', '_')}-{seed}"
+                run = fit_and_score(fit_args(RECIPES[source], seed, args.data, extra), root)
+                if recipe.run:
+                    results.add(f"{source} seed {seed}", run)
+            results.add(key, with_metric(run, recipe.metric))
             print(results.table(), flush=True)
     print(results.table())
+
+
+def fit_args(recipe: Recipe, seed: int, data: str, extra: list[str]) -> list[str]:
+    return [
+        "--config", "configs/quickstart.yaml", *recipe.switches, "--seed_everything", str(seed),
+        "--trainer.max_epochs", str(max(1, round(EPOCHS / recipe.cost))), *extra,
+        "--data.data_dir", data,  # last: a --config in the extra arguments keeps it
+    ]  # fmt: skip
 
 
 if __name__ == "__main__":

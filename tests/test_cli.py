@@ -314,6 +314,7 @@ def test_every_technique_switch_trains_validates_with_ema_and_exports_its_decodi
     )
     metrics = run.trainer.callback_metrics
     assert float(metrics["val/score"]) == float(metrics["val/score_ctc"])  # decoding: ctc
+    assert {"val/score_attention", "val/score_joint"} <= set(metrics)  # every decoding scored
     assert record.rates[0] == {0.0}  # late dropout: off in the first half
     assert record.rates[1] == {0.1}  # dropout 0.1; drop path 0.1 in the only encoder block
     steps = run.trainer.num_training_batches

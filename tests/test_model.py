@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from aslfs_pl import vocab
 from aslfs_pl.model.decoding import (
+    DECODINGS,
     blank_after_end,
     compact,
     ctc_greedy,
@@ -245,6 +246,10 @@ def test_joint_decoding_picks_the_phrase_both_heads_score_higher():
     attention, ctc = net.decode(x, "attention"), net.decode(x, "ctc")
     for row, a, c in zip(joint.tolist(), attention.tolist(), ctc.tolist(), strict=True):
         assert vocab.decode(row) in (vocab.decode(a)[:7], vocab.decode(c)[:7])
+    every = net.decode_every(x)  # one pass for validation's per-decoding scores
+    assert sorted(every) == sorted(DECODINGS)
+    for decoding, rows in every.items():
+        assert torch.equal(rows, net.decode(x, decoding)), decoding
     with pytest.raises(ValueError, match="joint decoding needs the CTC head"):
         tiny().decode(x, "joint")
 

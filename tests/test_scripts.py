@@ -55,12 +55,17 @@ def test_bench_export_compares_weight_types_on_the_tiny_config(tmp_path):
 def test_quality_benchmarks_train_score_and_resume(synthetic_dir, tmp_path):
     tiny = ["--", "--config", "configs/tiny.yaml", "--trainer.max_epochs", "1"]
     args = ["scripts/bench_recipes.py", "--data", str(synthetic_dir), "--out", str(tmp_path),
-            "--seeds", "0", "--recipes", "baseline", "finger affine", *tiny]  # fmt: skip
+            "--seeds", "0", "--recipes", "joint decoding", "finger affine", *tiny]  # fmt: skip
     out = run(*args)
-    assert "| baseline seed 0 |" in out and "| finger affine seed 0 |" in out
+    assert "| joint decoding seed 0 |" in out and "| finger affine seed 0 |" in out
     results = json.loads((tmp_path / "results.json").read_text())
-    assert set(results) == {"baseline seed 0", "finger affine seed 0"}
+    # the decoding row trains nothing of its own: it reads the baseline run's joint score
+    assert set(results) == {"baseline seed 0", "joint decoding seed 0", "finger affine seed 0"}
     assert all(r["epochs"] == 1 and -1.0 <= r["final"] <= 1.0 for r in results.values())
+    base, joint = results["baseline seed 0"], results["joint decoding seed 0"]
+    assert joint["final"] == base["scores"]["val/score_joint"]["final"]
+    assert base["final"] == base["scores"]["val/score"]["final"]
+    assert not (tmp_path / "runs" / "joint_decoding-0").exists()
     (tmp_path / "runs" / "baseline-0").rename(tmp_path / "moved")  # a rerun resumes: no refit
     assert "| baseline seed 0 |" in run(*args) and not (tmp_path / "runs" / "baseline-0").exists()
     out = run("scripts/bench_difficulty.py", "--out", str(tmp_path / "d"), "--variants", "hard",

@@ -169,8 +169,9 @@ def blank_after_end(probs: Tensor, inside: Tensor) -> Tensor:
     return torch.where(inside.unsqueeze(-1), probs, blank)
 
 
-def joint_decode(net: nn.Module, landmarks: Tensor) -> Tensor:
-    """The ``joint`` decoding of :class:`aslfs_pl.model.seq2seq.Seq2Seq`: (B, L) tokens."""
+def decode_every(net: nn.Module, landmarks: Tensor) -> dict[str, Tensor]:
+    """Every decoding of :class:`aslfs_pl.model.seq2seq.Seq2Seq` from one encoder pass and one
+    greedy loop: ``DECODINGS`` -> (B, K) token rows. ``joint`` is built from the other two."""
     memory, valid = net.encode(landmarks)
     length = net.config.max_target_len
     attention, _ = net.decoder.greedy(memory, valid)  # (B, L)
@@ -198,7 +199,13 @@ def joint_decode(net: nn.Module, landmarks: Tensor) -> Tensor:
     probs = blank_after_end(torch.softmax(ctc_logits.float(), -1), _inside(valid))
     score = att + JOINT_CTC_WEIGHT * ctc_log_likelihood(probs, phrases)
     choose_ctc = (score[:, 1] > score[:, 0]).unsqueeze(1)
-    return torch.where(choose_ctc, phrases[:, 1], phrases[:, 0]).long()
+    joint = torch.where(choose_ctc, phrases[:, 1], phrases[:, 0]).long()
+    return {"attention": attention, "ctc": ctc, "joint": joint}
+
+
+def joint_decode(net: nn.Module, landmarks: Tensor) -> Tensor:
+    """The ``joint`` decoding of :class:`aslfs_pl.model.seq2seq.Seq2Seq`: (B, L) tokens."""
+    return decode_every(net, landmarks)["joint"]
 
 
 # ---- export twins -------------------------------------------------------------------------------

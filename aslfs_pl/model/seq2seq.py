@@ -24,6 +24,7 @@ from aslfs_pl.model.decoding import (
     CTCExport,
     JointExport,
     ctc_greedy,
+    decode_every,
     joint_decode,
 )
 from aslfs_pl.model.encoder import Embedding, Encoder
@@ -155,6 +156,12 @@ class Seq2Seq(nn.Module):
             self._need_ctc(decoding)
             return joint_decode(self, landmarks)
         raise ValueError(f"decoding {decoding!r}: choose one of {DECODINGS}")
+
+    def decode_every(self, landmarks: Tensor) -> dict[str, Tensor]:
+        """The token rows of every decoding (``DECODINGS``) from one encoder pass and one
+        greedy loop; needs the CTC head."""
+        self._need_ctc("joint")
+        return decode_every(self, landmarks)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
