@@ -129,13 +129,15 @@ def test_split_is_a_pure_function_of_index_and_settings(synthetic_dir):
 
 def test_sequence_mixing_concatenates_frames_and_phrases_of_neighbours(tmp_path):
     """With every other augmentation off, a mixed row is sequence i's frames then sequence
-    i + 1's, and its phrase is the two phrases; rows that would not fit stay as they are."""
+    i + 1's, and its phrase is the two phrases; a mix longer than max_frames is resampled to it,
+    and rows whose phrases would not fit stay as they are."""
     from aslfs_pl import vocab
     from aslfs_pl.data.augment import AugmentConfig
+    from aslfs_pl.data.features import fit_length, resample_indices
     from tests.conftest import random_frames, write_mini_dataset
 
     rng = np.random.default_rng(0)
-    lengths = [5, 6, 7, 30]  # 7 + 30 and 30 + 5 frames do not fit in 24
+    lengths = [5, 6, 7, 30]  # 7 + 30 and 30 + 5 frames are longer than max_frames 24
     seqs = [(100 + i, 1, p, random_frames(rng, t)) for i, (p, t) in enumerate(
         zip(["ab", "cd", "ef", "gh"], lengths, strict=True))]  # fmt: skip
     root = write_mini_dataset(tmp_path, {"f": seqs})
@@ -148,17 +150,22 @@ def test_sequence_mixing_concatenates_frames_and_phrases_of_neighbours(tmp_path)
     )
     items = [{"frames": s[3], "phrase": s[2], "sequence_id": s[0]} for s in seqs]
     mixed = stream._mixed(items)
-    for i in range(2):
-        j = i + 1
+    for i in range(4):
+        j = (i + 1) % 4
         np.testing.assert_array_equal(
             mixed[i]["frames"], np.concatenate([items[i]["frames"], items[j]["frames"]])
         )
         assert mixed[i]["phrase"] == items[i]["phrase"] + items[j]["phrase"]
         assert mixed[i]["sequence_id"] == items[i]["sequence_id"]
-    assert mixed[2] is items[2] and mixed[3] is items[3]
     batch = stream._collate(items)
     assert vocab.decode(batch["tokens"][0, 1:].tolist()) == "abcd"
-    assert batch["num_frames"].tolist() == [11, 13, 7, 30]
+    assert vocab.decode(batch["tokens"][3, 1:].tolist()) == "ghab"
+    assert batch["num_frames"].tolist() == [11, 13, 37, 35]
+    # the 37 frames of row 2 are resampled to 24, from both sequences in order
+    np.testing.assert_array_equal(batch["landmarks"][2].numpy(), fit_length(mixed[2]["frames"], 24))
+    last = resample_indices(37, 24)[-1] - 7
+    np.testing.assert_array_equal(batch["landmarks"][2, 0].numpy(), items[2]["frames"][0])
+    np.testing.assert_array_equal(batch["landmarks"][2, -1].numpy(), items[3]["frames"][last])
     long_phrase = [dict(it, phrase="x" * 20) for it in items]  # 40 characters > 31: no mixing
     assert all(a is b for a, b in zip(stream._mixed(long_phrase), long_phrase, strict=True))
     plain = _stream(load_index(root), augment=AugmentConfig(**off))

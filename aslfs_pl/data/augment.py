@@ -71,7 +71,8 @@ class AugmentConfig:
     """Range of a finger's scale factor."""
     mix_p: float = 0.0
     """Sequence mixing: a training row becomes itself followed by the batch's next sequence,
-    frames and phrase concatenated, when both fit in max_frames / max_target_len. 0: off."""
+    frames and phrase concatenated, when the phrases fit max_target_len (frames beyond
+    max_frames are resampled, as for any long sequence). 0: off."""
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
