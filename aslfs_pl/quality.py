@@ -7,6 +7,7 @@ interrupted half-way resumes where it stopped.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import subprocess
 import sys
@@ -57,19 +58,32 @@ def with_metric(row: dict, metric: str) -> dict:
 
 
 class Results:
-    """Rows of a benchmark in a JSON file: finished rows are kept and not rerun."""
+    """Rows of a benchmark in a JSON file: finished rows are kept and not rerun. Several
+    benchmark processes may share the file (e.g. one per seed on a machine with more cores): each
+    row is merged into the file's current content under a lock."""
 
     def __init__(self, path: Path):
         self.path = path
-        self.rows: dict[str, dict] = json.loads(path.read_text()) if path.exists() else {}
+        self.rows: dict[str, dict] = {}
+        self._read()
+
+    def _read(self) -> None:
+        if self.path.exists():
+            self.rows.update(json.loads(self.path.read_text()))
 
     def __contains__(self, key: str) -> bool:
+        self._read()
         return key in self.rows
 
     def add(self, key: str, row: dict) -> None:
-        self.rows[key] = row
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps(self.rows, indent=1))
+        with open(self.path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._read()
+            self.rows[key] = row
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.rows, indent=1))
+            tmp.replace(self.path)
 
     def table(self) -> str:
         lines = ["| row | final val/score | best | epochs | minutes |", "|---|---|---|---|---|"]

@@ -75,3 +75,17 @@ def test_quality_benchmarks_train_score_and_resume(synthetic_dir, tmp_path):
     assert (data / "train.csv").exists() and (data / "train_landmarks").is_dir()
     config = (tmp_path / "d" / "runs" / "hard-42" / "lightning_logs").rglob("config.yaml")
     assert str(data) in next(config).read_text()  # trained on the variant's own data
+
+
+def test_benchmark_results_shared_by_two_processes_keep_every_row(tmp_path):
+    from aslfs_pl.quality import Results
+
+    row = {"final": 0.5, "best": 0.6, "epochs": 1, "seconds": 60.0}
+    a, b = Results(tmp_path / "r.json"), Results(tmp_path / "r.json")  # two lanes, one file
+    a.add("baseline seed 42", row)
+    b.add("baseline seed 43", row)  # b never saw a's row: it is merged, not overwritten
+    a.add("ema seed 42", row)
+    assert set(json.loads((tmp_path / "r.json").read_text())) == {
+        "baseline seed 42", "baseline seed 43", "ema seed 42"
+    }  # fmt: skip
+    assert "baseline seed 43" in a and "| ema seed 42 | 0.500 | 0.600 | 1 | 1.0 |" in a.table()
