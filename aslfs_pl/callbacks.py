@@ -7,8 +7,10 @@ import os
 from pathlib import Path
 from weakref import proxy
 
+import torch
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
-from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
+from lightning.pytorch.accelerators import XLAAccelerator
+from lightning.pytorch.callbacks import BasePredictionWriter, EMAWeightAveraging, ModelCheckpoint
 
 from aslfs_pl.evaluate import write_phrases
 
@@ -65,3 +67,76 @@ class PhraseWriter(BasePredictionWriter):
         path.parent.mkdir(parents=True, exist_ok=True)
         n = write_phrases(path, (row for batch in predictions for row in batch))
         log.info("wrote %d predictions to %s", n, path)
+
+
+class EMA(EMAWeightAveraging):
+    """Lightning's :class:`EMAWeightAveraging` (validation runs on the averaged weights,
+    checkpoints hold them with the training weights beside, fit ends with them), fit for
+    torch-xla:
+
+    * the update is one ``lerp`` over all tensors, on the device, with no host sync
+      (``AveragedModel.update_parameters`` reads its step counter every step:
+      ``bool(n_averaged == 0)``, a device-to-host transfer on XLA);
+    * on an XLA device it turns off torch-xla's parameter buffer donation
+      (``XLA_ENABLE_PARAM_ALIASING=0``) before anything runs: the average's tensors start as
+      copies of the parameters, which torch-xla makes by sharing their device buffers, and the
+      first optimiser step donated those buffers ("buffer ... is deleted"). The cost is one more
+      copy of the parameters and optimiser state during a step.
+
+    ``decay`` is the weight of the old average at each update.
+    """
+
+    def __init__(
+        self,
+        decay: float = 0.999,
+        update_every_n_steps: int = 1,
+        update_starting_at_step: int | None = None,
+        update_starting_at_epoch: int | None = None,
+        use_buffers: bool = True,
+    ):
+        super().__init__(
+            use_buffers=use_buffers, decay=decay, update_every_n_steps=update_every_n_steps,
+            update_starting_at_step=update_starting_at_step,
+            update_starting_at_epoch=update_starting_at_epoch,
+        )  # fmt: skip
+        self.decay = decay
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        on_xla = stage == "fit" and isinstance(trainer.accelerator, XLAAccelerator)
+        if on_xla and os.environ.get("XLA_ENABLE_PARAM_ALIASING") != "0":
+            log.info("EMA on XLA: XLA_ENABLE_PARAM_ALIASING=0 (no parameter buffer donation)")
+            os.environ["XLA_ENABLE_PARAM_ALIASING"] = "0"
+        super().setup(trainer, pl_module, stage)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step > self._latest_update_step and self.should_update(
+            step_idx=trainer.global_step - 1
+        ):
+            self.update(pl_module)
+            self._latest_update_step = trainer.global_step
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.current_epoch > self._latest_update_epoch and self.should_update(
+            epoch_idx=trainer.current_epoch
+        ):
+            self.update(pl_module)
+            self._latest_update_epoch = trainer.current_epoch
+
+    @torch.no_grad()
+    def update(self, pl_module) -> None:
+        """average <- decay * average + (1 - decay) * current over the parameters (and the
+        floating-point buffers with ``use_buffers``); the first update copies. Other buffers are
+        copied (batch norm's integer step count: AveragedModel would average it)."""
+        average = self._average_model
+        pairs = list(zip(average.module.parameters(), pl_module.parameters(), strict=True))
+        copied = []
+        for a, c in zip(average.module.buffers(), pl_module.buffers(), strict=True):
+            (pairs if self._use_buffers and a.is_floating_point() else copied).append((a, c))
+        avg, cur = [a for a, _ in pairs], [c.detach() for _, c in pairs]
+        if self._latest_update_step == 0 and self._latest_update_epoch < 0:  # the first update
+            torch._foreach_copy_(avg, cur)
+        else:
+            torch._foreach_lerp_(avg, cur, 1.0 - self.decay)
+        for a, c in copied:
+            a.copy_(c)
+        average.n_averaged += 1

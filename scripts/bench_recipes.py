@@ -26,7 +26,7 @@ from pathlib import Path
 from aslfs_pl.quality import Results, fit_and_score, with_metric
 
 EPOCHS = 14  # the quickstart's budget
-EMA = ("--trainer.callbacks+=lightning.pytorch.callbacks.EMAWeightAveraging",
+EMA = ("--trainer.callbacks+=aslfs_pl.callbacks.EMA",
        "--trainer.callbacks.decay=0.99")  # fmt: skip
 SUPPLEMENTAL = ("--data.sources", "[train, supplemental]", "--data.val_sources", "[train]")
 

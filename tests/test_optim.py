@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from torch import nn
 
 from aslfs_pl.optim import AdversarialWeights
 
@@ -33,3 +34,33 @@ def test_awp_leaves_weights_without_gradient_alone_and_rejects_bad_settings():
     assert torch.equal(w.detach(), saved[0])
     with pytest.raises(ValueError, match="lr > 0 and eps > 0"):
         AdversarialWeights([w], lr=0.0, eps=0.1)
+
+
+def test_ema_update_is_lightnings_average_without_a_host_sync():
+    """The project's EMA update (one foreach lerp) gives AveragedModel's EMA of the parameters
+    and floating-point buffers, the first update a copy; integer buffers are copied."""
+    from torch.optim.swa_utils import AveragedModel, get_ema_avg_fn
+
+    from aslfs_pl.callbacks import EMA
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+    ema = EMA(decay=0.9)
+    ema._average_model = AveragedModel(net, use_buffers=True)
+    reference = AveragedModel(net, use_buffers=True, avg_fn=get_ema_avg_fn(0.9))
+    for step in range(1, 4):
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(torch.randn_like(p))
+        net.train()(torch.randn(8, 4))  # moves batch norm's running statistics
+        ema.update(net)
+        ema._latest_update_step = step
+        reference.update_parameters(net)
+    got, want = ema._average_model.state_dict(), reference.state_dict()
+    assert got.keys() == want.keys()
+    for name in want:
+        if want[name].is_floating_point():
+            torch.testing.assert_close(got[name], want[name], msg=name)
+    assert int(got["module.1.num_batches_tracked"]) == 3 == int(net[1].num_batches_tracked)
+    assert int(got["n_averaged"]) == 3
+    assert not torch.equal(got["module.0.weight"], net[0].weight)  # an average, not a copy
