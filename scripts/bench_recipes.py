@@ -79,6 +79,29 @@ def main() -> None:
             results.add(key, with_metric(run, recipe.metric))
             print(results.table(), flush=True)
     print(results.table())
+    print(summary(results.rows))
+
+
+def summary(rows: dict[str, dict]) -> str:
+    """Each recipe's final score per seed, their mean and its gain over the baseline's mean."""
+    finals: dict[str, dict[int, float]] = {}
+    for key, row in rows.items():
+        name, seed = key.rsplit(" seed ", 1)
+        finals.setdefault(name, {})[int(seed)] = row["final"]
+    base = finals.get("baseline")
+    lines = [
+        "| recipe | seeds | final val/score per seed | mean | vs baseline |",
+        "|---|---|---|---|---|",
+    ]
+    for name, by_seed in finals.items():
+        mean = sum(by_seed.values()) / len(by_seed)
+        seeds = sorted(by_seed)
+        gain = ""
+        if base and name != "baseline" and all(s in base for s in seeds):
+            gain = f"{mean - sum(base[s] for s in seeds) / len(seeds):+.3f}"
+        values = " / ".join(f"{by_seed[s]:.3f}" for s in seeds)
+        lines.append(f"| {name} | {' '.join(map(str, seeds))} | {values} | {mean:.3f} | {gain} |")
+    return "\n".join(lines)
 
 
 def fit_args(recipe: Recipe, seed: int, data: str, extra: list[str]) -> list[str]:

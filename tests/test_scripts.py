@@ -66,6 +66,10 @@ def test_quality_benchmarks_train_score_and_resume(synthetic_dir, tmp_path):
     assert joint["final"] == base["scores"]["val/score_joint"]["final"]
     assert base["final"] == base["scores"]["val/score"]["final"]
     assert not (tmp_path / "runs" / "joint_decoding-0").exists()
+    gain = joint["final"] - base["final"]  # the summary: mean over seeds, gain over the baseline
+    assert (
+        f"| joint decoding | 0 | {joint['final']:.3f} | {joint['final']:.3f} | {gain:+.3f} |" in out
+    )
     (tmp_path / "runs" / "baseline-0").rename(tmp_path / "moved")  # a rerun resumes: no refit
     assert "| baseline seed 0 |" in run(*args) and not (tmp_path / "runs" / "baseline-0").exists()
     out = run("scripts/bench_difficulty.py", "--out", str(tmp_path / "d"), "--variants", "hard",
