@@ -9,7 +9,6 @@ from weakref import proxy
 
 import torch
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
-from lightning.pytorch.accelerators import XLAAccelerator
 from lightning.pytorch.callbacks import BasePredictionWriter, EMAWeightAveraging, ModelCheckpoint
 
 from aslfs_pl.evaluate import write_phrases
@@ -77,13 +76,18 @@ class EMA(EMAWeightAveraging):
     * the update is one ``lerp`` over all tensors, on the device, with no host sync
       (``AveragedModel.update_parameters`` reads its step counter every step:
       ``bool(n_averaged == 0)``, a device-to-host transfer on XLA);
-    * on an XLA device it turns off torch-xla's parameter buffer donation
-      (``XLA_ENABLE_PARAM_ALIASING=0``) before anything runs: the average's tensors start as
-      copies of the parameters, which torch-xla makes by sharing their device buffers, and the
-      first optimiser step donated those buffers ("buffer ... is deleted"). The cost is one more
-      copy of the parameters and optimiser state during a step.
+    * it turns off torch-xla's parameter buffer donation (``XLA_ENABLE_PARAM_ALIASING=0``) when
+      it is created, before torch-xla compiles anything (torch-xla reads the setting once): the
+      average's tensors start as copies of the parameters, which torch-xla makes by sharing their
+      device buffers, and the first optimiser step donated those buffers ("buffer ... is
+      deleted"). On XLA this costs one more copy of the parameters and optimiser state during a
+      step; nothing else reads the variable.
 
-    ``decay`` is the weight of the old average at each update.
+    ``decay`` is the weight of the old average at each update. With ``use_buffers`` the
+    floating-point buffers (batch norm's running statistics) are averaged too; other buffers, and
+    every buffer without it, are copied from the model (AveragedModel would average batch norm's
+    integer step count, or leave the buffers as they were). The average lives on the model's
+    device.
     """
 
     def __init__(
@@ -94,19 +98,20 @@ class EMA(EMAWeightAveraging):
         update_starting_at_epoch: int | None = None,
         use_buffers: bool = True,
     ):
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"EMA decay = {decay}: the old average's weight, in [0, 1)")
+        if update_every_n_steps < 0:
+            raise ValueError(f"EMA update_every_n_steps = {update_every_n_steps}: >= 0 (0: none)")
         super().__init__(
             use_buffers=use_buffers, decay=decay, update_every_n_steps=update_every_n_steps,
             update_starting_at_step=update_starting_at_step,
             update_starting_at_epoch=update_starting_at_epoch,
         )  # fmt: skip
         self.decay = decay
-
-    def setup(self, trainer, pl_module, stage: str) -> None:
-        on_xla = stage == "fit" and isinstance(trainer.accelerator, XLAAccelerator)
-        if on_xla and os.environ.get("XLA_ENABLE_PARAM_ALIASING") != "0":
-            log.info("EMA on XLA: XLA_ENABLE_PARAM_ALIASING=0 (no parameter buffer donation)")
+        self._started = False  # the average holds at least one update
+        if os.environ.get("XLA_ENABLE_PARAM_ALIASING") != "0":
             os.environ["XLA_ENABLE_PARAM_ALIASING"] = "0"
-        super().setup(trainer, pl_module, stage)
+            log.info("EMA: XLA_ENABLE_PARAM_ALIASING=0 (torch-xla donates no parameter buffers)")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.global_step > self._latest_update_step and self.should_update(
@@ -122,21 +127,25 @@ class EMA(EMAWeightAveraging):
             self.update(pl_module)
             self._latest_update_epoch = trainer.current_epoch
 
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        super().on_load_checkpoint(trainer, pl_module, checkpoint)
+        if self._average_model is not None:  # one host read, when resuming
+            self._started = int(self._average_model.n_averaged) > 0
+
     @torch.no_grad()
     def update(self, pl_module) -> None:
-        """average <- decay * average + (1 - decay) * current over the parameters (and the
-        floating-point buffers with ``use_buffers``); the first update copies. Other buffers are
-        copied (batch norm's integer step count: AveragedModel would average it)."""
+        """average <- decay * average + (1 - decay) * current; the first update copies."""
         average = self._average_model
         pairs = list(zip(average.module.parameters(), pl_module.parameters(), strict=True))
         copied = []
         for a, c in zip(average.module.buffers(), pl_module.buffers(), strict=True):
             (pairs if self._use_buffers and a.is_floating_point() else copied).append((a, c))
         avg, cur = [a for a, _ in pairs], [c.detach() for _, c in pairs]
-        if self._latest_update_step == 0 and self._latest_update_epoch < 0:  # the first update
-            torch._foreach_copy_(avg, cur)
-        else:
+        if self._started:
             torch._foreach_lerp_(avg, cur, 1.0 - self.decay)
+        else:
+            torch._foreach_copy_(avg, cur)
+            self._started = True
         for a, c in copied:
             a.copy_(c)
         average.n_averaged += 1

@@ -52,15 +52,19 @@ def fit_and_score(args: list[str], root: Path, metric: str = "val/score") -> dic
 
 def with_metric(row: dict, metric: str) -> dict:
     """``row`` (from :func:`fit_and_score`) scored by another of its run's metrics."""
-    if metric not in row["scores"]:
-        raise KeyError(f"the run logged no {metric!r} (it has {', '.join(row['scores'])})")
+    if metric not in row.get("scores", {}):
+        raise KeyError(
+            f"the run logged no {metric!r} (it has {', '.join(row.get('scores', [])) or 'none'}):"
+            " a row from an older benchmark? delete it from the results file to rerun it"
+        )
     return {**row, **row["scores"][metric]}
 
 
 class Results:
     """Rows of a benchmark in a JSON file: finished rows are kept and not rerun. Several
     benchmark processes may share the file (e.g. one per seed on a machine with more cores): each
-    row is merged into the file's current content under a lock."""
+    row is merged into the file's current content under a lock. Rows are only ever added: to
+    rerun one, delete it from the file while no benchmark runs."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -86,7 +90,7 @@ class Results:
             tmp.replace(self.path)
 
     def table(self) -> str:
-        lines = ["| row | final val/score | best | epochs | minutes |", "|---|---|---|---|---|"]
+        lines = ["| row | final score | best epoch | epochs | minutes |", "|---|---|---|---|---|"]
         for key, r in self.rows.items():
             lines.append(
                 f"| {key} | {r['final']:.3f} | {r['best']:.3f} | {r['epochs']} | "

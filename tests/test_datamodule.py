@@ -170,6 +170,12 @@ def test_sequence_mixing_concatenates_frames_and_phrases_of_neighbours(tmp_path)
     assert all(a is b for a, b in zip(stream._mixed(long_phrase), long_phrase, strict=True))
     plain = _stream(load_index(root), augment=AugmentConfig(**off))
     assert plain._mixed(items) is items
+    # resampled mixes keep min_frames_per_char: 30 + 5 frames -> 24 leaves row 0 ("ab", 5
+    # frames) 3.4 frames, i.e. 1.7 a character; 7 + 30 -> 24 leaves "ef" 4.5, 2.3 a character
+    strict = _stream(load_index(root), batch_size=4, shuffle_buffer=1, min_frames_per_char=2.0,
+                     augment=AugmentConfig(**off | {"mix_p": 1.0}))  # fmt: skip
+    mixed = strict._mixed(items)
+    assert [m is it for m, it in zip(mixed, items, strict=True)] == [False, False, False, True]
 
 
 def test_supplemental_trains_while_validation_keeps_the_train_sources_held_out_signers(tmp_path):

@@ -1,5 +1,7 @@
 """Adversarial weight perturbation: the move, its bound, and the exact restore."""
 
+from copy import deepcopy
+
 import pytest
 import torch
 from torch import nn
@@ -48,13 +50,12 @@ def test_ema_update_is_lightnings_average_without_a_host_sync():
     ema = EMA(decay=0.9)
     ema._average_model = AveragedModel(net, use_buffers=True)
     reference = AveragedModel(net, use_buffers=True, avg_fn=get_ema_avg_fn(0.9))
-    for step in range(1, 4):
+    for _ in range(3):
         with torch.no_grad():
             for p in net.parameters():
                 p.add_(torch.randn_like(p))
         net.train()(torch.randn(8, 4))  # moves batch norm's running statistics
         ema.update(net)
-        ema._latest_update_step = step
         reference.update_parameters(net)
     got, want = ema._average_model.state_dict(), reference.state_dict()
     assert got.keys() == want.keys()
@@ -64,3 +65,20 @@ def test_ema_update_is_lightnings_average_without_a_host_sync():
     assert int(got["module.1.num_batches_tracked"]) == 3 == int(net[1].num_batches_tracked)
     assert int(got["n_averaged"]) == 3
     assert not torch.equal(got["module.0.weight"], net[0].weight)  # an average, not a copy
+    # resumed from a checkpoint (Lightning's format): the next update averages, it does not copy
+    resumed = EMA(decay=0.9)
+    resumed._average_model = AveragedModel(nn.Sequential(*(deepcopy(m) for m in net)))
+    checkpoint = {
+        "state_dict": {k[len("module.") :]: v for k, v in got.items() if k.startswith("module.")},
+        "current_model_state": net.state_dict(),
+        "averaging_state": {"n_averaged": got["n_averaged"]},
+    }
+    resumed.on_load_checkpoint(None, net, checkpoint)
+    resumed.update(net)
+    ema.update(net)
+    for a, b in zip(
+        resumed._average_model.parameters(), ema._average_model.parameters(), strict=True
+    ):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="EMA decay = 1.0"):
+        EMA(decay=1.0)
