@@ -50,7 +50,7 @@ RECIPES: dict[str, Recipe] = {
     "sequence mixing": Recipe(("--data.augment.mix_p", "0.5")),
     "finger affine": Recipe(("--data.augment.finger_affine_p", "0.5")),
     "supplemental": Recipe(SUPPLEMENTAL, 1.5),
-    "combination": Recipe(("--config", "configs/beyond_cpu.yaml"), 2.25),
+    "combination": Recipe(("--config", "configs/beyond_cpu.yaml")),
 }
 
 
