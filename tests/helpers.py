@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -106,3 +109,20 @@ class PoisonWeights(Callback):
         if trainer.global_step == self.at_step:
             with torch.no_grad():
                 next(pl_module.parameters()).view(-1)[0] = float("nan")
+
+
+def run_child(code: str, args: list[str], timeout: int, **env: str) -> dict:
+    """Runs ``python -c code <args as JSON>`` in a fresh process from the repository root, with
+    ``env`` added to the environment, and returns the JSON it printed after ``RESULT ``.
+
+    A fresh process: torch's autograd engine sizes its device queues before torch-xla's device
+    exists when other tests ran first in the same process, and XLA settings (SPMD, the device
+    count) are per process."""
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(args)], cwd=root, capture_output=True, text=True,
+        env=dict(os.environ, PYTHONPATH=str(root), **env), timeout=timeout,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
+    return {**json.loads(line[len("RESULT ") :]), "stdout": proc.stdout[-3000:]}

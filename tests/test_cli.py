@@ -19,6 +19,7 @@ from aslfs_pl.commands import export_tflite
 from aslfs_pl.deploy.parity import parity_report
 from aslfs_pl.model.layers import DropPath
 from aslfs_pl.trained import load_checkpoint
+from tests.helpers import run_child
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "configs" / "tiny.yaml")
@@ -172,16 +173,7 @@ def test_fit_through_xla_cpu_device_stops_compiling(
         "--model.lookahead_k", "4",
         "--trainer.accelerator", '{"class_path": "tests.helpers.CPUXLAAccelerator"}',
     )  # fmt: skip
-    # A fresh process: torch's autograd engine sizes its device queues before torch-xla's
-    # device exists when other tests ran first in the same process.
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PJRT_DEVICE="CPU")
-    proc = subprocess.run(
-        [sys.executable, "-c", XLA_CHILD, json.dumps(args)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
-    result = json.loads(line[len("RESULT ") :])
+    result = run_child(XLA_CHILD, args, timeout=900, PJRT_DEVICE="CPU")
     assert result["device"] == "xla"
     counts = result["counts"]
     assert len(counts) == epochs * steps

@@ -10,14 +10,10 @@ rows, the model replicated.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 
-from tests.test_cli import ROOT, TINY
+from tests.helpers import run_child
+from tests.test_cli import TINY
 
 SPMD_CHILD = """
 import json, sys
@@ -100,24 +96,17 @@ def test_training_step_data_parallel_over_four_xla_cpu_devices_equals_one_device
         "--trainer.default_root_dir", str(tmp_path), "--model.ctc_weight", "0.5",
         "--data.batch_size", "8", "--trainer.accelerator", "cpu",
     ]  # fmt: skip
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PJRT_DEVICE="CPU", CPU_NUM_DEVICES="4")
-    proc = subprocess.run(
-        [sys.executable, "-c", SPMD_CHILD, json.dumps(args)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
-    result = json.loads(line[len("RESULT ") :])
+    result = run_child(SPMD_CHILD, args, timeout=600, PJRT_DEVICE="CPU", CPU_NUM_DEVICES="4")
     assert result["devices"] == 4
     assert all(spec.startswith("{devices=[4,1,1]") for spec in result["specs"]), result["specs"]
     assert result["spmd"] == pytest.approx(result["cpu"], rel=1e-4, abs=1e-5)
     assert result["spmd"][0] != result["spmd"][-1]  # it trained
-    assert result["worst"] < 1e-5, proc.stdout[-3000:]  # every parameter
+    assert result["worst"] < 1e-5, result["stdout"]  # every parameter
     # Batch norm's running statistics: the means agree like the parameters; the running
     # variances differ by ~1e-4 (observed: 1.3e-4 with 4 x 2 rows x 32 frames per batch). Not
     # verified why; one shard's element count in the unbiased correction n / (n - 1) would give
     # about this much, and it vanishes with TPU-sized shards (it does not touch the loss or the
     # gradients: training normalises with the batch's own statistics).
-    assert result["worst_stat"] < 1e-3, proc.stdout[-3000:]
+    assert result["worst_stat"] < 1e-3, result["stdout"]
     compiled = result["compiled"]
     assert compiled[1] == compiled[-1], compiled  # steps 3 and 4: the same graph as step 2
