@@ -113,19 +113,10 @@ class EMA(EMAWeightAveraging):
             os.environ["XLA_ENABLE_PARAM_ALIASING"] = "0"
             log.info("EMA: XLA_ENABLE_PARAM_ALIASING=0 (torch-xla donates no parameter buffers)")
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step > self._latest_update_step and self.should_update(
-            step_idx=trainer.global_step - 1
-        ):
-            self.update(pl_module)
-            self._latest_update_step = trainer.global_step
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        if trainer.current_epoch > self._latest_update_epoch and self.should_update(
-            epoch_idx=trainer.current_epoch
-        ):
-            self.update(pl_module)
-            self._latest_update_epoch = trainer.current_epoch
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        if self._average_model is not None:  # Lightning's hooks decide when; this is how
+            self._average_model.update_parameters = self.update
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint) -> None:
         super().on_load_checkpoint(trainer, pl_module, checkpoint)
