@@ -4,17 +4,18 @@ of the hard synthetic benchmark, several training seeds, the same wall-clock bud
     python scripts/make_synthetic.py --out data/hard --num-sequences 3000 --difficulty hard \\
         --participants 30 --supplemental 1500
     python scripts/bench_recipes.py --data data/hard --out runs/recipes [--seeds 42 43]
-        [--recipes baseline ema ... combination] [-- <extra fit.py arguments>]
+        [--recipes baseline ema ... combination] [--epochs 14] [-- <extra fit.py arguments>]
 
 A row is ``fit.py --config configs/quickstart.yaml <the recipe's switches> --trainer.max_epochs
-E`` with E = round(14 / cost): ``cost`` is the recipe's time per epoch relative to the baseline
-(AWP from half-way runs a second forward/backward in half the epochs: 1.5; the supplemental
-sequences make an epoch 1.5 times longer), so each row gets about the baseline's wall-clock
-budget; the minutes column shows what each row took. Validation scores the same 3 held-out
-signers' train sequences in every row. The decoding rows change no training: they read the
-baseline run's ``val/score_ctc`` / ``val/score_joint`` (validation scores every decoding when the
-CTC head is on). Finished rows are kept in ``<out>/results.json`` (rerun resumes); the table is
-printed after each row.
+E`` with E = round(epochs / cost). ``--epochs`` is the baseline's budget (14: the quickstart's;
+the learning-rate schedule follows max_epochs, and it overrides a max_epochs of the extra
+arguments). ``cost`` is the recipe's time per epoch relative to the baseline (AWP from half-way
+runs a second forward/backward in half the epochs: 1.5; the supplemental sequences make an epoch
+1.5 times longer), so each row gets about the baseline's wall-clock budget; the minutes column
+shows what each row took. Validation scores the same 3 held-out signers' train sequences in
+every row. The decoding rows change no training: they read the baseline run's ``val/score_ctc``
+/ ``val/score_joint`` (validation scores every decoding when the CTC head is on). Finished rows
+are kept in ``<out>/results.json`` (rerun resumes); the table is printed after each row.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from pathlib import Path
 
 from aslfs_pl.quality import Results, fit_and_score, with_metric
 
-EPOCHS = 14  # the quickstart's budget
 EMA = ("--trainer.callbacks+=aslfs_pl.callbacks.EMA",
        "--trainer.callbacks.decay=0.99")  # fmt: skip
 SUPPLEMENTAL = ("--data.sources", "[train, supplemental]", "--data.val_sources", "[train]")
@@ -60,6 +60,9 @@ def main() -> None:
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--seeds", nargs="+", type=int, default=[42, 43])
     parser.add_argument("--recipes", nargs="+", choices=list(RECIPES), default=list(RECIPES))
+    parser.add_argument(
+        "--epochs", type=int, default=14, help="the baseline's epochs (14: the quickstart's)"
+    )
     args, extra = parser.parse_known_args()
     extra = [a for a in extra if a != "--"]
     results = Results(args.out / "results.json")
@@ -73,7 +76,8 @@ def main() -> None:
             run = results.rows.get(f"{source} seed {seed}")
             if run is None:
                 root = args.out / "runs" / f"{source.replace(' ', '_')}-{seed}"
-                run = fit_and_score(fit_args(RECIPES[source], seed, args.data, extra), root)
+                fit = fit_args(RECIPES[source], seed, args.epochs, args.data, extra)
+                run = fit_and_score(fit, root)
                 if recipe.run:
                     results.add(f"{source} seed {seed}", run)
             results.add(key, with_metric(run, recipe.metric))
@@ -104,11 +108,11 @@ def summary(rows: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def fit_args(recipe: Recipe, seed: int, data: str, extra: list[str]) -> list[str]:
+def fit_args(recipe: Recipe, seed: int, epochs: int, data: str, extra: list[str]) -> list[str]:
     return [
         "--config", "configs/quickstart.yaml", *recipe.switches, "--seed_everything", str(seed),
-        "--trainer.max_epochs", str(max(1, round(EPOCHS / recipe.cost))), *extra,
-        "--data.data_dir", data,  # last: a --config in the extra arguments keeps it
+        *extra,  # last come the budget and the data: a --config in the extra arguments keeps them
+        "--trainer.max_epochs", str(max(1, round(epochs / recipe.cost))), "--data.data_dir", data,
     ]  # fmt: skip
 
 

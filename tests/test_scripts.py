@@ -55,7 +55,8 @@ def test_bench_export_compares_weight_types_on_the_tiny_config(tmp_path):
 def test_quality_benchmarks_train_score_and_resume(synthetic_dir, tmp_path):
     tiny = ["--", "--config", "configs/tiny.yaml", "--trainer.max_epochs", "1"]
     args = ["scripts/bench_recipes.py", "--data", str(synthetic_dir), "--out", str(tmp_path),
-            "--seeds", "0", "--recipes", "joint decoding", "finger affine", *tiny]  # fmt: skip
+            "--seeds", "0", "--recipes", "joint decoding", "finger affine", "--epochs", "1",
+            "--", "--config", "configs/tiny.yaml"]  # fmt: skip
     out = run(*args)
     assert "| joint decoding seed 0 |" in out and "| finger affine seed 0 |" in out
     results = json.loads((tmp_path / "results.json").read_text())
