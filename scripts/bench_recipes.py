@@ -64,6 +64,8 @@ def main() -> None:
         "--epochs", type=int, default=14, help="the baseline's epochs (14: the quickstart's)"
     )
     args, extra = parser.parse_known_args()
+    if args.epochs < 1:
+        parser.error(f"--epochs {args.epochs}: the baseline's budget must be at least 1 epoch")
     extra = [a for a in extra if a != "--"]
     results = Results(args.out / "results.json")
     for seed in args.seeds:

@@ -71,6 +71,9 @@ def test_quality_benchmarks_train_score_and_resume(synthetic_dir, tmp_path):
     assert (
         f"| joint decoding | 0 | {joint['final']:.3f} | {joint['final']:.3f} | {gain:+.3f} |" in out
     )
+    bad = subprocess.run([sys.executable, *args[:-3], "--epochs", "0"], cwd=ROOT,
+                         capture_output=True, text=True)  # fmt: skip
+    assert bad.returncode == 2 and "--epochs 0" in bad.stderr  # before any training
     (tmp_path / "runs" / "baseline-0").rename(tmp_path / "moved")  # a rerun resumes: no refit
     assert "| baseline seed 0 |" in run(*args) and not (tmp_path / "runs" / "baseline-0").exists()
     out = run("scripts/bench_difficulty.py", "--out", str(tmp_path / "d"), "--variants", "hard",
