@@ -68,8 +68,8 @@ def main() -> None:
         if key not in results:
             data = args.out / "data" / name
             make_data(data, name, args)
-            fit = ["--config", args.config, "--seed_everything", str(args.seed), *extra,
-                   "--data.data_dir", str(data)]  # fmt: skip
+            fit = ["--config", args.config, *extra,  # a --config in ``extra`` keeps these:
+                   "--seed_everything", str(args.seed), "--data.data_dir", str(data)]  # fmt: skip
             results.add(key, fit_and_score(fit, args.out / "runs" / f"{name}-{args.seed}"))
         print(results.table(), flush=True)
 

@@ -68,6 +68,15 @@ def main() -> None:
         parser.error(f"--epochs {args.epochs}: the baseline's budget must be at least 1 epoch")
     extra = [a for a in extra if a != "--"]
     results = Results(args.out / "results.json")
+    read = {n for name in args.recipes for n in (name, RECIPES[name].run or name)}
+    for seed in args.seeds:  # a finished row of another budget is not this table's
+        for name in sorted(read):
+            row, want = results.rows.get(f"{name} seed {seed}"), epochs_of(name, args.epochs)
+            if row is not None and row["epochs"] != want:
+                parser.error(
+                    f"{results.path}: row '{name} seed {seed}' trained {row['epochs']} epochs, "
+                    f"--epochs {args.epochs} gives it {want}: choose another --out"
+                )
     for seed in args.seeds:
         for name in args.recipes:
             key = f"{name} seed {seed}"
@@ -78,7 +87,8 @@ def main() -> None:
             run = results.rows.get(f"{source} seed {seed}")
             if run is None:
                 root = args.out / "runs" / f"{source.replace(' ', '_')}-{seed}"
-                fit = fit_args(RECIPES[source], seed, args.epochs, args.data, extra)
+                fit = fit_args(RECIPES[source], seed, epochs_of(source, args.epochs), args.data,
+                               extra)  # fmt: skip
                 run = fit_and_score(fit, root)
                 if recipe.run:
                     results.add(f"{source} seed {seed}", run)
@@ -110,11 +120,18 @@ def summary(rows: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def epochs_of(name: str, epochs: int) -> int:
+    """The recipe's epochs for a baseline budget of ``epochs`` (a decoding row: its run's)."""
+    recipe = RECIPES[name]
+    return max(1, round(epochs / RECIPES[recipe.run or name].cost))
+
+
 def fit_args(recipe: Recipe, seed: int, epochs: int, data: str, extra: list[str]) -> list[str]:
     return [
-        "--config", "configs/quickstart.yaml", *recipe.switches, "--seed_everything", str(seed),
-        *extra,  # last come the budget and the data: a --config in the extra arguments keeps them
-        "--trainer.max_epochs", str(max(1, round(epochs / recipe.cost))), "--data.data_dir", data,
+        "--config", "configs/quickstart.yaml", *recipe.switches,
+        *extra,  # then the seed, the budget and the data: a --config in ``extra`` keeps them
+        "--seed_everything", str(seed), "--trainer.max_epochs", str(epochs),
+        "--data.data_dir", data,
     ]  # fmt: skip
 
 

@@ -55,34 +55,39 @@ def test_bench_export_compares_weight_types_on_the_tiny_config(tmp_path):
 def test_quality_benchmarks_train_score_and_resume(synthetic_dir, tmp_path):
     tiny = ["--", "--config", "configs/tiny.yaml", "--trainer.max_epochs", "1"]
     args = ["scripts/bench_recipes.py", "--data", str(synthetic_dir), "--out", str(tmp_path),
-            "--seeds", "0", "--recipes", "joint decoding", "finger affine", "--epochs", "1",
+            "--seeds", "1", "--recipes", "joint decoding", "finger affine", "--epochs", "1",
             "--", "--config", "configs/tiny.yaml"]  # fmt: skip
     out = run(*args)
-    assert "| joint decoding seed 0 |" in out and "| finger affine seed 0 |" in out
+    assert "| joint decoding seed 1 |" in out and "| finger affine seed 1 |" in out
     results = json.loads((tmp_path / "results.json").read_text())
     # the decoding row trains nothing of its own: it reads the baseline run's joint score
-    assert set(results) == {"baseline seed 0", "joint decoding seed 0", "finger affine seed 0"}
+    assert set(results) == {"baseline seed 1", "joint decoding seed 1", "finger affine seed 1"}
     assert all(r["epochs"] == 1 and -1.0 <= r["final"] <= 1.0 for r in results.values())
-    base, joint = results["baseline seed 0"], results["joint decoding seed 0"]
+    base, joint = results["baseline seed 1"], results["joint decoding seed 1"]
     assert joint["final"] == base["scores"]["val/score_joint"]["final"]
     assert base["final"] == base["scores"]["val/score"]["final"]
-    assert not (tmp_path / "runs" / "joint_decoding-0").exists()
+    assert not (tmp_path / "runs" / "joint_decoding-1").exists()
+    saved = next((tmp_path / "runs" / "baseline-1").rglob("config.yaml")).read_text()
+    assert "seed_everything: 1\n" in saved  # the seed wins over the tiny config's 0
     gain = joint["final"] - base["final"]  # the summary: mean over seeds, gain over the baseline
     assert (
-        f"| joint decoding | 0 | {joint['final']:.3f} | {joint['final']:.3f} | {gain:+.3f} |" in out
+        f"| joint decoding | 1 | {joint['final']:.3f} | {joint['final']:.3f} | {gain:+.3f} |" in out
     )
-    bad = subprocess.run([sys.executable, *args[:-3], "--epochs", "0"], cwd=ROOT,
-                         capture_output=True, text=True)  # fmt: skip
-    assert bad.returncode == 2 and "--epochs 0" in bad.stderr  # before any training
-    (tmp_path / "runs" / "baseline-0").rename(tmp_path / "moved")  # a rerun resumes: no refit
-    assert "| baseline seed 0 |" in run(*args) and not (tmp_path / "runs" / "baseline-0").exists()
+    head, tiny_config = args[:-3], args[-3:]  # before any training: a bad or another budget
+    for epochs, error in (("0", "--epochs 0"), ("2", "trained 1 epochs, --epochs 2 gives it 2")):
+        bad = subprocess.run([sys.executable, *head, "--epochs", epochs, *tiny_config],
+                             cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+        assert bad.returncode == 2 and error in bad.stderr, bad.stderr
+    (tmp_path / "runs" / "baseline-1").rename(tmp_path / "moved")  # a rerun resumes: no refit
+    assert "| baseline seed 1 |" in run(*args) and not (tmp_path / "runs" / "baseline-1").exists()
     out = run("scripts/bench_difficulty.py", "--out", str(tmp_path / "d"), "--variants", "hard",
               "--num-sequences", "40", "--participants", "4", *tiny)  # fmt: skip
     assert "| hard seed 42 |" in out
     data = tmp_path / "d" / "data" / "hard"
     assert (data / "train.csv").exists() and (data / "train_landmarks").is_dir()
     config = (tmp_path / "d" / "runs" / "hard-42" / "lightning_logs").rglob("config.yaml")
-    assert str(data) in next(config).read_text()  # trained on the variant's own data
+    saved = next(config).read_text()
+    assert str(data) in saved and "seed_everything: 42\n" in saved  # its own data, the seed
 
 
 def test_benchmark_results_shared_by_two_processes_keep_every_row(tmp_path):
