@@ -87,9 +87,7 @@ def main() -> None:
             run = results.rows.get(f"{source} seed {seed}")
             if run is None:
                 root = args.out / "runs" / f"{source.replace(' ', '_')}-{seed}"
-                fit = fit_args(RECIPES[source], seed, epochs_of(source, args.epochs), args.data,
-                               extra)  # fmt: skip
-                run = fit_and_score(fit, root)
+                run = fit_and_score(fit_args(source, seed, args.epochs, args.data, extra), root)
                 if recipe.run:
                     results.add(f"{source} seed {seed}", run)
             results.add(key, with_metric(run, recipe.metric))
@@ -126,11 +124,12 @@ def epochs_of(name: str, epochs: int) -> int:
     return max(1, round(epochs / RECIPES[recipe.run or name].cost))
 
 
-def fit_args(recipe: Recipe, seed: int, epochs: int, data: str, extra: list[str]) -> list[str]:
+def fit_args(name: str, seed: int, epochs: int, data: str, extra: list[str]) -> list[str]:
+    """The recipe's ``fit.py`` arguments for a baseline budget of ``epochs``."""
     return [
-        "--config", "configs/quickstart.yaml", *recipe.switches,
+        "--config", "configs/quickstart.yaml", *RECIPES[name].switches,
         *extra,  # then the seed, the budget and the data: a --config in ``extra`` keeps them
-        "--seed_everything", str(seed), "--trainer.max_epochs", str(epochs),
+        "--seed_everything", str(seed), "--trainer.max_epochs", str(epochs_of(name, epochs)),
         "--data.data_dir", data,
     ]  # fmt: skip
 
