@@ -22,6 +22,7 @@ import os
 import sys
 import warnings
 
+import jsonargparse
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
@@ -135,6 +136,8 @@ def trainer_defaults() -> dict:
 def main(args: list[str] | None = None, run: bool = True, **kwargs) -> ASLCLI:
     """Run the CLI on ``args`` (``sys.argv[1:]`` when None); tests pass a list."""
     args = expand_shortcuts(sys.argv[1:] if args is None else args)
+    # --help shows each model setting's docstring, written under its field in ModelConfig
+    jsonargparse.set_parsing_settings(docstring_parse_attribute_docstrings=True)
     if not run:
         args = args[1:]
     extra = dict(kwargs.pop("trainer_defaults", {}))
@@ -167,3 +170,7 @@ def run(args: list[str] | None = None) -> None:
         if os.environ.get("ASLFS_DEBUG"):
             raise
         sys.exit(f"fit failed: {type(err).__name__}: {err} (ASLFS_DEBUG=1 shows the traceback)")
+
+
+if __name__ == "__main__":  # python -m aslfs_pl.cli, what the quality benchmarks run
+    run()

@@ -43,13 +43,16 @@ def epoch_metrics(metrics_csv: str | Path) -> dict[str, dict[int, float]]:
     return out
 
 
-def plot_training_curves(metrics_csv: str | Path, out_png: str | Path) -> Path:
-    """Loss, masked accuracy and competition score per epoch, as one PNG."""
+def training_curves(metrics_csv: str | Path) -> plt.Figure:
+    """Loss, masked accuracy and competition score per epoch, one panel each; the score panel
+    shows ``val/score`` and every decoding's ``val/score_<decoding>`` the run logged (all of
+    them when the CTC head is on)."""
     m = epoch_metrics(metrics_csv)
+    scores = sorted(k for k in m if k == "val/score" or k.startswith("val/score_"))
     panels = [
         ("loss", ["train/loss", "val/loss"]),
         ("masked accuracy", ["train/acc", "val/acc"]),
-        ("score (1 - CER)", ["val/score"]),
+        ("score (1 - CER)", scores),
     ]
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     for ax, (title, keys) in zip(axes, panels, strict=True):
@@ -63,7 +66,12 @@ def plot_training_curves(metrics_csv: str | Path, out_png: str | Path) -> Path:
         if ax.lines:
             ax.legend()
     fig.suptitle(f"training curves: {metrics_csv}", fontsize=9)
-    return _save(fig, out_png, dpi=100)
+    return fig
+
+
+def plot_training_curves(metrics_csv: str | Path, out_png: str | Path) -> Path:
+    """:func:`training_curves` as a PNG."""
+    return _save(training_curves(metrics_csv), out_png, dpi=100)
 
 
 def plot_sequence(

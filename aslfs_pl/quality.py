@@ -1,6 +1,7 @@
 """Held-out score of a training run, for the quality benchmarks (``scripts/bench_*.py``).
 
-A run is ``scripts/fit.py`` in its own process (as a user runs it); its score is read back from
+A run is the training command (``python -m aslfs_pl.cli``, what ``scripts/fit.py`` runs) in its
+own process, as a user runs it; its score is read back from
 the run's ``metrics.csv``. Results are kept in a JSON file keyed by row name so that a benchmark
 interrupted half-way resumes where it stopped.
 """
@@ -16,20 +17,18 @@ from pathlib import Path
 
 from aslfs_pl.plots import epoch_metrics
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def fit_and_score(args: list[str], root: Path, metric: str = "val/score") -> dict:
-    """Run ``fit.py <args>`` into ``root``; the final and best ``metric``, the epochs and the
+    """Run the training command with ``args`` into ``root``; the final and best ``metric``, the epochs and the
     seconds taken, and under ``scores`` the final and best of every ``val/score*`` metric (the
     per-decoding scores of a run with the CTC head).
 
     The run's output goes to ``<root>.log``.
     """
     cmd = [
-        sys.executable, str(ROOT / "scripts" / "fit.py"), *args,
-        "--trainer.default_root_dir", str(root), "--trainer.enable_progress_bar", "false",
-    ]  # fmt: skip
+        *[sys.executable, "-m", "aslfs_pl.cli", *args],
+        *["--trainer.default_root_dir", str(root), "--trainer.enable_progress_bar", "false"],
+    ]
     root.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with open(root.with_suffix(".log"), "w") as log:

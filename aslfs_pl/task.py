@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import lightning as L
 import torch
@@ -12,9 +13,12 @@ from torch import Tensor, nn
 
 from aslfs_pl import vocab
 from aslfs_pl.metrics import CompetitionScore, WeightedMean
-from aslfs_pl.model.decoding import ctc_loss_unrolled
+from aslfs_pl.model.config import ModelConfig
+from aslfs_pl.model.ctc import ctc_loss_unrolled
+from aslfs_pl.model.decoding import get as get_decoding
+from aslfs_pl.model.decoding import usable
 from aslfs_pl.model.layers import DropPath
-from aslfs_pl.model.seq2seq import DECODINGS, ModelConfig, Seq2Seq
+from aslfs_pl.model.seq2seq import Seq2Seq
 from aslfs_pl.optim import AdversarialWeights, Lookahead, warmup_cosine
 
 log = logging.getLogger(__name__)
@@ -27,25 +31,11 @@ class NonFiniteLossError(FloatingPointError):
 class Seq2SeqTask(L.LightningModule):
     """Trains :class:`~aslfs_pl.model.seq2seq.Seq2Seq` to write phrases from landmark frames.
 
+    The network's shape is :class:`~aslfs_pl.model.config.ModelConfig`: its fields arrive here
+    as ``**net`` (``--model.dim 192`` on the command line) and go to it unchanged, so a new model
+    setting is one field there. The arguments below are the task's own.
+
     Args:
-        num_columns: raw landmark columns per frame (linked from the data module).
-        num_axes: axes per landmark (linked from the data module).
-        vocab_size: output classes (linked from the data module).
-        max_frames: frames per sequence (linked from the data module).
-        max_target_len: decoder steps (linked from the data module).
-        dim: model width.
-        heads: attention heads.
-        mlp_ratio: MLP hidden width / dim.
-        conv_blocks: causal conv + ECA blocks in the embedding.
-        conv_kernel: depthwise conv kernel, frames.
-        conv_expand: channel expansion in a conv block.
-        encoder_blocks: encoder blocks (local layers, one global layer, MLP each).
-        local_layers: local causal attention layers per encoder block.
-        window: frames a local attention layer sees (current one included).
-        decoder_blocks: decoder blocks.
-        dropout: dropout rate.
-        drop_path: stochastic depth of the encoder's sub-layers: the last block's rate, earlier
-            blocks linearly less (0 disables it).
         dropout_start: late dropout: dropout and drop path stay off for this fraction of the
             epochs and switch on after it (0: on from the start, the seed).
         optimizer: the inner optimiser; default RAdam with decoupled (LR-scaled) weight decay.
@@ -60,11 +50,11 @@ class Seq2SeqTask(L.LightningModule):
             CTC-attention training, Watanabe et al. 2017, arXiv:1609.06773): it gives the
             encoder a direct per-frame signal and speeds up learning the alignment. 0 (the seed)
             disables it. With the head, every decoding's score is logged too:
-            ``<stage>/score_<decoding>`` (one encoder pass and one greedy loop for all three).
-        decoding: how validation, test, prediction and the TFLite export read a phrase out:
-            ``attention`` (the decoder's greedy loop, the seed), ``ctc`` (greedy CTC over the
-            per-frame head, one pass) or ``joint`` (both hypotheses rescored by both heads); the
-            last two need ``ctc_weight > 0`` (:mod:`aslfs_pl.model.decoding`).
+            ``<stage>/score_<decoding>`` (from one encoder pass and one greedy loop).
+        decoding: how validation, test, prediction and the TFLite export read a phrase out: the
+            name of a registered decoding (:mod:`aslfs_pl.model.decoding`: ``attention``, the
+            decoder's greedy loop, the seed; ``ctc``; ``joint``); those that read the CTC head
+            need ``ctc_weight > 0``.
         awp_start: adversarial weight perturbation (:class:`~aslfs_pl.optim.AdversarialWeights`)
             from this fraction of the epochs on (1: never, the seed); each step then costs a
             second forward and backward pass.
@@ -77,23 +67,6 @@ class Seq2SeqTask(L.LightningModule):
 
     def __init__(
         self,
-        num_columns: int = 176,
-        num_axes: int = 2,
-        vocab_size: int = vocab.VOCAB_SIZE,
-        max_frames: int = 384,
-        max_target_len: int = 32,
-        dim: int = 256,
-        heads: int = 4,
-        mlp_ratio: int = 4,
-        conv_blocks: int = 3,
-        conv_kernel: int = 17,
-        conv_expand: int = 2,
-        encoder_blocks: int = 6,
-        local_layers: int = 3,
-        window: int = 16,
-        decoder_blocks: int = 3,
-        dropout: float = 0.1,
-        drop_path: float = 0.0,
         dropout_start: float = 0.0,
         optimizer: OptimizerCallable | None = None,
         lr: float = 1e-3,
@@ -108,26 +81,21 @@ class Seq2SeqTask(L.LightningModule):
         awp_lr: float = 0.1,
         awp_eps: float = 0.01,
         check_finite: str = "auto",
+        **net: Any,
     ):
         super().__init__()
         if check_finite not in ("auto", "step", "epoch", "off"):
             raise ValueError(f"model.check_finite = {check_finite!r}: auto, step, epoch or off")
-        if decoding not in DECODINGS:
-            raise ValueError(f"model.decoding = {decoding!r}: one of {', '.join(DECODINGS)}")
-        if decoding != "attention" and ctc_weight <= 0:
-            raise ValueError(
-                f"model.decoding = {decoding!r} needs the CTC head: set model.ctc_weight > 0"
-            )
+        if "ctc_head" in net:
+            raise ValueError("model.ctc_head is set by model.ctc_weight > 0, not on its own")
         self.save_hyperparameters(ignore=["optimizer"])
-        self.config = ModelConfig(
-            num_columns=num_columns, num_axes=num_axes, vocab_size=vocab_size,
-            max_frames=max_frames, max_target_len=max_target_len, dim=dim, heads=heads,
-            mlp_ratio=mlp_ratio, conv_blocks=conv_blocks, conv_kernel=conv_kernel,
-            conv_expand=conv_expand, encoder_blocks=encoder_blocks, local_layers=local_layers,
-            window=window, decoder_blocks=decoder_blocks, dropout=dropout, drop_path=drop_path,
-            ctc_head=ctc_weight > 0,
-        )  # fmt: skip
+        self.config = ModelConfig(**net, ctc_head=ctc_weight > 0)
         self.net = Seq2Seq(self.config)
+        try:
+            decoding_method = get_decoding(decoding)
+            decoding_method.check(self.net)
+        except ValueError as err:
+            raise ValueError(f"model.decoding = {decoding!r}: {err}") from None
         if not 0.0 <= dropout_start < 1.0:
             raise ValueError(f"model.dropout_start = {dropout_start}: a fraction in [0, 1)")
         if not 0.0 <= awp_start <= 1.0:
@@ -144,9 +112,10 @@ class Seq2SeqTask(L.LightningModule):
         self.test_acc = WeightedMean()
         self.test_loss = WeightedMean()
         self.test_score = CompetitionScore()
-        if ctc_weight > 0:  # every decoding's score, from one decoding pass
-            self.val_scores = nn.ModuleDict({d: CompetitionScore() for d in DECODINGS})
-            self.test_scores = nn.ModuleDict({d: CompetitionScore() for d in DECODINGS})
+        every = usable(self.net)
+        if len(every) > 1:  # every decoding's score, from one encoder pass
+            self.val_scores = nn.ModuleDict({d: CompetitionScore() for d in every})
+            self.test_scores = nn.ModuleDict({d: CompetitionScore() for d in every})
         # "epoch" finite check, on the device: training steps of this epoch so far, and the
         # first of them with a non-finite loss (-1: none). A counter kept on the device, not
         # torch.tensor(global_step) each step: torch-xla compiled a new graph for each of the
@@ -285,7 +254,7 @@ class Seq2SeqTask(L.LightningModule):
         loss_metric.update(loss, weight.sum())
         acc.update(correct, weight)
         refs = self._phrases(batch["tokens"][:, 1:])
-        if self.net.ctc is None:
+        if not hasattr(self, f"{stage}_scores"):
             preds = self._texts(batch["landmarks"])
         else:
             every = {

@@ -16,9 +16,13 @@ import torch
 
 from aslfs_pl.data.datamodule import KaggleDataModule
 from aslfs_pl.data.landmarks import LandmarkSet
-from aslfs_pl.deploy.stages import ExportError
 from aslfs_pl.model.seq2seq import Seq2Seq
 from aslfs_pl.task import Seq2SeqTask
+
+
+class LoadError(RuntimeError):
+    """A checkpoint or a config could not give a network; the message names the file or the
+    setting (``[load]`` or ``[config]``) and the cause."""
 
 
 @dataclass
@@ -46,28 +50,28 @@ def load_checkpoint(path: str | Path, data_dir: str | None = None) -> Trained:
     """The task and data module of a training checkpoint (``data_dir`` overrides the recorded one).
 
     Raises:
-        ExportError: ``[load]`` naming the file.
+        LoadError: ``[load]`` naming the file.
     """
     path = Path(path)
     if not path.is_file():
-        raise ExportError(f"[load] {path}: checkpoint not found")
+        raise LoadError(f"[load] {path}: checkpoint not found")
     try:
         data = path.read_bytes()  # read once: the task and the data settings both come from it
         task = Seq2SeqTask.load_from_checkpoint(io.BytesIO(data), map_location="cpu")
         ckpt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)  # plain values
     except Exception as err:
-        raise ExportError(f"[load] {path}: not a loadable aslfs_pl checkpoint ({err})") from err
+        raise LoadError(f"[load] {path}: not a loadable aslfs_pl checkpoint ({err})") from err
     if "datamodule_hyper_parameters" not in ckpt:
-        raise ExportError(f"[load] {path}: records no data module settings (landmarks, split)")
+        raise LoadError(f"[load] {path}: records no data module settings (landmarks, split)")
     hparams = dict(ckpt["datamodule_hyper_parameters"])
     if data_dir is not None:
         hparams["data_dir"] = data_dir
     try:
         datamodule = KaggleDataModule.from_hparams(hparams)
     except (TypeError, ValueError) as err:
-        raise ExportError(f"[load] {path}: its data module settings do not load ({err})") from err
+        raise LoadError(f"[load] {path}: its data module settings do not load ({err})") from err
     if datamodule.num_columns != task.net.config.num_columns:
-        raise ExportError(
+        raise LoadError(
             f"[load] {path}: the recorded landmark set has {datamodule.num_columns} columns, "
             f"the model reads {task.net.config.num_columns}"
         )
@@ -88,7 +92,7 @@ def from_config(args: list[str]) -> Trained:
     ``["--config", "configs/seed.yaml", "--model.dim", "192"]`` (seeded as training seeds it).
 
     Raises:
-        ExportError: ``[config]`` when a setting is rejected (a wrong flag makes the CLI print
+        LoadError: ``[config]`` when a setting is rejected (a wrong flag makes the CLI print
             its usage and exit, as fit.py does).
     """
     from aslfs_pl import cli
@@ -96,5 +100,5 @@ def from_config(args: list[str]) -> Trained:
     try:
         parsed = cli.main(["fit", *args, *_BUILD_ONLY], run=False)
     except (TypeError, ValueError) as err:
-        raise ExportError(f"[config] {err}") from err
+        raise LoadError(f"[config] {err}") from err
     return Trained(parsed.model.cpu().eval(), parsed.datamodule)

@@ -45,7 +45,7 @@ from aslfs_pl.deploy.convert import WEIGHTS, convert
 from aslfs_pl.deploy.runtime import TFLiteRunner
 from aslfs_pl.deploy.stages import ExportError
 from aslfs_pl.model.decoding import DECODINGS
-from aslfs_pl.trained import from_config, load_checkpoint
+from aslfs_pl.trained import LoadError, from_config, load_checkpoint
 
 
 def kaggle_lengths(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default="artifacts/bench")
     p.add_argument("--weights", nargs="*", choices=WEIGHTS, default=list(WEIGHTS),
                    help="weight types to convert and time (none: time --baseline files only)")  # fmt: skip
-    p.add_argument("--decodings", nargs="*", choices=DECODINGS, default=["attention"],
+    p.add_argument("--decodings", nargs="*", choices=list(DECODINGS), default=["attention"],
                    help="TFLite routes to convert and time")  # fmt: skip
     p.add_argument("--baseline", nargs="*", default=[], help="earlier .tflite files to time too")
     p.add_argument("--rounds", type=int, default=3, help="timing passes per model")
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         trained = load_checkpoint(args.ckpt) if args.ckpt else from_config(config_args)
         run(args, trained)
-    except ExportError as err:
+    except (ExportError, LoadError) as err:
         sys.exit(f"bench_export failed: {err}")
 
 

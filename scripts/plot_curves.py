@@ -1,4 +1,4 @@
-"""Training curves (loss, masked accuracy, score per epoch) of a run as PNG.
+"""Training curves (loss, masked accuracy, every decoding's score per epoch) of a run as PNG.
 
 python scripts/plot_curves.py --metrics runs/quickstart/lightning_logs/version_0/metrics.csv
 python scripts/plot_curves.py --run runs/quickstart        # its newest version

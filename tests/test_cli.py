@@ -332,7 +332,7 @@ def test_every_technique_switch_trains_validates_with_ema_and_exports_its_decodi
 
 
 def test_ctc_decoding_without_the_head_is_a_clear_error(synthetic_dir, tmp_path):
-    with pytest.raises(ValueError, match="model.decoding = 'ctc' needs the CTC head"):
+    with pytest.raises(ValueError, match="model.decoding = 'ctc': ctc decoding needs the CTC head"):
         cli.main(
             tiny_args(synthetic_dir, tmp_path, "--model.decoding", "ctc", "--model.ctc_weight", "0")
         )

@@ -18,12 +18,15 @@ from aslfs_pl import vocab
 from aslfs_pl.data.features import fit_length
 from aslfs_pl.deploy.convert import convert
 from aslfs_pl.deploy.graph import KaggleModel
-from aslfs_pl.deploy.parity import ParityReport, ParityRow, compare_decodings, parity_report
+from aslfs_pl.deploy.parity import ParityReport, parity_report
 from aslfs_pl.deploy.runtime import TFLiteRunner
 from aslfs_pl.deploy.stages import ExportError
-from aslfs_pl.model.decoding import ctc_greedy
-from aslfs_pl.model.seq2seq import ModelConfig, Seq2Seq
-from aslfs_pl.trained import load_checkpoint
+from aslfs_pl.model.config import ModelConfig
+from aslfs_pl.model.ctc import ctc_greedy
+from aslfs_pl.model.decoding import Encoded, ParityRow
+from aslfs_pl.model.decoding.attention import compare_steps as compare_decodings
+from aslfs_pl.model.seq2seq import Seq2Seq
+from aslfs_pl.trained import LoadError, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = [f"{a}_left_hand_{i}" for a in "xy" for i in range(6)]
@@ -187,8 +190,9 @@ def test_ctc_route_matches_training_path_and_reads_only_its_head(t):
     x = nan_frames(t, seed=t)
     with torch.no_grad():
         out = graph(torch.from_numpy(x))["outputs"].numpy()
-        logits, valid = net.ctc_logits(torch.from_numpy(fit_length(x, 16))[None])
-        tokens = ctc_greedy(logits, valid)[0].numpy()
+        encoded = Encoded(net, torch.from_numpy(fit_length(x, 16))[None])
+        logits = encoded.ctc_logits()
+        tokens = ctc_greedy(logits, encoded.valid)[0].numpy()
     assert out.shape == (t + 1, vocab.VOCAB_SIZE)  # one row per frame, plus the appended one
     assert vocab.decode_kaggle(out.argmax(1)) == vocab.decode(tokens)
     emitted = np.flatnonzero(tokens != vocab.PAD)
@@ -292,11 +296,11 @@ def test_column_count_mismatch_names_the_stage(tmp_path):
 
 
 def test_bad_checkpoint_names_the_stage(tmp_path):
-    with pytest.raises(ExportError, match=r"\[load\] .*missing.ckpt: checkpoint not found"):
+    with pytest.raises(LoadError, match=r"\[load\] .*missing.ckpt: checkpoint not found"):
         load_checkpoint(tmp_path / "missing.ckpt")
     bad = tmp_path / "bad.ckpt"
     bad.write_bytes(b"nope")
-    with pytest.raises(ExportError, match=r"\[load\] .*bad.ckpt: not a loadable"):
+    with pytest.raises(LoadError, match=r"\[load\] .*bad.ckpt: not a loadable"):
         load_checkpoint(bad)
 
 
@@ -528,7 +532,7 @@ def test_export_script_refuses_ckpt_with_config_arguments(tmp_path, capsys):
 def test_config_settings_rejected_by_the_model_name_the_setting():
     from aslfs_pl.trained import from_config
 
-    with pytest.raises(ExportError, match=r"\[config\] .*model.dim 33 is not divisible"):
+    with pytest.raises(LoadError, match=r"\[config\] .*model.dim 33 is not divisible"):
         from_config(["--config", str(ROOT / "configs/tiny.yaml"), "--model.dim", "33"])
     # a TPU config loads on this CPU machine (only the model and data settings are read)
     built = from_config(

@@ -5,16 +5,12 @@ import torch
 import torch.nn.functional as F
 
 from aslfs_pl import vocab
-from aslfs_pl.model.decoding import (
-    DECODINGS,
-    blank_after_end,
-    compact,
-    ctc_greedy,
-    ctc_log_likelihood,
-    ctc_loss_unrolled,
-)
+from aslfs_pl.model.config import ModelConfig
+from aslfs_pl.model.ctc import blank_after_end, ctc_greedy, ctc_log_likelihood, ctc_loss_unrolled
+from aslfs_pl.model.decoding import DECODINGS
+from aslfs_pl.model.decoding.joint import compact
 from aslfs_pl.model.layers import DropPath
-from aslfs_pl.model.seq2seq import ModelConfig, Seq2Seq
+from aslfs_pl.model.seq2seq import Seq2Seq
 
 NAN = float("nan")
 

@@ -25,7 +25,7 @@ from aslfs_pl.data.kaggle import DataError, load_index
 from aslfs_pl.deploy.runtime import TFLiteRunner
 from aslfs_pl.deploy.stages import ExportError
 from aslfs_pl.evaluate import score, torch_predictor
-from aslfs_pl.trained import load_checkpoint
+from aslfs_pl.trained import LoadError, load_checkpoint
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         if columns is None:
             sys.exit("the submission has no inference_args.json: cannot tell its columns")
         results = score(predictors, index, columns)
-    except (DataError, ExportError) as err:
+    except (DataError, ExportError, LoadError) as err:
         sys.exit(f"evaluate failed: {err}")
     print(f"{len(index)} sequences ({args.split} split of {args.data_dir})")
     for name, r in results.items():

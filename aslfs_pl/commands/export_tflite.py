@@ -4,7 +4,7 @@
 
     aslfs-export --ckpt runs/quickstart/checkpoints/last.ckpt --out artifacts/sub
     aslfs-export --config configs/seed.yaml --model.dim 192 --out artifacts/x
-        [--fp32 | --int8] [--decoding attention|ctc] [--no_check]
+        [--fp32 | --int8] [--decoding NAME] [--no_check]
 
 Without --ckpt, every other argument is a training CLI argument (--config files, --model.*,
 --data.*), parsed as scripts/fit.py parses it. Writes OUT/model.tflite, OUT/inference_args.json
@@ -22,8 +22,8 @@ import sys
 from aslfs_pl.deploy.convert import check_writable, convert
 from aslfs_pl.deploy.parity import parity_report
 from aslfs_pl.deploy.stages import ExportError, Job
-from aslfs_pl.model.seq2seq import DECODINGS
-from aslfs_pl.trained import from_config, load_checkpoint
+from aslfs_pl.model.decoding import DECODINGS
+from aslfs_pl.trained import LoadError, from_config, load_checkpoint
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -41,10 +41,12 @@ def main(argv: list[str] | None = None) -> None:
                       help="int8 dynamic-range weights (smaller file, ~2x faster on this CPU; may "
                            "flip near-tie tokens: check the score with aslfs-evaluate)")  # fmt: skip
     p.add_argument(
-        "--decoding", choices=DECODINGS, default=None,
-        help="route in the graph: attention (greedy decoder loop) or ctc (greedy CTC over the "
-             "per-frame head, no loop); default: the checkpoint's model.decoding",
-    )  # fmt: skip
+        "--decoding",
+        choices=list(DECODINGS),
+        default=None,
+        help="the read-out in the graph (default: the checkpoint's model.decoding):\n"
+        + "\n".join(f"  {name}: {d.summary}" for name, d in DECODINGS.items()),
+    )
     p.add_argument("--no_check", action="store_true", help="skip the parity check")
     args, config_args = p.parse_known_args(argv)
     if args.ckpt and config_args:
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
             print(report.summary())
             if not report.ok:
                 sys.exit(1)
-    except ExportError as err:
+    except (ExportError, LoadError) as err:
         sys.exit(f"export failed: {err}")
 
 

@@ -16,7 +16,7 @@ from aslfs_pl.data.kaggle import DataError
 from aslfs_pl.deploy.runtime import TFLiteRunner
 from aslfs_pl.deploy.stages import ExportError
 from aslfs_pl.evaluate import kaggle_sequences, torch_predictor, write_phrases
-from aslfs_pl.trained import load_checkpoint
+from aslfs_pl.trained import LoadError, load_checkpoint
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
             columns = trained.landmarks.selected_columns
         rows = ((sid, predict(frames)) for sid, frames in kaggle_sequences(args.parquet, columns))
         n = write_phrases(args.out, rows)
-    except (DataError, ExportError) as err:
+    except (DataError, ExportError, LoadError) as err:
         sys.exit(f"predict failed: {err}")
     print(f"wrote {n} predictions to {args.out}")
 

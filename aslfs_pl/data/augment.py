@@ -13,6 +13,7 @@ stretches x and y independently.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -248,3 +249,46 @@ class Augmenter:
             hand = self.hands[rng.integers(len(self.hands))]
             pts = hide(pts, hand, rng.random(t) < cfg.hand_drop_rate)
         return pts
+
+
+def mix_sequences(
+    items: list[dict],
+    p: float,
+    rng_for: Callable[[dict], np.random.Generator],
+    max_frames: int,
+    max_target_len: int,
+    min_frames_per_char: float,
+) -> list[dict]:
+    """Sequence mixing (``AugmentConfig.mix_p``) over a batch's items (dicts with ``frames``
+    (T, C), ``phrase`` and ``sequence_id``; ``frames`` None for a skipped row).
+
+    Row i may become sequence i followed by sequence i + 1 of the batch, frames and phrases
+    concatenated (no separator: nothing is signed between them), with probability ``p`` drawn
+    from ``rng_for(item)``, if :func:`mix_fits`. A result longer than ``max_frames`` is resampled
+    to it later like any long sequence (:func:`~aslfs_pl.data.features.fit_length`): at 128
+    frames only ~0.5% of the hard benchmark's pairs would fit without it. Returns ``items``
+    itself when ``p`` is 0.
+    """
+    if p <= 0 or len(items) < 2:
+        return items
+    out = list(items)
+    for i, a in enumerate(items):
+        b = items[(i + 1) % len(items)]
+        if a["frames"] is None or b["frames"] is None:
+            continue
+        rng = rng_for(a)
+        if mix_fits(a, b, max_frames, max_target_len, min_frames_per_char) and rng.random() < p:
+            frames = np.concatenate([a["frames"], b["frames"]])
+            out[i] = {**a, "frames": frames, "phrase": a["phrase"] + b["phrase"]}
+    return out
+
+
+def mix_fits(
+    a: dict, b: dict, max_frames: int, max_target_len: int, min_frames_per_char: float
+) -> bool:
+    """Both phrases fit ``max_target_len``, and after resampling to ``max_frames`` each part
+    keeps ``min_frames_per_char`` frames per character of its phrase."""
+    if len(a["phrase"]) + len(b["phrase"]) >= max_target_len:
+        return False
+    kept = min(1.0, max_frames / (len(a["frames"]) + len(b["frames"])))
+    return all(len(x["frames"]) * kept >= min_frames_per_char * len(x["phrase"]) for x in (a, b))

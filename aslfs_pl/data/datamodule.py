@@ -31,7 +31,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from aslfs_pl import vocab
-from aslfs_pl.data.augment import AugmentConfig, Augmenter
+from aslfs_pl.data.augment import AugmentConfig, Augmenter, mix_sequences
 from aslfs_pl.data.features import fit_length
 from aslfs_pl.data.kaggle import (
     DataError,
@@ -230,34 +230,14 @@ class LandmarkStream(IterableDataset):
         return {**item, "frames": pts.reshape(len(pts), -1)}
 
     def _mixed(self, items: list[dict]) -> list[dict]:
-        """Sequence mixing (``augment.mix_p``): row i may become sequence i followed by sequence
-        i + 1 of the batch, frames and phrases concatenated (no separator: nothing is signed
-        between them), if :meth:`_fits`. A result longer than ``max_frames`` is resampled to it
-        like any long sequence (:func:`~aslfs_pl.data.features.fit_length`): at 128 frames only
-        ~0.5% of the hard benchmark's pairs would fit without it."""
+        """Sequence mixing (:func:`~aslfs_pl.data.augment.mix_sequences`) of a batch's items,
+        drawn from (seed, epoch, sequence) like every augmentation."""
         p = self.augmenter.config.mix_p if self.augmenter is not None else 0.0
-        if p <= 0 or len(items) < 2:
-            return items
-        out = list(items)
-        for i, a in enumerate(items):
-            b = items[(i + 1) % len(items)]
-            if a["frames"] is None or b["frames"] is None:
-                continue
-            rng = np.random.default_rng([self.seed, self.epoch, a["sequence_id"] & 0x7FFFFFFF, 2])
-            if self._fits(a, b) and rng.random() < p:
-                frames = np.concatenate([a["frames"], b["frames"]])
-                out[i] = {**a, "frames": frames, "phrase": a["phrase"] + b["phrase"]}
-        return out
-
-    def _fits(self, a: dict, b: dict) -> bool:
-        """Both phrases fit ``max_target_len``, and after resampling to ``max_frames`` each part
-        keeps ``min_frames_per_char`` frames per character of its phrase."""
-        if len(a["phrase"]) + len(b["phrase"]) >= self.max_target_len:
-            return False
-        kept = min(1.0, self.max_frames / (len(a["frames"]) + len(b["frames"])))
-        return all(
-            len(x["frames"]) * kept >= self.min_frames_per_char * len(x["phrase"]) for x in (a, b)
-        )
+        return mix_sequences(
+            items, p,
+            lambda a: np.random.default_rng([self.seed, self.epoch, a["sequence_id"] & 0x7FFFFFFF, 2]),
+            self.max_frames, self.max_target_len, self.min_frames_per_char,
+        )  # fmt: skip
 
     def _row(self, item: dict) -> tuple[np.ndarray, np.ndarray, int, int, bool]:
         c = len(self.columns)

@@ -24,13 +24,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from aslfs_pl.export_ops import const
+
 _EPS_SCALE = 1e-3  # floor on the per-frame spread, in image units (frames hold ~0.1-0.3)
 MAX_COORDINATE = 100.0  # MediaPipe's normalised coordinates stay within a few units
-
-
-def const(value: float) -> Tensor:
-    """A one-element float tensor: the TFLite converter compares tensors with tensors only."""
-    return torch.tensor([value], dtype=torch.float32)
 
 
 def as_missing_if_absurd(x: Tensor) -> Tensor:

@@ -23,7 +23,7 @@ unrolled decoder makes thousands of nodes (seed model: ~8,400). ``litert_torch.c
 exported program retraced it five more times (export again, pre-convert decompositions, a
 canonicalising retrace, two pre-lowering passes); this pipeline retraces three times in all
 (export, :func:`_decompose`, the lowering's pre-lowering pass): seven retraces before, three now. Layers keep the node count down
-too (:mod:`aslfs_pl.model.export_ops`). Measured: README, "Benchmarks".
+too (:mod:`aslfs_pl.export_ops`). Measured: README, "Benchmarks".
 """
 
 from __future__ import annotations
@@ -40,14 +40,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from aslfs_pl.deploy.contract import ARGS_FILE, MODEL_FILE, SIGNATURE, ZIP_FILE
 from aslfs_pl.deploy.graph import KaggleModel
 from aslfs_pl.deploy.stages import ExportError, Job
 from aslfs_pl.model.seq2seq import Seq2Seq
 
-MODEL_FILE = "model.tflite"
-ARGS_FILE = "inference_args.json"
-ZIP_FILE = "submission.zip"
-SIGNATURE = "serving_default"
 # Stored weights. fp16: halves the file, same speed as fp32 (XNNPACK dequantises at load).
 # int8: dynamic-range quantisation: a quarter of the file and about half the latency.
 WEIGHTS = ("fp16", "fp32", "int8")
@@ -137,8 +134,8 @@ def convert(
         out_dir: output directory (created).
         weights: one of :data:`WEIGHTS`.
         progress: show the stage display (None: when stderr is a terminal).
-        decoding: the route in the graph, ``attention`` or ``ctc`` (see
-            :mod:`aslfs_pl.deploy.graph`).
+        decoding: the route in the graph, a registered decoding
+            (:mod:`aslfs_pl.model.decoding`).
 
     Raises:
         ExportError: naming the stage that failed.

@@ -1,15 +1,12 @@
 """The deployment graph: Kaggle's signature around the network's export form.
 
 ``KaggleModel(net, decoding)(inputs)``: ``inputs`` (T, C) float32 raw columns in
-``selected_columns`` order, any T >= 0, NaN allowed -> ``{"outputs": (L, vocab)}``, decoded by
-Kaggle's per-row argmax:
-- ``attention``: L = max_target_len; row t holds the greedy decoder's logits at step t; rows after
-  the end token hold a one-hot pad (index 59), so Kaggle drops them along with eos (61);
-- ``ctc``: L = T + 1 (the rows below); a row holds a frame's CTC logits where greedy CTC emits a
-  character there, and a one-hot pad elsewhere.
+``selected_columns`` order, any T >= 0, NaN allowed -> ``{"outputs": (K, vocab)}``, decoded by
+Kaggle's per-row argmax; what the K rows hold is the decoding's (``decoding``: a registered one,
+see :mod:`aslfs_pl.model.decoding`).
 
 The network part is :meth:`Seq2Seq.export_form`, built from each layer's own deployment twin
-(:mod:`aslfs_pl.model.export_ops`); :func:`export_twin` checks that the twins cover every trained
+(:mod:`aslfs_pl.export_ops`); :func:`export_twin` checks that the twins cover every trained
 module. This module adds only what Kaggle's signature needs: the frame axis.
 
 How the frame axis changes (T = input frames, F = ``max_frames``), exported as a symbolic
@@ -33,9 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from aslfs_pl.data.features import const
 from aslfs_pl.deploy.stages import ExportError
-from aslfs_pl.model.export_ops import MissingExportForm, export_form
+from aslfs_pl.export_ops import MissingExportForm, const, export_form
 from aslfs_pl.model.seq2seq import Seq2Seq, Seq2SeqExport
 
 
@@ -62,7 +58,7 @@ def export_twin(net: Seq2Seq, decoding: str = "attention") -> Seq2SeqExport:
     if missing:
         raise ExportError(
             f"[check] no export form covers these trained weights: {', '.join(missing)}; give "
-            "each layer an export_form() beside it (aslfs_pl/model/export_ops.py)"
+            "each layer an export_form() beside it (aslfs_pl/export_ops.py)"
         )
     return twin
 

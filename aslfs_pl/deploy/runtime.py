@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from aslfs_pl import vocab
-from aslfs_pl.deploy.convert import ARGS_FILE, MODEL_FILE, SIGNATURE
+from aslfs_pl.deploy.contract import ARGS_FILE, MODEL_FILE, SIGNATURE
 from aslfs_pl.deploy.stages import ExportError
 
 

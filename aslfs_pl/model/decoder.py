@@ -1,6 +1,6 @@
 """Character decoder: teacher-forced forward for training, greedy decoding with a KV cache.
 
-Each layer's deployment twin (``*Export``, see :mod:`aslfs_pl.model.export_ops`) follows it: the
+Each layer's deployment twin (``*Export``, see :mod:`aslfs_pl.export_ops`) follows it: the
 greedy decoder unrolled for a fixed number of steps, one sequence, with a KV cache.
 """
 
@@ -11,8 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aslfs_pl import vocab
-from aslfs_pl.data.features import const
-from aslfs_pl.model.export_ops import ExportForm, export_form, linear, normalise
+from aslfs_pl.export_ops import ExportForm, const, export_form, linear, normalise
 from aslfs_pl.model.layers import MLP, Attention, attention_bias, sinusoidal_positions
 
 

@@ -1,7 +1,7 @@
 """Landmark embedding and the encoder stack.
 
 Frame count is unchanged throughout: (B, T, C) raw columns -> (B, T, D) encoded frames.
-Each layer's deployment twin (``*Export``, see :mod:`aslfs_pl.model.export_ops`) follows it; the
+Each layer's deployment twin (``*Export``, see :mod:`aslfs_pl.export_ops`) follows it; the
 twins run on (n, D) frames of one sequence, n symbolic.
 """
 
@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from aslfs_pl.data.features import const
-from aslfs_pl.model.export_ops import (
+from aslfs_pl.export_ops import (
     ExportForm,
     bn_scale_shift,
+    const,
     export_form,
     linear,
     normalise,

@@ -4,7 +4,7 @@ Attention is written as explicit matmuls + softmax (no fused kernel) so that the
 on CPU/GPU/TPU and lower to TFLite. Masks are boolean, True = may attend; every query row keeps at
 least one True (its own position, or the first key) so no softmax row is empty.
 
-Each layer's deployment twin (``*Export``, see :mod:`aslfs_pl.model.export_ops`) follows it.
+Each layer's deployment twin (``*Export``, see :mod:`aslfs_pl.export_ops`) follows it.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from aslfs_pl.data.features import const
-from aslfs_pl.model.export_ops import (
+from aslfs_pl.export_ops import (
     ExportForm,
     bn_scale_shift,
+    const,
     fold_norm,
     linear,
     normalise,

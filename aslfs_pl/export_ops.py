@@ -34,6 +34,11 @@ from torch import Tensor, nn
 Linear = tuple[Tensor, Tensor]  # (weight transposed (in, out), bias (out,))
 
 
+def const(value: float) -> Tensor:
+    """A one-element float tensor: the TFLite converter compares tensors with tensors only."""
+    return torch.tensor([value], dtype=torch.float32)
+
+
 def linear(x: Tensor, weights: Linear) -> Tensor:
     """``x @ w + b`` with ``w`` stored transposed: (n, in) -> (n, out)."""
     w_t, b = weights
@@ -121,6 +126,6 @@ def export_form(module: nn.Module, *args, **kwargs) -> ExportForm:
     if make is None:
         raise MissingExportForm(
             f"layer {type(module).__name__} has no export_form(): write its deployment twin "
-            "beside it (see aslfs_pl/model/export_ops.py)"
+            "beside it (see aslfs_pl/export_ops.py)"
         )
     return make(*args, **kwargs)

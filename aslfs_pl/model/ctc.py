@@ -1,0 +1,121 @@
+"""CTC over the encoder's per-frame head (Graves et al. 2006): greedy read-out, the forward
+algorithm, and a loss built from it.
+
+Written once, with ops that lower to TFLite, and used by the training loss
+(:func:`ctc_loss_unrolled` on torch-xla), by the ``ctc`` and ``joint`` decodings and by their
+export forms (:mod:`aslfs_pl.model.decoding`). The blank is pad; sos/eos are never CTC targets.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from aslfs_pl import vocab
+
+_TINY = 1e-30  # floor of a probability before its log (an impossible alignment)
+
+
+def ctc_greedy(logits: Tensor, valid: Tensor) -> Tensor:
+    """Greedy CTC decoding, frame by frame (Graves et al. 2006): (B, T, V) logits, (B, T) frame
+    mask -> (B, T) tokens.
+
+    A frame emits its best class when that class is a character (pad is the blank; sos/eos are
+    never targets), differs from the previous frame's best class (repeats merge; a blank between
+    two equal characters keeps both) and the frame is not after the last valid frame (the CTC
+    loss's input length); every other frame gives pad, which decodes to nothing.
+    """
+    best = logits.argmax(-1)  # (B, T)
+    previous = torch.cat([torch.full_like(best[:, :1], vocab.PAD), best[:, :-1]], 1)
+    emit = frames_inside(valid) & (best < vocab.NUM_CHARACTERS) & (best != previous)
+    return torch.where(emit, best, torch.full_like(best, vocab.PAD))
+
+
+def frames_inside(valid: Tensor) -> Tensor:
+    """(B, T) frames up to the last valid one."""
+    position = torch.arange(1, valid.shape[1] + 1, device=valid.device)
+    return position <= (position * valid).amax(1, keepdim=True)
+
+
+def blank_after_end(probs: Tensor, inside: Tensor) -> Tensor:
+    """Frames outside the sequence (``inside`` False) become the blank with probability 1."""
+    blank = F.one_hot(torch.tensor(vocab.PAD), probs.shape[-1]).to(probs)
+    return torch.where(inside.unsqueeze(-1), probs, blank)
+
+
+def ctc_log_likelihood(probs: Tensor, phrases: Tensor) -> Tensor:
+    """log P(phrase | frames) under CTC (the forward algorithm), for several phrases at once.
+
+    A product of per-frame transition matrices, renormalised every frame (so no log-space
+    arithmetic is needed), unrolled over the static frame count F.
+
+    Args:
+        probs: (B, F, V) per-frame class probabilities; frames after the sequence must be the
+            blank (pad) with probability 1.
+        phrases: (B, H, L) float tokens in the decoder's layout: characters, eos, pad
+            (:func:`aslfs_pl.model.decoding.joint.compact`).
+
+    Returns:
+        (B, H) log-likelihoods; an impossible phrase (more characters than frames allow) gets
+        a large negative value instead of -inf.
+    """
+    b, h, length = phrases.shape
+    f, v = probs.shape[1], probs.shape[2]
+    labels = phrases[..., : length - 1]  # (B, H, L-1): a phrase has at most L - 1 characters
+    s = 2 * (length - 1) + 1  # states: blank, c1, blank, c2, ..., blank
+    state = torch.arange(s, dtype=torch.float32, device=probs.device)
+    spread = (torch.arange(length - 1, device=probs.device).unsqueeze(1) * 2 + 1 == state).to(
+        torch.float32
+    )  # (L-1, S): character k sits at state 2k + 1
+    is_label = spread.sum(0)  # (S,)
+    ext = labels @ spread + (1.0 - is_label) * vocab.PAD  # (B, H, S) class of each state
+    chars = (labels < vocab.NUM_CHARACTERS - 0.5).to(torch.float32).sum(-1, keepdim=True)
+    used = (state <= 2 * chars).to(torch.float32)  # (B, H, S) states of this phrase
+    classes = torch.arange(v, dtype=torch.float32, device=probs.device)
+    onehot = ((ext.unsqueeze(-1) - classes) ** 2 < 0.25).to(torch.float32)  # (B, H, S, V)
+    emit = (probs @ onehot.reshape(b, h * s, v).transpose(1, 2)).reshape(b, f, h, s)
+    before2 = torch.cat([torch.full_like(ext[..., :2], -1.0), ext[..., :-2]], -1)
+    skip = is_label * ((ext - before2) ** 2 > 0.25).to(torch.float32)  # (B, H, S)
+    eye = torch.eye(s, device=probs.device)
+    sub1 = torch.diag(torch.ones(s - 1, device=probs.device), -1)
+    sub2 = torch.diag(torch.ones(s - 2, device=probs.device), -2)
+    move = (eye + sub1 + sub2 * skip.unsqueeze(-1)) * used.unsqueeze(-1)  # (B, H, S, S)
+    alpha = emit[:, 0] * (state < 1.5).to(torch.float32) * used  # (B, H, S)
+    scales = []
+    for t in range(f):
+        if t:
+            alpha = (move @ alpha.unsqueeze(-1))[..., 0] * emit[:, t]
+        z = torch.clamp(alpha.sum(-1, keepdim=True), min=_TINY)
+        scales.append(z)
+        alpha = alpha / z
+    last = (state - 2 * chars) ** 2 < 0.25  # (B, H, S): the final blank
+    final = (last | ((state - 2 * chars + 1) ** 2 < 0.25)).to(torch.float32)  # or last char
+    end = torch.clamp((alpha * final).sum(-1), min=_TINY)
+    return torch.log(torch.cat(scales, -1)).sum(-1) + torch.log(end)
+
+
+def ctc_loss_unrolled(logits: Tensor, valid: Tensor, target: Tensor) -> Tensor:
+    """``F.ctc_loss`` (blank = pad, ``zero_infinity``) per row, from tensor ops only.
+
+    :func:`ctc_log_likelihood` with its loop unrolled over the frames, so a device without a CTC
+    kernel (torch-xla: ``F.ctc_loss`` falls back to the CPU, two device-to-host transfers a step)
+    runs it in the step's own graph.
+
+    Args:
+        logits: (B, T, V) per-frame CTC logits.
+        valid: (B, T) frame mask; frames after the last valid one are not read.
+        target: (B, L) target tokens: characters, then eos / pad.
+
+    Returns:
+        (B,) negative log-likelihoods; 0 for a target that no alignment fits in the frames.
+    """
+    chars = target < vocab.NUM_CHARACTERS
+    phrases = torch.where(chars, target, torch.full_like(target, vocab.PAD)).float()
+    position = torch.arange(1, valid.shape[1] + 1, device=valid.device)
+    length = (position * valid).amax(1, keepdim=True).clamp(min=1)  # as the CTC input length
+    probs = blank_after_end(torch.softmax(logits.float(), -1), position <= length)
+    nll = -ctc_log_likelihood(probs, phrases.unsqueeze(1))[:, 0]
+    repeats = (chars[:, 1:] & chars[:, :-1] & (target[:, 1:] == target[:, :-1])).sum(1)
+    fits = chars.sum(1) + repeats <= length[:, 0]
+    return torch.where(fits, nll, torch.zeros_like(nll))
