@@ -103,10 +103,12 @@ class EMA(EMAWeightAveraging):
         if update_every_n_steps < 0:
             raise ValueError(f"EMA update_every_n_steps = {update_every_n_steps}: >= 0 (0: none)")
         super().__init__(
-            use_buffers=use_buffers, decay=decay, update_every_n_steps=update_every_n_steps,
+            use_buffers=use_buffers,
+            decay=decay,
+            update_every_n_steps=update_every_n_steps,
             update_starting_at_step=update_starting_at_step,
             update_starting_at_epoch=update_starting_at_epoch,
-        )  # fmt: skip
+        )
         self.decay = decay
         self._started = False  # the average holds at least one update
         if os.environ.get("XLA_ENABLE_PARAM_ALIASING") != "0":

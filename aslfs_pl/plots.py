@@ -109,8 +109,14 @@ def plot_sequence(
             ax.scatter(pts[f, :, 0], pts[f, :, 1], s=3, c=color)
         for pts, color, name in ((left, "tab:blue", "L"), (right, "tab:red", "R")):
             if np.isnan(pts[f]).all():
-                ax.text(0.02, 0.95 if name == "L" else 0.88, f"{name} hand: NaN",
-                        transform=ax.transAxes, fontsize=7, color=color)  # fmt: skip
+                ax.text(
+                    0.02,
+                    0.95 if name == "L" else 0.88,
+                    f"{name} hand: NaN",
+                    transform=ax.transAxes,
+                    fontsize=7,
+                    color=color,
+                )
                 continue
             for a, b in HAND_EDGES:
                 ax.plot(pts[f, [a, b], 0], pts[f, [a, b], 1], c=color, lw=1)

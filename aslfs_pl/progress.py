@@ -28,9 +28,14 @@ def display(enabled: bool | None = None) -> Progress:
     if enabled is None:
         enabled = sys.stderr.isatty()
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TimeRemainingColumn(), console=Console(file=sys.stderr), disable=not enabled,
-    )  # fmt: skip
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=Console(file=sys.stderr),
+        disable=not enabled,
+    )
 
 
 def bar(

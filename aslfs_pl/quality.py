@@ -44,9 +44,11 @@ def fit_and_score(args: list[str], root: Path, metric: str = "val/score") -> dic
         if name.startswith("val/score")
     }
     return {
-        **scores[metric], "epochs": max(metrics[metric]) + 1, "seconds": seconds,
+        **scores[metric],
+        "epochs": max(metrics[metric]) + 1,
+        "seconds": seconds,
         "scores": scores,
-    }  # fmt: skip
+    }
 
 
 def with_metric(row: dict, metric: str) -> dict:

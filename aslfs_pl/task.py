@@ -144,9 +144,11 @@ class Seq2SeqTask(L.LightningModule):
         logits, ctc_logits, valid = self.net.forward_train(batch["landmarks"], inputs)
         mask = target != vocab.PAD
         ce = F.cross_entropy(
-            logits.float().transpose(1, 2), target, reduction="none",
+            logits.float().transpose(1, 2),
+            target,
+            reduction="none",
             label_smoothing=self.hparams.label_smoothing,
-        )  # fmt: skip
+        )
         weight = mask.float()
         loss = (ce * weight).sum() / weight.sum().clamp(min=1.0)
         if ctc_logits is not None:
@@ -167,9 +169,14 @@ class Seq2SeqTask(L.LightningModule):
             input_lengths = (position * valid).amax(1).clamp(min=1)  # up to the last real frame
             log_probs = F.log_softmax(ctc_logits.float(), -1).transpose(0, 1)  # (T, B, V)
             per_row = F.ctc_loss(
-                log_probs, torch.where(chars, target, 0), input_lengths, target_lengths,
-                blank=vocab.PAD, reduction="none", zero_infinity=True,
-            )  # fmt: skip
+                log_probs,
+                torch.where(chars, target, 0),
+                input_lengths,
+                target_lengths,
+                blank=vocab.PAD,
+                reduction="none",
+                zero_infinity=True,
+            )
         per_row = torch.where(target_lengths > 0, per_row, torch.zeros_like(per_row))
         return per_row.sum() / target_lengths.sum().clamp(min=1)
 
@@ -189,9 +196,13 @@ class Seq2SeqTask(L.LightningModule):
         files, ...): summed over the epoch and the replicas, as ``<stage>/skipped``."""
         if "skipped" in batch:
             self.log(
-                f"{stage}/skipped", batch["skipped"].sum().float(), on_step=False, on_epoch=True,
-                reduce_fx="sum", sync_dist=True,
-            )  # fmt: skip
+                f"{stage}/skipped",
+                batch["skipped"].sum().float(),
+                on_step=False,
+                on_epoch=True,
+                reduce_fx="sum",
+                sync_dist=True,
+            )
 
     def _awp_on(self) -> bool:
         epochs = max(1, self.trainer.max_epochs or 1)
@@ -287,9 +298,10 @@ class Seq2SeqTask(L.LightningModule):
         """The weight matrices: weight decay and AWP apply to them (not to biases, norms and
         the token embedding)."""
         return [
-            p for name, p in self.net.named_parameters()
+            p
+            for name, p in self.net.named_parameters()
             if p.ndim >= 2 and not name.startswith("decoder.embed.")
-        ]  # fmt: skip
+        ]
 
     def configure_optimizers(self):
         decay = self._decayed()
@@ -303,9 +315,11 @@ class Seq2SeqTask(L.LightningModule):
             opt = self.optimizer_factory(groups)
         else:
             opt = torch.optim.RAdam(
-                groups, lr=self.hparams.lr, decoupled_weight_decay=True,
+                groups,
+                lr=self.hparams.lr,
+                decoupled_weight_decay=True,
                 weight_decay=self.hparams.weight_decay,
-            )  # fmt: skip
+            )
         if self.hparams.lookahead_k > 0:
             opt = Lookahead(opt, self.hparams.lookahead_k, self.hparams.lookahead_alpha)
         total = max(1, int(self.trainer.estimated_stepping_batches))

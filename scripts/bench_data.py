@@ -41,9 +41,14 @@ def main() -> None:
     columns = landmarks.selected_columns
 
     stream = LandmarkStream(
-        index, landmarks, batch_size=args.batch_size, max_frames=args.max_frames,
-        max_target_len=32, train=True, shuffle_buffer=1000,
-    )  # fmt: skip
+        index,
+        landmarks,
+        batch_size=args.batch_size,
+        max_frames=args.max_frames,
+        max_target_len=32,
+        train=True,
+        shuffle_buffer=1000,
+    )
 
     def streaming() -> int:
         return sum(len(b["tokens"]) for b in stream)
@@ -71,8 +76,10 @@ def main() -> None:
     t_stream, t_naive = best["streaming"], best["naive"]
 
     s_rate, n_rate = n_stream / t_stream, n_naive / t_naive
-    print(f"sequences: {n_stream} streamed, {n_naive} naive; columns {len(columns)}; "
-          f"max_frames {args.max_frames}")  # fmt: skip
+    print(
+        f"sequences: {n_stream} streamed, {n_naive} naive; columns {len(columns)}; "
+        f"max_frames {args.max_frames}"
+    )
     print(f"streaming (augmented, padded batches): {s_rate:8.0f} sequences/s")
     print(f"naive pandas read + filter (no augment): {n_rate:8.0f} sequences/s")
     print(f"ratio: {s_rate / n_rate:.1f}x")

@@ -123,10 +123,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--ckpt", help="a training checkpoint (else: training CLI arguments)")
     p.add_argument("--sequences", type=int, default=40)
     p.add_argument("--out", default="artifacts/bench")
-    p.add_argument("--weights", nargs="*", choices=WEIGHTS, default=list(WEIGHTS),
-                   help="weight types to convert and time (none: time --baseline files only)")  # fmt: skip
-    p.add_argument("--decodings", nargs="*", choices=list(DECODINGS), default=["attention"],
-                   help="TFLite routes to convert and time")  # fmt: skip
+    p.add_argument(
+        "--weights",
+        nargs="*",
+        choices=WEIGHTS,
+        default=list(WEIGHTS),
+        help="weight types to convert and time (none: time --baseline files only)",
+    )
+    p.add_argument(
+        "--decodings",
+        nargs="*",
+        choices=list(DECODINGS),
+        default=["attention"],
+        help="TFLite routes to convert and time",
+    )
     p.add_argument("--baseline", nargs="*", default=[], help="earlier .tflite files to time too")
     p.add_argument("--rounds", type=int, default=3, help="timing passes per model")
     args, config_args = p.parse_known_args(argv)
@@ -148,14 +158,18 @@ def main(argv: list[str] | None = None) -> None:
 def run(args: argparse.Namespace, trained) -> None:
     net, columns = trained.net, trained.landmarks.selected_columns
     c, f = len(columns), net.config.max_frames
-    print(f"model: {net.num_parameters() / 1e6:.2f}M parameters, max_frames "
-          f"{f}, {net.config.max_target_len} decoder steps")  # fmt: skip
+    print(
+        f"model: {net.num_parameters() / 1e6:.2f}M parameters, max_frames "
+        f"{f}, {net.config.max_target_len} decoder steps"
+    )
 
     rng = np.random.default_rng(0)
     lengths = kaggle_lengths(args.sequences, rng)
     xs = inputs_for(lengths, c, rng)
-    print(f"lengths: mean {lengths.mean():.0f}, median {np.median(lengths):.0f}, "
-          f"max {lengths.max()}; {(lengths > f).sum()} longer than max_frames")  # fmt: skip
+    print(
+        f"lengths: mean {lengths.mean():.0f}, median {np.median(lengths):.0f}, "
+        f"max {lengths.max()}; {(lengths > f).sum()} longer than max_frames"
+    )
 
     out = Path(args.out)
     runners = {}
@@ -166,8 +180,10 @@ def run(args: argparse.Namespace, trained) -> None:
                 net, columns, out / name.replace(" ", "_"), weights=weights, decoding=decoding
             )
             stages = ", ".join(f"{k} {v:.1f}s" for k, v in result.stage_seconds.items())
-            print(f"[{name}] conversion {result.seconds:.1f}s ({stages}); file size "
-                  f"{result.size_bytes / 1e6:.1f} MB")  # fmt: skip
+            print(
+                f"[{name}] conversion {result.seconds:.1f}s ({stages}); file size "
+                f"{result.size_bytes / 1e6:.1f} MB"
+            )
             runners[name] = TFLiteRunner(result.model_path, num_threads=1)
     for path in args.baseline:
         runners[f"baseline {path}"] = TFLiteRunner(path, num_threads=1)
@@ -199,19 +215,25 @@ def run(args: argparse.Namespace, trained) -> None:
             net.generate(padded[1])
         padded_gflop = counter.get_total_flops() / 1e9
     floor = np.array(needed) / rate * 1000
-    print(f"matmul rate (1 thread, best of {', '.join(f'{r:.1f}' for r in rates)}): "
-          f"{rate:.1f} GFLOP/s; needed work: median "
-          f"{np.median(needed):.2f} GFLOP = {np.median(floor):.1f} ms floor (training path, "
-          f"{f} frames: {padded_gflop:.2f} GFLOP = {padded_gflop / rate * 1000:.1f} ms)")  # fmt: skip
+    print(
+        f"matmul rate (1 thread, best of {', '.join(f'{r:.1f}' for r in rates)}): "
+        f"{rate:.1f} GFLOP/s; needed work: median "
+        f"{np.median(needed):.2f} GFLOP = {np.median(floor):.1f} ms floor (training path, "
+        f"{f} frames: {padded_gflop:.2f} GFLOP = {padded_gflop / rate * 1000:.1f} ms)"
+    )
     ref = min(np.median(ref_own), np.median(ref_pad))
-    print(f"PyTorch greedy without KV cache, 1 thread: median {np.median(ref_own):.1f} ms on the "
-          f"sequence's own frames, {np.median(ref_pad):.1f} ms padded to {f}")  # fmt: skip
+    print(
+        f"PyTorch greedy without KV cache, 1 thread: median {np.median(ref_own):.1f} ms on the "
+        f"sequence's own frames, {np.median(ref_pad):.1f} ms padded to {f}"
+    )
     for name, ms in latency.items():
-        print(f"[{name}] TFLite, 1 thread: median {np.median(ms):.1f} ms, p90 "
-              f"{np.percentile(ms, 90):.1f} ms; median / floor {np.median(ms) / np.median(floor):.2f}x"
-              f" (per-sequence ratio: median {np.median(ms / floor):.2f}x); speed-up over "
-              f"PyTorch without cache {ref / np.median(ms):.2f}x; median of each round "
-              f"{', '.join(f'{np.median(m):.1f}' for m in rounds[name])} ms")  # fmt: skip
+        print(
+            f"[{name}] TFLite, 1 thread: median {np.median(ms):.1f} ms, p90 "
+            f"{np.percentile(ms, 90):.1f} ms; median / floor {np.median(ms) / np.median(floor):.2f}x"
+            f" (per-sequence ratio: median {np.median(ms / floor):.2f}x); speed-up over "
+            f"PyTorch without cache {ref / np.median(ms):.2f}x; median of each round "
+            f"{', '.join(f'{np.median(m):.1f}' for m in rounds[name])} ms"
+        )
 
 
 if __name__ == "__main__":

@@ -26,8 +26,7 @@ from pathlib import Path
 
 from aslfs_pl.quality import Results, fit_and_score, with_metric
 
-EMA = ("--trainer.callbacks+=aslfs_pl.callbacks.EMA",
-       "--trainer.callbacks.decay=0.99")  # fmt: skip
+EMA = ("--trainer.callbacks+=aslfs_pl.callbacks.EMA", "--trainer.callbacks.decay=0.99")
 SUPPLEMENTAL = ("--data.sources", "[train, supplemental]", "--data.val_sources", "[train]")
 
 
@@ -127,11 +126,17 @@ def epochs_of(name: str, epochs: int) -> int:
 def fit_args(name: str, seed: int, epochs: int, data: str, extra: list[str]) -> list[str]:
     """The recipe's ``fit.py`` arguments for a baseline budget of ``epochs``."""
     return [
-        "--config", "configs/quickstart.yaml", *RECIPES[name].switches,
+        "--config",
+        "configs/quickstart.yaml",
+        *RECIPES[name].switches,
         *extra,  # then the seed, the budget and the data: a --config in ``extra`` keeps them
-        "--seed_everything", str(seed), "--trainer.max_epochs", str(epochs_of(name, epochs)),
-        "--data.data_dir", data,
-    ]  # fmt: skip
+        "--seed_everything",
+        str(seed),
+        "--trainer.max_epochs",
+        str(epochs_of(name, epochs)),
+        "--data.data_dir",
+        data,
+    ]
 
 
 if __name__ == "__main__":

@@ -157,12 +157,25 @@ def main(argv: list[str] | None = None) -> None:
     timer = StepTimer(args.warmup, args.steps)
     with tempfile.TemporaryDirectory() as root:
         built = cli.main(
-            ["fit", *fit_args, "--trainer.max_steps", str(args.warmup + args.steps),
-             "--trainer.limit_val_batches", "0", "--trainer.num_sanity_val_steps", "0",
-             "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-             "--trainer.default_root_dir", root],
-            run=False, trainer_defaults={"callbacks": [timer]},
-        )  # fmt: skip
+            [
+                "fit",
+                *fit_args,
+                "--trainer.max_steps",
+                str(args.warmup + args.steps),
+                "--trainer.limit_val_batches",
+                "0",
+                "--trainer.num_sanity_val_steps",
+                "0",
+                "--trainer.enable_progress_bar",
+                "false",
+                "--trainer.enable_model_summary",
+                "false",
+                "--trainer.default_root_dir",
+                root,
+            ],
+            run=False,
+            trainer_defaults={"callbacks": [timer]},
+        )
         task, dm, trainer = built.model, built.datamodule, built.trainer
         per_sequence = flops_per_sequence(task, next(iter(RandomBatches(dm, 1))))
         if args.compile:
@@ -180,17 +193,23 @@ def main(argv: list[str] | None = None) -> None:
     achieved = per_sequence * sequences / 1e12
     peak, source = peak_tflops(device, args.peak_tflops)
     mfu = f"{achieved / peak:.1%} of {peak:.3g} TFLOP/s ({source})" if peak else source
-    print(f"device {device} x {replicas}, precision {trainer.precision}, data {args.data}"
-          f"{', compiled' if args.compile else ''}; {task.net.num_parameters() / 1e6:.2f}M "
-          f"parameters, batch {dm.batch_size} x {dm.max_frames} frames per replica")  # fmt: skip
-    print(f"step {step * 1000:.1f} ms: {sequences:.1f} sequences/s; "
-          f"{per_sequence / 1e9:.2f} GFLOP per sequence (forward + backward) = "
-          f"{achieved:.3f} TFLOP/s; MFU {mfu}")  # fmt: skip
+    print(
+        f"device {device} x {replicas}, precision {trainer.precision}, data {args.data}"
+        f"{', compiled' if args.compile else ''}; {task.net.num_parameters() / 1e6:.2f}M "
+        f"parameters, batch {dm.batch_size} x {dm.max_frames} frames per replica"
+    )
+    print(
+        f"step {step * 1000:.1f} ms: {sequences:.1f} sequences/s; "
+        f"{per_sequence / 1e9:.2f} GFLOP per sequence (forward + backward) = "
+        f"{achieved:.3f} TFLOP/s; MFU {mfu}"
+    )
     if args.data == "real":
         rate, workers = loader_rate(dm, args.loader_batches)
-        print(f"loader alone: {rate:.1f} sequences/s with {workers} worker(s) = "
-              f"{rate / workers:.1f} per worker; this step rate needs "
-              f"{sequences / replicas / (rate / workers):.1f} workers per replica")  # fmt: skip
+        print(
+            f"loader alone: {rate:.1f} sequences/s with {workers} worker(s) = "
+            f"{rate / workers:.1f} per worker; this step rate needs "
+            f"{sequences / replicas / (rate / workers):.1f} workers per replica"
+        )
 
 
 if __name__ == "__main__":

@@ -14,8 +14,9 @@ from aslfs_pl.plots import plot_training_curves
 
 
 def newest_metrics(run_dir: str) -> Path | None:
-    files = sorted(Path(run_dir).glob("lightning_logs/version_*/metrics.csv"),
-                   key=lambda p: p.stat().st_mtime)  # fmt: skip
+    files = sorted(
+        Path(run_dir).glob("lightning_logs/version_*/metrics.csv"), key=lambda p: p.stat().st_mtime
+    )
     return files[-1] if files else None
 
 

@@ -33,13 +33,29 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--ckpt", help="a training checkpoint (.ckpt)")
     p.add_argument("--out", required=True, help="output directory")
     prec = p.add_mutually_exclusive_group()
-    prec.add_argument("--fp16", dest="weights", action="store_const", const="fp16",
-                      default="fp16", help="fp16 weights (default)")  # fmt: skip
-    prec.add_argument("--fp32", dest="weights", action="store_const", const="fp32",
-                      help="fp32 weights (twice the file, same speed)")  # fmt: skip
-    prec.add_argument("--int8", dest="weights", action="store_const", const="int8",
-                      help="int8 dynamic-range weights (smaller file, ~2x faster on this CPU; may "
-                           "flip near-tie tokens: check the score with aslfs-evaluate)")  # fmt: skip
+    prec.add_argument(
+        "--fp16",
+        dest="weights",
+        action="store_const",
+        const="fp16",
+        default="fp16",
+        help="fp16 weights (default)",
+    )
+    prec.add_argument(
+        "--fp32",
+        dest="weights",
+        action="store_const",
+        const="fp32",
+        help="fp32 weights (twice the file, same speed)",
+    )
+    prec.add_argument(
+        "--int8",
+        dest="weights",
+        action="store_const",
+        const="int8",
+        help="int8 dynamic-range weights (smaller file, ~2x faster on this CPU; may "
+        "flip near-tie tokens: check the score with aslfs-evaluate)",
+    )
     p.add_argument(
         "--decoding",
         choices=list(DECODINGS),
@@ -63,8 +79,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"model: {net.num_parameters() / 1e6:.2f}M parameters, {len(columns)} input columns")
         decoding = args.decoding or trained.decoding
         result = convert(net, columns, args.out, weights=args.weights, decoding=decoding)
-        print(f"wrote {result.zip_path} ({result.size_bytes / 1e6:.1f} MB model, "
-              f"{args.weights}, {decoding} decoding) in {result.seconds:.0f}s")  # fmt: skip
+        print(
+            f"wrote {result.zip_path} ({result.size_bytes / 1e6:.1f} MB model, "
+            f"{args.weights}, {decoding} decoding) in {result.seconds:.0f}s"
+        )
         if not args.no_check:
             with Job("parity", ["check"]) as job, job.stage("check"):
                 report = parity_report(

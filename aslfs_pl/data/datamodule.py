@@ -234,10 +234,15 @@ class LandmarkStream(IterableDataset):
         drawn from (seed, epoch, sequence) like every augmentation."""
         p = self.augmenter.config.mix_p if self.augmenter is not None else 0.0
         return mix_sequences(
-            items, p,
-            lambda a: np.random.default_rng([self.seed, self.epoch, a["sequence_id"] & 0x7FFFFFFF, 2]),
-            self.max_frames, self.max_target_len, self.min_frames_per_char,
-        )  # fmt: skip
+            items,
+            p,
+            lambda a: np.random.default_rng(
+                [self.seed, self.epoch, a["sequence_id"] & 0x7FFFFFFF, 2]
+            ),
+            self.max_frames,
+            self.max_target_len,
+            self.min_frames_per_char,
+        )
 
     def _row(self, item: dict) -> tuple[np.ndarray, np.ndarray, int, int, bool]:
         c = len(self.columns)
@@ -306,9 +311,12 @@ class LandmarkStream(IterableDataset):
         if skipped:
             log.warning(
                 "%s shard %d (epoch %d): %d sequences used as empty rows: %s",
-                "train" if self.train else "eval", shard_id, self.epoch, sum(skipped.values()),
+                "train" if self.train else "eval",
+                shard_id,
+                self.epoch,
+                sum(skipped.values()),
                 dict(skipped),
-            )  # fmt: skip
+            )
 
 
 class _EpochLoader(DataLoader):
@@ -381,8 +389,11 @@ class KaggleDataModule(L.LightningDataModule):
             raise ValueError(f"data.test_split = {test_split!r}: choose 'val' or 'all'")
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"data.val_fraction = {val_fraction}: must lie in [0, 1)")
-        for name, value in (("max_frames", max_frames), ("max_target_len", max_target_len),
-                            ("batch_size", batch_size)):  # fmt: skip
+        for name, value in (
+            ("max_frames", max_frames),
+            ("max_target_len", max_target_len),
+            ("batch_size", batch_size),
+        ):
             if value < 1:
                 raise ValueError(f"data.{name} = {value}: must be >= 1")
         self.data_dir = data_dir
@@ -471,8 +482,12 @@ class KaggleDataModule(L.LightningDataModule):
         train, val = self.split(index)
         log.info(
             "data: %d sequences (%d train, %d validation by %s) in %d files",
-            len(index), len(train), len(val), self.val_by, len(np.unique(index.path)),
-        )  # fmt: skip
+            len(index),
+            len(train),
+            len(val),
+            self.val_by,
+            len(np.unique(index.path)),
+        )
         common = dict(
             landmarks=self.landmarks,
             batch_size=self.batch_size,
@@ -511,10 +526,15 @@ class KaggleDataModule(L.LightningDataModule):
             )
         log.info("data: %d sequences to test / predict (%s)", len(index), self.test_split)
         self.test_set = LandmarkStream(
-            index, self.landmarks, batch_size=self.batch_size, max_frames=self.max_frames,
-            max_target_len=self.max_target_len, train=False, seed=self.seed,
+            index,
+            self.landmarks,
+            batch_size=self.batch_size,
+            max_frames=self.max_frames,
+            max_target_len=self.max_target_len,
+            train=False,
+            seed=self.seed,
             num_workers=self.num_workers,
-        )  # fmt: skip
+        )
 
     def _state(self) -> tuple[int, int, int]:
         trainer = self.trainer

@@ -62,9 +62,12 @@ class SequenceIndex:
 
     def subset(self, keep: np.ndarray) -> SequenceIndex:
         return SequenceIndex(
-            self.path[keep], self.sequence_id[keep], self.participant_id[keep], self.phrase[keep],
+            self.path[keep],
+            self.sequence_id[keep],
+            self.participant_id[keep],
+            self.phrase[keep],
             self.source[keep],
-        )  # fmt: skip
+        )
 
 
 def read_csv_index(csv_path: Path) -> pa.Table:
@@ -136,8 +139,11 @@ def load_index(
         shown = sorted(set(ids[repeated].tolist()))
         log.warning(
             "dropping %d index rows whose sequence_id is listed earlier (the first row is "
-            "kept): ids %s%s", repeated.sum(), shown[:10], " ..." if len(shown) > 10 else "",
-        )  # fmt: skip
+            "kept): ids %s%s",
+            repeated.sum(),
+            shown[:10],
+            " ..." if len(shown) > 10 else "",
+        )
     keep = ~(bad_char | too_long | empty | repeated)
     paths = np.array([str(root / p) for p in table.column("path").to_pylist()], object)
     index = SequenceIndex(
@@ -159,8 +165,10 @@ def missing_if_absurd(data: np.ndarray, where: str) -> np.ndarray:
     if bad.any():
         log.warning(
             "%s: %d values not finite or beyond +-%g read as missing landmarks",
-            where, int(bad.sum()), MAX_COORDINATE,
-        )  # fmt: skip
+            where,
+            int(bad.sum()),
+            MAX_COORDINATE,
+        )
         data = np.where(bad, np.float32(np.nan), data)
     return data
 

@@ -169,9 +169,14 @@ def convert(
             args_path = write_inference_args(out, selected_columns)
             zip_path = write_submission(out, model_path, args_path)
     return ExportResult(
-        model_path, args_path, zip_path, model_path.stat().st_size, job.elapsed, weights,
+        model_path,
+        args_path,
+        zip_path,
+        model_path.stat().st_size,
+        job.elapsed,
+        weights,
         dict(job.seconds),
-    )  # fmt: skip
+    )
 
 
 def _decompose(program: torch.export.ExportedProgram) -> torch.export.ExportedProgram:

@@ -55,9 +55,11 @@ class ParityReport:
         rule = "near-tie flips allowed" if self.allow_near_ties else "texts must be equal"
         lines = [f"parity (tolerance {self.tolerance:g} on logits; {rule}):"]
         for row in self.rows:
-            text = "equal" if row.same_text else (
-                f"DIFFERENT from step {row.diverged_at} (PyTorch margin {row.margin:.3f})"
-            )  # fmt: skip
+            text = (
+                "equal"
+                if row.same_text
+                else (f"DIFFERENT from step {row.diverged_at} (PyTorch margin {row.margin:.3f})")
+            )
             flag = "" if self.row_ok(row) else "  <- FAILED"
             lines.append(f"  T={row.frames:5d}: text {text}, max |diff| {row.max_diff:.2e}{flag}")
         lines.append(f"texts equal: {self.same_texts}/{len(self.rows)}")

@@ -29,9 +29,13 @@ class DecoderBlock(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(
-        self, y: Tensor, self_mask: Tensor | None, cross_kv: tuple[Tensor, Tensor],
-        cross_mask: Tensor, cache: tuple[Tensor, Tensor] | None = None,
-    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:  # fmt: skip
+        self,
+        y: Tensor,
+        self_mask: Tensor | None,
+        cross_kv: tuple[Tensor, Tensor],
+        cross_mask: Tensor,
+        cache: tuple[Tensor, Tensor] | None = None,
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         """(B, L, D) -> (B, L, D) and this layer's self-attention keys/values.
 
         With ``cache`` (keys/values of the earlier positions) ``y`` holds only the new
@@ -60,9 +64,12 @@ class DecoderBlockExport(ExportForm):
         self.mlp = export_form(block.mlp, block.mlp_norm)
 
     def step(
-        self, y: Tensor, cache: tuple[Tensor, Tensor] | None, cross_kv: tuple[Tensor, Tensor],
+        self,
+        y: Tensor,
+        cache: tuple[Tensor, Tensor] | None,
+        cross_kv: tuple[Tensor, Tensor],
         cross_bias: Tensor,
-    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:  # fmt: skip
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         """One position ``y`` (1, D) -> (1, D) and the self-attention cache including it."""
         xn = self.self_attn.normalise(y)
         k, v = self.self_attn.step_keys_values(xn)
@@ -93,9 +100,15 @@ class Decoder(nn.Module):
     """(B, L) tokens + (B, T, D) frames -> (B, L, V) logits."""
 
     def __init__(
-        self, dim: int, heads: int, mlp_ratio: int, blocks: int, vocab_size: int,
-        max_target_len: int, dropout: float,
-    ):  # fmt: skip
+        self,
+        dim: int,
+        heads: int,
+        mlp_ratio: int,
+        blocks: int,
+        vocab_size: int,
+        max_target_len: int,
+        dropout: float,
+    ):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, dim)
         self.register_buffer(

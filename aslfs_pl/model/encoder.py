@@ -157,9 +157,14 @@ class EncoderBlock(nn.Module):
     """
 
     def __init__(
-        self, dim: int, heads: int, mlp_ratio: int, local_layers: int, dropout: float,
+        self,
+        dim: int,
+        heads: int,
+        mlp_ratio: int,
+        local_layers: int,
+        dropout: float,
         drop_path: float = 0.0,
-    ):  # fmt: skip
+    ):
         super().__init__()
         self.local_norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(local_layers))
         self.local_attn = nn.ModuleList(Attention(dim, heads, dropout) for _ in range(local_layers))
@@ -205,9 +210,16 @@ class Encoder(nn.Module):
     """
 
     def __init__(
-        self, dim: int, heads: int, mlp_ratio: int, blocks: int, local_layers: int, window: int,
-        dropout: float, drop_path: float = 0.0,
-    ):  # fmt: skip
+        self,
+        dim: int,
+        heads: int,
+        mlp_ratio: int,
+        blocks: int,
+        local_layers: int,
+        window: int,
+        dropout: float,
+        drop_path: float = 0.0,
+    ):
         super().__init__()
         self.window = window
         self.blocks = nn.ModuleList(

@@ -99,8 +99,11 @@ class AttentionExport(ExportForm):
         self.covers(attn.q, attn.kv, attn.out, norm, kv_norm or norm)
         q_w, q_b = fold_norm(attn.q, norm)
         kv_w, kv_b = fold_norm(attn.kv, kv_norm or norm)
-        projections = {"q": (q_w * scale, q_b * scale), "k": (kv_w[:d], kv_b[:d]),
-                       "v": (kv_w[d:], kv_b[d:])}  # fmt: skip
+        projections = {
+            "q": (q_w * scale, q_b * scale),
+            "k": (kv_w[:d], kv_b[:d]),
+            "v": (kv_w[d:], kv_b[d:]),
+        }
         for name, (w, b) in projections.items():
             if heads_apart:
                 dh = self.head_dim

@@ -32,17 +32,33 @@ class Seq2Seq(nn.Module):
         super().__init__()
         c = self.config = config
         self.embedding = Embedding(
-            3 * c.num_columns, c.dim, c.max_frames, c.conv_blocks, c.conv_kernel, c.conv_expand,
+            3 * c.num_columns,
+            c.dim,
+            c.max_frames,
+            c.conv_blocks,
+            c.conv_kernel,
+            c.conv_expand,
             c.dropout,
-        )  # fmt: skip
+        )
         self.encoder = Encoder(
-            c.dim, c.heads, c.mlp_ratio, c.encoder_blocks, c.local_layers, c.window, c.dropout,
-            c.drop_path,
-        )  # fmt: skip
-        self.decoder = Decoder(
-            c.dim, c.heads, c.mlp_ratio, c.decoder_blocks, c.vocab_size, c.max_target_len,
+            c.dim,
+            c.heads,
+            c.mlp_ratio,
+            c.encoder_blocks,
+            c.local_layers,
+            c.window,
             c.dropout,
-        )  # fmt: skip
+            c.drop_path,
+        )
+        self.decoder = Decoder(
+            c.dim,
+            c.heads,
+            c.mlp_ratio,
+            c.decoder_blocks,
+            c.vocab_size,
+            c.max_target_len,
+            c.dropout,
+        )
         self.ctc = nn.Linear(c.dim, c.vocab_size) if c.ctc_head else None
 
     def encode(self, landmarks: Tensor) -> tuple[Tensor, Tensor]:
