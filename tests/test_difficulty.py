@@ -14,7 +14,7 @@ import pytest
 from aslfs_pl.data import difficulty as hard
 from aslfs_pl.data.difficulty import Difficulty
 from aslfs_pl.data.synthetic import (
-    _templates,
+    character_templates,
     make_participants,
     normalize_hand,
     random_phrase,
@@ -56,7 +56,8 @@ def test_presets_and_unknown_factors():
 
 
 def test_lookalike_families_are_close_and_other_letters_unchanged():
-    plain, close = (normalize_hand(_templates(flag)) for flag in (False, True))
+    plain = normalize_hand(character_templates())
+    close = normalize_hand(hard.letter_shapes(Difficulty(lookalikes=True), character_templates()))
     a, s = CHAR_TO_INDEX["a"], CHAR_TO_INDEX["s"]
     d_plain = np.sqrt(((plain[a] - plain[s]) ** 2).sum(-1).mean())
     d_close = np.sqrt(((close[a] - close[s]) ** 2).sum(-1).mean())
@@ -109,11 +110,15 @@ def test_hold_only_doubles_keep_the_shape_between_the_two_holds():
     people = make_participants(np.random.default_rng(4), 1, 0.0)
     rng_draws = [
         synthesize_sequence(
-            "oo", people[0], np.random.default_rng(i), difficulty=Difficulty(doubles=True),
-            key=(i,), noise_scale=0.0,
+            "oo",
+            people[0],
+            np.random.default_rng(i),
+            difficulty=Difficulty(doubles=True),
+            key=(i,),
+            noise_scale=0.0,
         )
         for i in range(12)
-    ]  # fmt: skip
+    ]
     still = 0
     for s in rng_draws:
         hand = s.landmarks[:, RIGHT, :2].astype(np.float64)
@@ -178,9 +183,13 @@ def test_one_factor_off_leaves_the_other_factors_draws_unchanged(tmp_path):
         tmp_path / "a", 10, seed=1, sequences_per_file=10, difficulty="hard", edge_cases=False
     )
     b = write_synthetic_dataset(
-        tmp_path / "b", 10, seed=1, sequences_per_file=10, edge_cases=False,
+        tmp_path / "b",
+        10,
+        seed=1,
+        sequences_per_file=10,
+        edge_cases=False,
         difficulty=Difficulty.preset("hard", without=["tracking"]),
-    )  # fmt: skip
+    )
     assert a["train"]["num_frames"] == b["train"]["num_frames"]
     rows_a, rows_b = (
         list(csv.DictReader((tmp_path / k / "train.csv").read_text().splitlines())) for k in "ab"

@@ -2,106 +2,31 @@
 
 The plain synthetic data (every factor off) is easy: each character is one clearly separable hand
 shape, held for a few frames, seen through a steady camera. A model that reads it well proves the
-pipeline works, not that one recipe beats another. Each factor below adds one documented property
-of Kaggle's MediaPipe fingerspelling recordings; ``--difficulty hard`` turns them all on and
-``--without`` turns single ones off again (the README's difficulty table).
+pipeline works, not that one recipe beats another. Each factor adds one documented property of
+Kaggle's MediaPipe fingerspelling recordings; ``--difficulty hard`` turns them all on and
+``--without`` turns single ones off again (the README's difficulty table). A factor's section
+holds its strengths (one place to change them) and the function that applies it, whose docstring
+names what it imitates; off, that function hands its input back unchanged.
 
 Every factor draws from its own random stream (``factor_rng``), so switching one factor off leaves
 the others' draws unchanged, and with all factors off the generator writes exactly the plain data.
-
-=================  =============================================================================
-factor             the property of the real data it imitates
-=================  =============================================================================
-signers            Kaggle's 94 signers recorded themselves on their phones: signing rate (fluent
-                   signers ~2 frames per letter at 30 fps, learners ~8), hand size, and each
-                   signer's own form of each letter differ (ASL has regional and personal
-                   variants); the score that matters is on signers never seen in training.
-lookalikes         ASL letters come in families that differ only by a detail: a/e/m/n/s/t are
-                   all a closed fist and differ by the thumb, u/v/r/h/2 by two fingers' spread,
-                   crossing or orientation, k/p and g/q by orientation, i/j and d/z/1 by a motion
-                   or nothing at all, c/o/0, w/6, f/9 are the same shape.
-coarticulation     in fluent fingerspelling a letter's shape is pulled toward its neighbours and
-                   transitions take about as long as the letters themselves (Keane 2014, "Towards
-                   an articulatory model of handshape"); holds rarely reach the citation form.
-skips              fast signers drop letters (partially formed in passing, no hold at all), so
-                   the label has characters the video barely shows.
-doubles            double letters (``ll``, ``00``) are shown by a small bounce or a slide, often
-                   only by a longer hold.
-tracking           MediaPipe loses the hand for bursts of frames (motion blur, the hand leaving
-                   the frame, occlusion): a large share of Kaggle's frames have NaN hands.
-hand_swaps         MediaPipe's handedness is sometimes wrong for a few frames: the signing hand's
-                   points appear in the other hand's columns.
-noise              landmark jitter is a few pixels, large for fingertips; MediaPipe's z is a
-                   weak monocular estimate, far noisier than x and y; single frames are mis-fit.
-camera             phones held at any angle and distance: wider in-plane rotation, scale, shift,
-                   and the foreshortening of a camera not facing the signer.
-label_noise        the label is the prompted phrase, not a transcript: a small share of videos
-                   sign something else (a typo, a different phrase) or stop before the end.
-=================  =============================================================================
-
-Strengths are the constants below (one place to change them); a factor is on or off.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 
 import numpy as np
 
 from aslfs_pl.vocab import CHAR_TO_INDEX
 
-# ---- signers ------------------------------------------------------------------------------------
-#: Range of a signer's mean hold length, frames per letter (before transitions).
-FRAMES_PER_LETTER = (2.0, 8.0)
-#: Range of hand sizes (1 = average).
-HAND_SIZE = (0.75, 1.3)
-#: Spread (hand-local units; palm length ~1) of a signer's own offset of each letter's points.
-LETTER_FORM_SIGMA = 0.07
-# ---- lookalikes ---------------------------------------------------------------------------------
-#: Letters that share one base shape; members differ by LOOKALIKE_SPREAD x their own difference.
-LOOKALIKE_FAMILIES = ("aemnst", "uvrh2", "kp", "gq", "ij", "dz1", "co0", "w6", "f9")
-LOOKALIKE_SPREAD = 0.15
-# ---- coarticulation -----------------------------------------------------------------------------
-#: Range of the pull of a held shape toward the mean of its neighbours.
-COARTICULATION = (0.15, 0.4)
-#: Range of a transition's length relative to the mean of its two holds.
-TRANSITION_RATIO = (0.5, 1.2)
-# ---- skips --------------------------------------------------------------------------------------
-#: Chance that an inner letter is skipped: SKIP_RATE[0] for the slowest signers, [1] the fastest.
-SKIP_RATE = (0.02, 0.12)
-# ---- doubles ------------------------------------------------------------------------------------
-#: Chance that a double letter is shown by a longer hold only (no bounce).
-HOLD_ONLY_DOUBLE = 0.5
-# ---- tracking -----------------------------------------------------------------------------------
-#: Range of the fraction of frames lost in bursts, and the burst lengths (frames).
-LOST_FRACTION = (0.05, 0.35)
-LOST_BURST = (4, 25)
-# ---- hand swaps ---------------------------------------------------------------------------------
-#: Share of sequences with swaps; fraction of their frames swapped; burst lengths.
-SWAP_SEQUENCES = 0.3
-SWAP_FRACTION = (0.03, 0.15)
-SWAP_BURST = (2, 10)
-# ---- noise --------------------------------------------------------------------------------------
-#: Extra per-point jitter (image units), extra z noise (hand-size units), mis-fit frames.
-JITTER = (0.002, 0.005)
-DEPTH_NOISE = 0.25
-MISFIT_FRAMES = 0.02
-MISFIT_SIGMA = 0.015
-# ---- camera -------------------------------------------------------------------------------------
-ROTATION_DEG = 30.0
-SCALE = (0.65, 1.4)
-SHIFT = 0.12
-YAW_PITCH_DEG = 35.0
-# ---- label noise --------------------------------------------------------------------------------
-#: Share of sequences whose label is not what was signed (typo, other phrase, stopped early).
-WRONG_LABELS = 0.04
-
 
 @dataclass(frozen=True)
 class Difficulty:
-    """Which difficulty factors are on (see the module docstring for what each imitates)."""
+    """Which difficulty factors are on; each is documented at the function applying it. The
+    field order is part of the data: it numbers the factors' random streams."""
 
     signers: bool = False
     lookalikes: bool = False
@@ -150,6 +75,14 @@ def factor_rng(key: Iterable[int], factor: str) -> np.random.Generator:
 
 
 # ---- signers --------------------------------------------------------------------------------------
+#: Range of a signer's mean hold length, frames per letter (before transitions).
+FRAMES_PER_LETTER = (2.0, 8.0)
+#: Range of hand sizes (1 = average).
+HAND_SIZE = (0.75, 1.3)
+#: Spread (hand-local units; palm length ~1) of a signer's own offset of each letter's points.
+LETTER_FORM_SIGMA = 0.07
+
+
 @dataclass(frozen=True)
 class SignerStyle:
     """A signer's own way of fingerspelling (the ``signers`` factor)."""
@@ -164,7 +97,20 @@ class SignerStyle:
     """Pull of a held shape toward its neighbours (``coarticulation``)."""
 
 
+def signer_styles(d: Difficulty, seed: int) -> np.random.Generator | None:
+    """The stream that gives each participant a :class:`SignerStyle`; None with ``signers`` off.
+
+    Imitates: Kaggle's 94 signers recorded themselves on their phones: signing rate (fluent
+    signers ~2 frames per letter at 30 fps, learners ~8), hand size, and each signer's own form of
+    each letter differ (ASL has regional and personal variants); the score that matters is on
+    signers never seen in training. A styled participant then signs at :func:`hold_rate` with
+    :func:`own_letter_forms`.
+    """
+    return factor_rng((seed,), "signers") if d.signers else None
+
+
 def draw_style(rng: np.random.Generator, num_characters: int) -> SignerStyle:
+    """One signer's style: the faster their rate, the more letters they skip."""
     rate = float(rng.uniform(*FRAMES_PER_LETTER))
     fast = (FRAMES_PER_LETTER[1] - rate) / (FRAMES_PER_LETTER[1] - FRAMES_PER_LETTER[0])
     return SignerStyle(
@@ -187,16 +133,31 @@ def average_style(num_characters: int) -> SignerStyle:
     )
 
 
+def hold_rate(style: SignerStyle | None, speed: float, fewest: int, most: int) -> float:
+    """Multiplier of the hold lengths drawn in ``fewest..most``: a styled signer's own rate in
+    frames per letter, else the participant's plain ``speed``."""
+    if style is None:
+        return speed
+    return style.frames_per_letter * 2 / (fewest + most)
+
+
+def own_letter_forms(style: SignerStyle | None, keys: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``keys`` (n + k, 21, 3), whose first n are the letters ``idx`` (n,) of a phrase, with a
+    styled signer's own form of each letter added in place (unchanged without a style)."""
+    if style is not None:
+        keys[: len(idx)] += style.letter_forms[idx]
+    return keys
+
+
 # ---- lookalikes -----------------------------------------------------------------------------------
+#: Letters that share one base shape; members differ by LOOKALIKE_SPREAD x their own difference.
+LOOKALIKE_FAMILIES = ("aemnst", "uvrh2", "kp", "gq", "ij", "dz1", "co0", "w6", "f9")
+LOOKALIKE_SPREAD = 0.15
+
+
 def lookalike_templates(templates: np.ndarray) -> np.ndarray:
-    """Pull the members of each look-alike family toward the family's first member.
-
-    Args:
-        templates: (59, 21, 3) hand-local character shapes.
-
-    Returns:
-        (59, 21, 3) shapes; letters outside the families are unchanged.
-    """
+    """(59, 21, 3) character shapes with each look-alike family's members pulled toward its first
+    member; letters outside the families are unchanged."""
     out = templates.copy()
     for family in LOOKALIKE_FAMILIES:
         base = templates[CHAR_TO_INDEX[family[0]]]
@@ -206,7 +167,65 @@ def lookalike_templates(templates: np.ndarray) -> np.ndarray:
     return out
 
 
-# ---- timing ---------------------------------------------------------------------------------------
+def letter_shapes(d: Difficulty, templates: np.ndarray) -> np.ndarray:
+    """The character shapes signed: ``templates``, or their :func:`lookalike_templates`.
+
+    Imitates: ASL letters come in families that differ only by a detail: a/e/m/n/s/t are all a
+    closed fist and differ by the thumb, u/v/r/h/2 by two fingers' spread, crossing or
+    orientation, k/p and g/q by orientation, i/j and d/z/1 by a motion or nothing at all, c/o/0,
+    w/6, f/9 are the same shape.
+    """
+    return lookalike_templates(templates) if d.lookalikes else templates
+
+
+# ---- coarticulation -------------------------------------------------------------------------------
+#: Range of the pull of a held shape toward the mean of its neighbours.
+COARTICULATION = (0.15, 0.4)
+#: Range of a transition's length relative to the mean of its two holds.
+TRANSITION_RATIO = (0.5, 1.2)
+
+
+def coarticulated_transitions(
+    d: Difficulty, key: Iterable[int], holds: np.ndarray, transitions: np.ndarray
+) -> np.ndarray:
+    """(n-1,) transition frames: about as long as the holds around them with ``coarticulation``
+    on, else ``transitions``.
+
+    Imitates: in fluent fingerspelling a letter's shape is pulled toward its neighbours and
+    transitions take about as long as the letters themselves (Keane 2014, "Towards an
+    articulatory model of handshape"); holds rarely reach the citation form (:func:`held_shapes`).
+    """
+    if not d.coarticulation:
+        return transitions
+    rng = factor_rng(key, "coarticulation")
+    mean_hold = 0.5 * (holds[:-1] + holds[1:]).astype(float)
+    ratio = rng.uniform(*TRANSITION_RATIO, len(mean_hold))
+    return np.maximum(1, np.round(ratio * np.maximum(mean_hold, 1.0))).astype(int)
+
+
+def held_shapes(
+    d: Difficulty, style: SignerStyle, keys: np.ndarray, skipped: np.ndarray
+) -> np.ndarray:
+    """The phrase's (n, 21, 3) letter shapes as held: each pulled toward the mean of its
+    neighbours by the signer's ``coarticulation`` (0: citation forms, 1: the neighbours' mean),
+    the ``skipped`` (n,) letters half-way (formed in passing). Untouched with both factors off.
+    """
+    n = len(keys)
+    if not (d.coarticulation or d.skips) or n < 2:
+        return keys
+    prev = np.concatenate([keys[:1], keys[:-1]])
+    nxt = np.concatenate([keys[1:], keys[-1:]])
+    mean = 0.5 * (prev + nxt)
+    pull = style.coarticulation if d.coarticulation else 0.0
+    w = np.where(skipped, 0.5, pull)[:, None, None]
+    return (1 - w) * keys + w * mean
+
+
+# ---- skips ----------------------------------------------------------------------------------------
+#: Chance that an inner letter is skipped: SKIP_RATE[0] for the slowest signers, [1] the fastest.
+SKIP_RATE = (0.02, 0.12)
+
+
 def skipped_letters(rng: np.random.Generator, idx: np.ndarray, rate: float) -> np.ndarray:
     """(n,) bool: inner letters, not part of a double, that the signer skips."""
     n = len(idx)
@@ -221,36 +240,103 @@ def skipped_letters(rng: np.random.Generator, idx: np.ndarray, rate: float) -> n
     return skip
 
 
-def transition_lengths(rng: np.random.Generator, holds: np.ndarray) -> np.ndarray:
-    """(n-1,) transition frames about as long as the holds around them (``coarticulation``)."""
-    mean_hold = 0.5 * (holds[:-1] + holds[1:]).astype(float)
-    ratio = rng.uniform(*TRANSITION_RATIO, len(mean_hold))
-    return np.maximum(1, np.round(ratio * np.maximum(mean_hold, 1.0))).astype(int)
+def skips(d: Difficulty, key: Iterable[int], idx: np.ndarray, rate: float) -> np.ndarray:
+    """(n,) bool letters signed without a hold (all False with ``skips`` off).
 
-
-def coarticulate(keys: np.ndarray, pull: float, skipped: np.ndarray) -> np.ndarray:
-    """Pull each held shape toward the mean of its neighbours; skipped letters half-way.
-
-    Args:
-        keys: (n, 21, 3) the phrase's letter shapes.
-        pull: 0 (citation forms) .. 1 (the neighbours' mean).
-        skipped: (n,) bool letters passed without a hold.
-
-    Returns:
-        (n, 21, 3) shapes.
+    Imitates: fast signers drop letters (partially formed in passing, no hold at all), so the
+    label has characters the video barely shows.
     """
-    n = len(keys)
-    if n < 2:
-        return keys
-    prev = np.concatenate([keys[:1], keys[:-1]])
-    nxt = np.concatenate([keys[1:], keys[-1:]])
-    mean = 0.5 * (prev + nxt)
-    w = np.where(skipped, 0.5, pull)[:, None, None]
-    return (1 - w) * keys + w * mean
+    if not d.skips:
+        return np.zeros(len(idx), dtype=bool)
+    return skipped_letters(factor_rng(key, "skips"), idx, rate)
 
 
-# ---- tracking, noise, camera ------------------------------------------------------------------------
-def add_noise(rng: np.random.Generator, hand: np.ndarray, hand_size: float) -> np.ndarray:
+# ---- doubles --------------------------------------------------------------------------------------
+#: Chance that a double letter is shown by a longer hold only (no bounce).
+HOLD_ONLY_DOUBLE = 0.5
+
+
+def bounced_doubles(d: Difficulty, key: Iterable[int], repeat: np.ndarray) -> np.ndarray:
+    """(n-1,) bool: the double letters (``repeat``) shown by a bounce; with ``doubles`` on, the
+    others are shown by a longer hold only.
+
+    Imitates: double letters (``ll``, ``00``) are shown by a small bounce or a slide, often only
+    by a longer hold.
+    """
+    bounce = repeat.copy()
+    if d.doubles:
+        bounce &= factor_rng(key, "doubles").random(len(repeat)) >= HOLD_ONLY_DOUBLE
+    return bounce
+
+
+# ---- tracking -------------------------------------------------------------------------------------
+#: Range of the fraction of frames lost in bursts, and the burst lengths (frames).
+LOST_FRACTION = (0.05, 0.35)
+LOST_BURST = (4, 25)
+
+
+def bursts(rng: np.random.Generator, n: int, fraction: float, lo: int, hi: int) -> np.ndarray:
+    """(n,) bool covering ~``fraction`` of the frames with single frames and bursts of ``lo..hi``
+    frames: how MediaPipe misses a hand, so the plain data's drops use it too."""
+    mask = np.zeros(n, dtype=bool)
+    target = int(round(fraction * n))
+    guard = 0
+    while mask.sum() < target and guard < 10 * n + 10:
+        start = int(rng.integers(n))
+        length = 1 if rng.random() < 0.4 else int(rng.integers(lo, hi + 1))
+        mask[start : start + min(length, target - int(mask.sum()))] = True
+        guard += 1
+    return mask
+
+
+def lost_frames(d: Difficulty, key: Iterable[int], n: int) -> np.ndarray:
+    """(n,) bool frames whose signing hand is lost (all False with ``tracking`` off).
+
+    Imitates: MediaPipe loses the hand for bursts of frames (motion blur, the hand leaving the
+    frame, occlusion): a large share of Kaggle's frames have NaN hands.
+    """
+    if not d.tracking:
+        return np.zeros(n, dtype=bool)
+    rng = factor_rng(key, "tracking")
+    return bursts(rng, n, rng.uniform(*LOST_FRACTION), *LOST_BURST)
+
+
+# ---- hand swaps -----------------------------------------------------------------------------------
+#: Share of sequences with swaps; fraction of their frames swapped; burst lengths.
+SWAP_SEQUENCES = 0.3
+SWAP_FRACTION = (0.03, 0.15)
+SWAP_BURST = (2, 10)
+
+
+def swap_hands(
+    d: Difficulty, key: Iterable[int], dominant: np.ndarray, other: np.ndarray, lost: np.ndarray
+) -> None:
+    """Move the signing hand's columns (``dominant``, a (3, 21, T) view) into the ``other``
+    hand's for bursts of frames, in place; never on a ``lost`` (T,) frame.
+
+    Imitates: MediaPipe's handedness is sometimes wrong for a few frames: the signing hand's
+    points appear in the other hand's columns.
+    """
+    if not d.hand_swaps:
+        return
+    rng = factor_rng(key, "hand_swaps")
+    if rng.random() >= SWAP_SEQUENCES:
+        return
+    frac = rng.uniform(*SWAP_FRACTION)
+    swap = bursts(rng, len(lost), frac, *SWAP_BURST) & ~lost
+    other[..., swap] = dominant[..., swap]
+    dominant[..., swap] = np.nan
+
+
+# ---- noise ----------------------------------------------------------------------------------------
+#: Extra per-point jitter (image units), extra z noise (hand-size units), mis-fit frames.
+JITTER = (0.002, 0.005)
+DEPTH_NOISE = 0.25
+MISFIT_FRAMES = 0.02
+MISFIT_SIGMA = 0.015
+
+
+def _add_noise(rng: np.random.Generator, hand: np.ndarray, hand_size: float) -> np.ndarray:
     """Extra jitter, depth noise and mis-fit frames on (T, 21, 3) image-space hand points."""
     t = hand.shape[0]
     out = hand + rng.normal(0.0, rng.uniform(*JITTER), hand.shape)
@@ -260,29 +346,61 @@ def add_noise(rng: np.random.Generator, hand: np.ndarray, hand_size: float) -> n
     return out
 
 
-def camera(rng: np.random.Generator, theta: float) -> tuple[float, np.ndarray, np.ndarray]:
-    """A wider camera: rotation (the plain draw ``theta`` in +-15 deg, doubled), scale, shift and
-    the foreshortening of a turned camera.
+def noisy_hands(
+    d: Difficulty, key: Iterable[int], hand: np.ndarray, other: np.ndarray, hand_size: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both (T, 21, 3) image-space hands with extra jitter, depth noise and mis-fit frames
+    (signing hand first, one stream), unchanged with ``noise`` off.
 
-    Returns:
-        (theta rad, scale (2,) for x and y, shift (2,)).
+    Imitates: landmark jitter is a few pixels, large for fingertips; MediaPipe's z is a weak
+    monocular estimate, far noisier than x and y; single frames are mis-fit.
     """
+    if not d.noise:
+        return hand, other
+    rng = factor_rng(key, "noise")
+    return _add_noise(rng, hand, hand_size), _add_noise(rng, other, hand_size)
+
+
+# ---- camera ---------------------------------------------------------------------------------------
+ROTATION_DEG = 30.0
+SCALE = (0.65, 1.4)
+SHIFT = 0.12
+YAW_PITCH_DEG = 35.0
+
+
+def camera_view(
+    d: Difficulty, key: Iterable[int], theta: float, scale: float, shift: np.ndarray
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """The body's in-plane rotation (rad), x/y scale (2,) and shift (2,): the plain draws, or with
+    ``camera`` on the plain ``theta`` (+-15 deg) doubled, a wider scale, foreshortening by a
+    turned camera and an extra shift.
+
+    Imitates: phones held at any angle and distance: wider in-plane rotation, scale, shift, and
+    the foreshortening of a camera not facing the signer.
+    """
+    if not d.camera:
+        return theta, np.array([scale, scale]), shift
+    rng = factor_rng(key, "camera")
     theta = 2.0 * theta * ROTATION_DEG / 30.0
     scale = rng.uniform(*SCALE)
     yaw, pitch = np.deg2rad(rng.uniform(-YAW_PITCH_DEG, YAW_PITCH_DEG, 2))
-    return theta, scale * np.array([math.cos(yaw), math.cos(pitch)]), rng.uniform(-SHIFT, SHIFT, 2)
+    scale_xy = scale * np.array([math.cos(yaw), math.cos(pitch)])
+    return theta, scale_xy, shift + rng.uniform(-SHIFT, SHIFT, 2)
 
 
-# ---- labels ---------------------------------------------------------------------------------------
+# ---- label noise ----------------------------------------------------------------------------------
+#: Share of sequences whose label is not what was signed (typo, other phrase, stopped early).
+WRONG_LABELS = 0.04
+#: Characters a typo puts into a label.
+TYPO_LETTERS = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
 def mislabel(rng: np.random.Generator, phrase: str, other: str, alphabet: str) -> tuple[str, str]:
-    """What a video shows and what its label says (``label_noise``).
+    """(signed phrase, label): what a video shows and what its label says (``label_noise``).
 
     Most videos sign their phrase. A share ``WRONG_LABELS`` does not, in three equal kinds: a
     one-character typo in the label, a different phrase (``other``) signed, or the signer stopped
     early (only a prefix signed).
-
-    Returns:
-        (signed phrase, label).
     """
     if rng.random() >= WRONG_LABELS:
         return phrase, phrase
@@ -301,3 +419,18 @@ def mislabel(rng: np.random.Generator, phrase: str, other: str, alphabet: str) -
         return other, phrase
     keep = max(1, int(round(len(phrase) * rng.uniform(0.4, 0.9))))
     return phrase[:keep], phrase
+
+
+def labelled(
+    d: Difficulty, key: Iterable[int], phrase: str, other_phrase: Callable[..., str]
+) -> tuple[str, str]:
+    """(signed phrase, label): ``phrase`` both times, unless ``label_noise`` makes them differ
+    (:func:`mislabel`; ``other_phrase(rng)`` draws the phrase signed instead).
+
+    Imitates: the label is the prompted phrase, not a transcript: a small share of videos sign
+    something else (a typo, a different phrase) or stop before the end.
+    """
+    if not d.label_noise:
+        return phrase, phrase
+    rng = factor_rng(key, "label_noise")
+    return mislabel(rng, phrase, other_phrase(rng), TYPO_LETTERS)
