@@ -18,7 +18,9 @@ import sys
 from pathlib import Path
 
 from aslfs_pl.data.difficulty import Difficulty
-from aslfs_pl.quality import ROOT, Results, fit_and_score
+from aslfs_pl.quality import Results, fit_and_score
+
+MAKE_SYNTHETIC = Path(__file__).resolve().parent / "make_synthetic.py"
 
 
 def variant_difficulty(name: str) -> Difficulty:
@@ -37,7 +39,7 @@ def make_data(out: Path, name: str, args: argparse.Namespace) -> None:
     d = variant_difficulty(name)
     without = [f for f in Difficulty.factors() if not getattr(d, f)]
     cmd = [
-        sys.executable, str(ROOT / "scripts" / "make_synthetic.py"), "--out", str(out),
+        sys.executable, str(MAKE_SYNTHETIC), "--out", str(out),
         "--num-sequences", str(args.num_sequences), "--participants", str(args.participants),
         "--seed", str(args.data_seed), "--difficulty", "hard" if d.any else "plain",
     ]  # fmt: skip
