@@ -1,17 +1,12 @@
-"""Shared fixtures: synthetic Kaggle-format datasets written to tmp dirs (CPU only, no network)."""
+"""Shared fixtures: synthetic Kaggle-format datasets written to tmp dirs, and one TFLite export
+of the tiny network (CPU only, no network)."""
 
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
-
-from aslfs_pl.data.landmarks import LandmarkSet
 
 os.environ.setdefault("PJRT_DEVICE", "CPU")
 
@@ -26,41 +21,12 @@ def synthetic_dir(tmp_path_factory) -> Path:
     return out
 
 
-def write_mini_dataset(
-    root: Path,
-    sequences: dict[str, list[tuple[int, int, str, np.ndarray]]],
-    columns: list[str] | None = None,
-) -> Path:
-    """Write a hand-made Kaggle-layout dataset.
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory):
+    """:func:`tests.helpers.tiny_net` converted once (fp16) for the session's deploy tests:
+    (the network, its :class:`~aslfs_pl.deploy.convert.ExportResult`)."""
+    from aslfs_pl.deploy.convert import convert
+    from tests.helpers import COLUMNS, tiny_net
 
-    Args:
-        root: dataset root.
-        sequences: parquet stem -> [(sequence_id, participant_id, phrase, frames (T, C))].
-        columns: landmark columns written (default: the default LandmarkSet's).
-    """
-    columns = columns or LandmarkSet().selected_columns
-    (root / "train_landmarks").mkdir(parents=True, exist_ok=True)
-    rows = []
-    for stem, seqs in sequences.items():
-        ids, frames_col, data = [], [], []
-        for sid, pid, phrase, frames in seqs:
-            rows.append((f"train_landmarks/{stem}.parquet", stem, sid, pid, phrase))
-            ids += [sid] * len(frames)
-            frames_col += list(range(len(frames)))
-            data.append(frames.reshape(len(frames), -1))
-        arr = np.concatenate(data) if data else np.zeros((0, len(columns)), np.float32)
-        table = pa.table(
-            {"sequence_id": pa.array(ids, pa.int64()), "frame": pa.array(frames_col, pa.int16())}
-            | {c: pa.array(arr[:, j], pa.float32()) for j, c in enumerate(columns)}
-        )
-        pq.write_table(table, root / "train_landmarks" / f"{stem}.parquet")
-    with open(root / "train.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["path", "file_id", "sequence_id", "participant_id", "phrase"])
-        w.writerows(rows)
-    return root
-
-
-def random_frames(rng: np.random.Generator, t: int, c: int | None = None) -> np.ndarray:
-    c = c or LandmarkSet().num_columns
-    return rng.uniform(0.2, 0.8, size=(t, c)).astype(np.float32)
+    net = tiny_net()
+    return net, convert(net, COLUMNS, tmp_path_factory.mktemp("export"))

@@ -1,16 +1,142 @@
-"""Test-only Lightning pieces (never used by the product)."""
+"""What several test modules share: paths, tiny networks and inputs, Lightning callbacks and a
+child-process runner (never used by the product)."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 from lightning.pytorch import Callback
 from lightning.pytorch.accelerators import XLAAccelerator
+
+from aslfs_pl.data.landmarks import LandmarkSet
+from aslfs_pl.model.config import ModelConfig
+from aslfs_pl.model.seq2seq import Seq2Seq
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = str(ROOT / "configs" / "tiny.yaml")
+COLUMNS = [f"{a}_left_hand_{i}" for a in "xy" for i in range(6)]  # what tiny_net reads
+
+# Two blocks everywhere: the stacks' own wiring (layer to layer) is exercised.
+TINY_MODEL = dict(
+    num_columns=12, num_axes=2, max_frames=40, max_target_len=8, dim=32, heads=2, mlp_ratio=2,
+    conv_blocks=2, conv_kernel=5, encoder_blocks=2, local_layers=2, window=4, decoder_blocks=2,
+    dropout=0.0,
+)  # fmt: skip
+# One block each and 16 frames: what the deployment graph and the decodings are checked on.
+ONE_BLOCK = dict(max_frames=16, conv_blocks=1, encoder_blocks=1, local_layers=1, decoder_blocks=1)
+
+# Seq2SeqTask's model settings for a tiny network on the 176 default columns.
+TINY_TASK = dict(
+    dim=32, heads=2, mlp_ratio=2, conv_blocks=1, conv_kernel=5, encoder_blocks=1,
+    local_layers=1, window=4, decoder_blocks=1, max_frames=24, max_target_len=8,
+)  # fmt: skip
+
+
+def tiny_args(data_dir, root_dir, *extra: str) -> list[str]:
+    """``fit`` with configs/tiny.yaml on ``data_dir``, writing under ``root_dir``."""
+    return [
+        "fit", "--config", TINY, "--data.data_dir", str(data_dir),
+        "--trainer.default_root_dir", str(root_dir), *extra,
+    ]  # fmt: skip
+
+
+def tiny_model(seed: int = 0, **overrides) -> Seq2Seq:
+    """A :data:`TINY_MODEL` network (``overrides`` replace its settings), in eval mode."""
+    torch.manual_seed(seed)
+    return Seq2Seq(ModelConfig(**(TINY_MODEL | overrides))).eval()
+
+
+def landmark_batch(b: int = 2, t: int = 20, c: int = 12, seed: int = 0) -> torch.Tensor:
+    """(B, T, C) raw frames in [0, 1): some landmarks unseen at frame 3, nothing seen at frame 7
+    of row 0."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(b, t, c, generator=g)
+    x[:, 3, :4] = float("nan")
+    x[0, 7] = float("nan")
+    return x
+
+
+def tiny_net(seed: int = 0) -> Seq2Seq:
+    """A :data:`ONE_BLOCK` network reading :data:`COLUMNS`, its norms set as after training (scale
+    and shift away from 1 and 0, batch norm statistics away from 0 and 1), so that folding them
+    into the deployment graph is tested."""
+    net = tiny_model(seed, **ONE_BLOCK)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.LayerNorm | torch.nn.BatchNorm1d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.3, 0.3)
+            if isinstance(m, torch.nn.BatchNorm1d):
+                m.running_mean.uniform_(-0.3, 0.3)
+                m.running_var.uniform_(0.5, 2.0)
+    return net
+
+
+def tiny_ctc_net() -> Seq2Seq:
+    """:func:`tiny_net` with a CTC head (its weights: a new head's)."""
+    net = tiny_net()
+    with_head = Seq2Seq(replace(net.config, ctc_head=True)).eval()
+    with_head.load_state_dict(net.state_dict(), strict=False)  # the trained-like norms
+    return with_head
+
+
+def nan_frames(t: int, seed: int = 0) -> np.ndarray:
+    """(T, 12) Kaggle-like input of :data:`COLUMNS`: ~20% of frames empty, ~30% missing a point."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.2, 0.8, (t, 12)).astype(np.float32)
+    x[rng.random(t) < 0.2] = np.nan
+    x[rng.random(t) < 0.3, :3] = np.nan
+    return x
+
+
+def write_mini_dataset(
+    root: Path,
+    sequences: dict[str, list[tuple[int, int, str, np.ndarray]]],
+    columns: list[str] | None = None,
+) -> Path:
+    """Write a hand-made Kaggle-layout dataset.
+
+    Args:
+        root: dataset root.
+        sequences: parquet stem -> [(sequence_id, participant_id, phrase, frames (T, C))].
+        columns: landmark columns written (default: the default LandmarkSet's).
+    """
+    columns = columns or LandmarkSet().selected_columns
+    (root / "train_landmarks").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for stem, seqs in sequences.items():
+        ids, frames_col, data = [], [], []
+        for sid, pid, phrase, frames in seqs:
+            rows.append((f"train_landmarks/{stem}.parquet", stem, sid, pid, phrase))
+            ids += [sid] * len(frames)
+            frames_col += list(range(len(frames)))
+            data.append(frames.reshape(len(frames), -1))
+        arr = np.concatenate(data) if data else np.zeros((0, len(columns)), np.float32)
+        table = pa.table(
+            {"sequence_id": pa.array(ids, pa.int64()), "frame": pa.array(frames_col, pa.int16())}
+            | {c: pa.array(arr[:, j], pa.float32()) for j, c in enumerate(columns)}
+        )
+        pq.write_table(table, root / "train_landmarks" / f"{stem}.parquet")
+    with open(root / "train.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "file_id", "sequence_id", "participant_id", "phrase"])
+        w.writerows(rows)
+    return root
+
+
+def random_frames(rng: np.random.Generator, t: int, c: int | None = None) -> np.ndarray:
+    c = c or LandmarkSet().num_columns
+    return rng.uniform(0.2, 0.8, size=(t, c)).astype(np.float32)
 
 
 class CPUXLAAccelerator(XLAAccelerator):
@@ -118,11 +244,14 @@ def run_child(code: str, args: list[str], timeout: int, **env: str) -> dict:
     A fresh process: torch's autograd engine sizes its device queues before torch-xla's device
     exists when other tests ran first in the same process, and XLA settings (SPMD, the device
     count) are per process."""
-    root = Path(__file__).resolve().parents[1]
     proc = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(args)], cwd=root, capture_output=True, text=True,
-        env=dict(os.environ, PYTHONPATH=str(root), **env), timeout=timeout,
-    )  # fmt: skip
+        [sys.executable, "-c", code, json.dumps(args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT), **env),
+        timeout=timeout,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
     return {**json.loads(line[len("RESULT ") :]), "stdout": proc.stdout[-3000:]}

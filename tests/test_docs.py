@@ -524,7 +524,7 @@ def test_dotted_names_import():
 def test_named_tests_exist():
     defined = {
         m.group(1)
-        for path in (ROOT / "tests").glob("test_*.py")
+        for path in (ROOT / "tests").rglob("test_*.py")
         for m in re.finditer(r"^\s*def (test_\w+)", path.read_text(), re.M)
     }
     named = {

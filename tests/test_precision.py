@@ -14,6 +14,7 @@ from lightning.pytorch import Callback
 
 from aslfs_pl import cli, vocab
 from aslfs_pl.task import Seq2SeqTask
+from tests.helpers import TINY_TASK
 
 HALF = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -34,11 +35,11 @@ def _batch(b: int = 4, t: int = 24, c: int = 176) -> dict[str, torch.Tensor]:
 
 def _task() -> Seq2SeqTask:
     torch.manual_seed(0)
-    return Seq2SeqTask(
-        max_frames=24, max_target_len=8, dim=32, heads=2, mlp_ratio=2, conv_blocks=1,
-        conv_kernel=5, encoder_blocks=1, local_layers=1, window=4, decoder_blocks=1,
-        ctc_weight=0.5, drop_path=0.1,
-    ).train()  # fmt: skip
+    return Seq2SeqTask(**TINY_TASK, ctc_weight=0.5, drop_path=0.1).train()
+
+
+def _phrases(tokens: torch.Tensor) -> list[str]:
+    return [vocab.decode(row) for row in tokens.tolist()]
 
 
 @pytest.mark.parametrize("half", ["bf16", "fp16"])
@@ -56,7 +57,10 @@ def test_masked_paths_stay_finite_under_autocast(half):
 
 
 def test_masked_paths_stay_finite_in_bf16_weights():
-    """bf16-true: weights, activations and inputs in bf16."""
+    """bf16-true: weights, activations and inputs in bf16; joint decoding (both heads, the CTC
+    forward algorithm) reads the same phrases as in fp32."""
+    with torch.no_grad():
+        reference = _task().eval().net.decode(_batch()["landmarks"], "joint")
     task, batch = _task().to(torch.bfloat16), _batch()
     batch["landmarks"] = batch["landmarks"].to(torch.bfloat16)
     loss, _, _ = task._loss(batch)
@@ -66,6 +70,26 @@ def test_masked_paths_stay_finite_in_bf16_weights():
     with torch.no_grad():
         tokens = task.eval().net.decode(batch["landmarks"], "joint")
     assert tokens.shape == (4, 8)
+    assert _phrases(tokens) == _phrases(reference)
+    assert any(_phrases(reference))  # not every phrase empty
+
+
+@pytest.mark.parametrize("half", ["bf16", "fp16"])
+def test_every_decoding_under_autocast_reads_fp32s_phrases(half):
+    """Validation under mixed precision: each decoding's phrases equal fp32's, and joint decoding
+    picks one of the two hypotheses it is given (attention's or CTC's, as decoded here)."""
+    net, x = _task().eval().net, _batch()["landmarks"]
+    with torch.no_grad():
+        reference = net.decode_every(x)
+        with torch.autocast("cpu", dtype=HALF[half]):
+            every = net.decode_every(x)
+    assert sorted(every) == ["attention", "ctc", "joint"]
+    for name, tokens in every.items():
+        assert _phrases(tokens) == _phrases(reference[name]), name
+    for joint, a, c in zip(
+        *(_phrases(every[k]) for k in ("joint", "attention", "ctc")), strict=True
+    ):
+        assert joint in (a[:7], c[:7])
 
 
 class Losses(Callback):
@@ -76,6 +100,7 @@ class Losses(Callback):
         self.losses.append(float(outputs["loss"].detach().float()))
 
 
+@pytest.mark.slow
 def test_training_in_each_precision_tracks_fp32(synthetic_dir, tmp_path):
     """168 steps of the quickstart-size model (CTC head on) through the Trainer in fp32,
     bf16-mixed and bf16-true: no NaN/inf anywhere; bf16-mixed ends within 2% of fp32's loss;
@@ -99,6 +124,7 @@ def test_training_in_each_precision_tracks_fp32(synthetic_dir, tmp_path):
     assert final["bf16-mixed"] == pytest.approx(final["32-true"], rel=0.02), final
 
 
+@pytest.mark.slow
 def test_fp16_autocast_with_grad_scaling_tracks_fp32(synthetic_dir):
     """What 16-mixed does on a GPU (fp16 autocast, loss scaling), as a plain loop on the CPU:
     150 steps of the quickstart-size model end within 2% of the same loop in fp32."""
@@ -106,9 +132,10 @@ def test_fp16_autocast_with_grad_scaling_tracks_fp32(synthetic_dir):
 
     final = {}
     for half in (False, True):
-        built = from_config(["--config", "configs/quickstart.yaml", "--data.data_dir",
-                             str(synthetic_dir), "--data.batch_size", "8", "--data.max_frames",
-                             "64", "--data.num_workers", "0"])  # fmt: skip
+        built = from_config([
+            "--config", "configs/quickstart.yaml", "--data.data_dir", str(synthetic_dir),
+            "--data.batch_size", "8", "--data.max_frames", "64", "--data.num_workers", "0",
+        ])  # fmt: skip
         task, dm = built.task.train(), built.datamodule
         dm.setup("fit")
         torch.manual_seed(0)

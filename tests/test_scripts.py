@@ -1,20 +1,23 @@
 """The benchmark and plotting scripts run end to end on tiny inputs (numbers are not checked)."""
 
 import json
+import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT
 
 
 def run(*args: str) -> str:
     proc = subprocess.run(
-        [sys.executable, "-W", "ignore", *args], cwd=ROOT, capture_output=True, text=True,
+        [sys.executable, "-W", "ignore", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
         timeout=600,
-    )  # fmt: skip
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 
@@ -25,6 +28,7 @@ def test_bench_data_prints_both_rates_and_the_ratio(synthetic_dir):
     assert "streaming" in out and "naive" in out and "ratio:" in out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("data", ["random", "real"])
 def test_bench_train_times_the_trainer_step_and_reports_mfu(synthetic_dir, data):
     out = run("scripts/bench_train.py", "--config", "configs/tiny.yaml", "--data", data,
@@ -37,7 +41,17 @@ def test_plot_scripts_write_pngs(synthetic_dir, tmp_path):
     sid = (synthetic_dir / "train.csv").read_text().splitlines()[1].split(",")[2]
     out = run("scripts/plot_sequence.py", "--data_dir", str(synthetic_dir), "--sequence_id", sid,
               "--out", str(tmp_path / "s.png"))  # fmt: skip
-    assert (tmp_path / "s.png").stat().st_size > 10_000, out
+    png = (tmp_path / "s.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000, out
+    for version in (0, 1):  # --run plots the newest log of a run folder, beside its csv
+        logs = tmp_path / "run" / "lightning_logs" / f"version_{version}"
+        logs.mkdir(parents=True)
+        (logs / "metrics.csv").write_text("epoch,step,val/score\n0,9,0.1\n1,19,0.5\n")
+        os.utime(logs / "metrics.csv", (1e9 + version, 1e9 + version))
+    out = run("scripts/plot_curves.py", "--run", str(tmp_path / "run"))
+    assert out.strip() == f"training curves: {logs / 'curves.png'}"
+    assert (logs / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (logs.parent / "version_0" / "curves.png").exists()
 
 
 @pytest.mark.slow
@@ -52,6 +66,7 @@ def test_bench_export_compares_weight_types_on_the_tiny_config(tmp_path):
     assert "floor" in out and "without KV cache" in out
 
 
+@pytest.mark.slow
 def test_quality_benchmarks_train_score_and_resume(synthetic_dir, tmp_path):
     tiny = ["--", "--config", "configs/tiny.yaml", "--trainer.max_epochs", "1"]
     args = ["scripts/bench_recipes.py", "--data", str(synthetic_dir), "--out", str(tmp_path),
@@ -75,8 +90,8 @@ def test_quality_benchmarks_train_score_and_resume(synthetic_dir, tmp_path):
     )
     head, tiny_config = args[:-3], args[-3:]  # before any training: a bad or another budget
     for epochs, error in (("0", "--epochs 0"), ("2", "trained 1 epochs, --epochs 2 gives it 2")):
-        bad = subprocess.run([sys.executable, *head, "--epochs", epochs, *tiny_config],
-                             cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+        cmd = [sys.executable, *head, "--epochs", epochs, *tiny_config]
+        bad = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         assert bad.returncode == 2 and error in bad.stderr, bad.stderr
     (tmp_path / "runs" / "baseline-1").rename(tmp_path / "moved")  # a rerun resumes: no refit
     assert "| baseline seed 1 |" in run(*args) and not (tmp_path / "runs" / "baseline-1").exists()
@@ -88,17 +103,3 @@ def test_quality_benchmarks_train_score_and_resume(synthetic_dir, tmp_path):
     config = (tmp_path / "d" / "runs" / "hard-42" / "lightning_logs").rglob("config.yaml")
     saved = next(config).read_text()
     assert str(data) in saved and "seed_everything: 42\n" in saved  # its own data, the seed
-
-
-def test_benchmark_results_shared_by_two_processes_keep_every_row(tmp_path):
-    from aslfs_pl.quality import Results
-
-    row = {"final": 0.5, "best": 0.6, "epochs": 1, "seconds": 60.0}
-    a, b = Results(tmp_path / "r.json"), Results(tmp_path / "r.json")  # two lanes, one file
-    a.add("baseline seed 42", row)
-    b.add("baseline seed 43", row)  # b never saw a's row: it is merged, not overwritten
-    a.add("ema seed 42", row)
-    assert set(json.loads((tmp_path / "r.json").read_text())) == {
-        "baseline seed 42", "baseline seed 43", "ema seed 42"
-    }  # fmt: skip
-    assert "baseline seed 43" in a and "| ema seed 42 | 0.500 | 0.600 | 1 | 1.0 |" in a.table()

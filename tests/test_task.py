@@ -1,4 +1,5 @@
-"""The LightningModule: model settings pass through to ModelConfig, checkpoints, decoding checks."""
+"""The LightningModule: model settings pass through to ModelConfig, checkpoints, the settings it
+refuses, validation's scores, and the non-finite loss check."""
 
 from __future__ import annotations
 
@@ -10,13 +11,8 @@ import torch
 
 from aslfs_pl import cli, task
 from aslfs_pl.model.config import ModelConfig
-from aslfs_pl.task import Seq2SeqTask
-from tests.test_cli import TINY
-
-SMALL = dict(
-    dim=32, heads=2, mlp_ratio=2, conv_blocks=1, conv_kernel=5, encoder_blocks=1,
-    local_layers=1, window=4, decoder_blocks=1, max_frames=24, max_target_len=8,
-)  # fmt: skip
+from aslfs_pl.task import NonFiniteLossError, Seq2SeqTask
+from tests.helpers import TINY, TINY_TASK, PoisonWeights, tiny_args
 
 
 @dataclass
@@ -46,10 +42,10 @@ def test_a_new_model_field_reaches_the_network_and_the_cli_help_without_touching
 
 
 def test_ctc_head_is_derived_from_ctc_weight_and_is_not_a_flag(tmp_path, capsys):
-    assert Seq2SeqTask(**SMALL, ctc_weight=0.5).net.ctc is not None
-    assert Seq2SeqTask(**SMALL).net.ctc is None
+    assert Seq2SeqTask(**TINY_TASK, ctc_weight=0.5).net.ctc is not None
+    assert Seq2SeqTask(**TINY_TASK).net.ctc is None
     with pytest.raises(ValueError, match="model.ctc_head is set by model.ctc_weight"):
-        Seq2SeqTask(**SMALL, ctc_head=True)
+        Seq2SeqTask(**TINY_TASK, ctc_head=True)
     with pytest.raises(SystemExit):
         cli.main(["fit", "--config", TINY, "--model.ctc_head", "true"], run=False)
     assert "ctc_head" in capsys.readouterr().err
@@ -58,7 +54,7 @@ def test_ctc_head_is_derived_from_ctc_weight_and_is_not_a_flag(tmp_path, capsys)
 def test_a_checkpoint_with_flat_hyperparameters_loads(tmp_path):
     """Checkpoints record the model settings flat (``hparams.dim``), as they always have."""
     torch.manual_seed(0)
-    made = Seq2SeqTask(**SMALL, ctc_weight=0.5, decoding="joint", lr=0.01)
+    made = Seq2SeqTask(**TINY_TASK, ctc_weight=0.5, decoding="joint", lr=0.01)
     path = tmp_path / "flat.ckpt"
     hparams = dict(made.hparams)
     assert hparams["dim"] == 32 and hparams["decoding"] == "joint" and "net" not in hparams
@@ -78,22 +74,43 @@ def test_a_checkpoint_with_flat_hyperparameters_loads(tmp_path):
 
 def test_settings_the_task_refuses_name_themselves():
     with pytest.raises(ValueError, match="model.decoding = 'beam': decoding 'beam': choose one"):
-        Seq2SeqTask(**SMALL, decoding="beam")
+        Seq2SeqTask(**TINY_TASK, decoding="beam")
     with pytest.raises(ValueError, match="model.decoding = 'joint': joint decoding needs the CTC"):
-        Seq2SeqTask(**SMALL, decoding="joint")
+        Seq2SeqTask(**TINY_TASK, decoding="joint")
     with pytest.raises(ValueError, match="model.check_finite"):
-        Seq2SeqTask(**SMALL, check_finite="sometimes")
+        Seq2SeqTask(**TINY_TASK, check_finite="sometimes")
     with pytest.raises(ValueError, match="model.dim 33 is not divisible by model.heads 2"):
-        Seq2SeqTask(**SMALL | {"dim": 33})
+        Seq2SeqTask(**TINY_TASK | {"dim": 33})
     with pytest.raises(ValueError, match="model.dropout_start"):
-        Seq2SeqTask(**SMALL, dropout_start=1.0)
+        Seq2SeqTask(**TINY_TASK, dropout_start=1.0)
     with pytest.raises(ValueError, match="model.awp_start"):
-        Seq2SeqTask(**SMALL, awp_start=2.0)
+        Seq2SeqTask(**TINY_TASK, awp_start=2.0)
 
 
 def test_validation_scores_every_decoding_the_network_can_run():
-    plain = Seq2SeqTask(**SMALL)
+    plain = Seq2SeqTask(**TINY_TASK)
     assert not hasattr(plain, "val_scores")  # attention only: val/score is its score
-    joint = Seq2SeqTask(**SMALL, ctc_weight=0.5)
+    joint = Seq2SeqTask(**TINY_TASK, ctc_weight=0.5)
     assert list(joint.val_scores) == ["attention", "ctc", "joint"]
     assert list(joint.test_scores) == ["attention", "ctc", "joint"]
+
+
+@pytest.mark.parametrize(("mode", "step"), [("step", 3), ("epoch", 3), ("epoch", 17)])
+def test_non_finite_loss_is_a_clear_error_naming_the_step(synthetic_dir, tmp_path, mode, step):
+    """ "step" (the CPU/GPU default) stops at the bad step; "epoch" (the XLA default: no host
+    sync per step) finds it at the end of that epoch, and names the same global step."""
+    with pytest.raises(NonFiniteLossError, match=f"at global step {step} ") as err:
+        cli.main(
+            tiny_args(
+                synthetic_dir, tmp_path, "--trainer.max_epochs", "3", "--model.check_finite", mode
+            ),
+            trainer_defaults={"callbacks": [PoisonWeights(step)]},
+        )
+    assert ("found at the end of epoch" in str(err.value)) == (mode == "epoch")
+
+
+def test_ctc_decoding_without_the_head_is_a_clear_error(synthetic_dir, tmp_path):
+    with pytest.raises(ValueError, match="model.decoding = 'ctc': ctc decoding needs the CTC head"):
+        cli.main(
+            tiny_args(synthetic_dir, tmp_path, "--model.decoding", "ctc", "--model.ctc_weight", "0")
+        )

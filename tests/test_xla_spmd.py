@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import run_child
-from tests.test_cli import TINY
+from tests.helpers import TINY, run_child
 
 SPMD_CHILD = """
 import json, sys

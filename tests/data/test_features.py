@@ -1,36 +1,18 @@
+"""Pure tensor functions of the features (the same ones run inside the exported graph)."""
+
 import numpy as np
 import torch
 
 from aslfs_pl.data.features import (
     fit_length,
+    frame_features,
     frame_mask,
     landmark_features,
     normalise_frames,
     to_points,
 )
-from aslfs_pl.data.landmarks import LandmarkSet, all_columns
 
 NAN = float("nan")
-
-
-def test_selected_columns_follow_kaggle_order():
-    s = LandmarkSet()
-    cols = s.selected_columns
-    assert len(cols) == s.num_columns == 176
-    assert cols[0] == "x_left_hand_0" and cols[88] == "y_left_hand_0"
-    assert set(cols) <= set(all_columns())
-    assert len(all_columns()) == 1629
-    assert all_columns()[468] == "x_left_hand_0" and all_columns()[543] == "y_face_0"
-
-
-def test_mirror_permutation_swaps_hands_and_lips():
-    s = LandmarkSet()
-    perm = s.mirror_permutation()
-    assert perm[0] == 21 and perm[21] == 0  # left wrist <-> right wrist
-    pts = list(s.points)
-    assert pts[perm[pts.index(("face", 61))]] == ("face", 291)
-    assert pts[perm[pts.index(("pose", 11))]] == ("pose", 12)
-    assert all(perm[perm[i]] == i for i in range(len(perm)))
 
 
 def test_to_points_is_axis_major():
@@ -87,8 +69,6 @@ def test_fit_length_pads_with_nan_and_resamples_long_sequences():
 
 
 def test_deployment_features_equal_training_features_reordered():
-    from aslfs_pl.data.features import frame_features, landmark_features
-
     rng = np.random.default_rng(0)
     x = rng.uniform(0.2, 0.8, (12, 3 * 5)).astype(np.float32)  # 5 points, 3 axes
     x[2] = np.nan  # a frame with nothing seen

@@ -1,5 +1,6 @@
-"""The decoding registry: every decoding is one object with its read-out, export form and parity
-rule, and a new one is one class."""
+"""The decodings: each read-out (attention, ctc, joint) and its parity rule; the registry, where
+every decoding is one object with its read-out, export form and parity rule, and a new one is one
+class."""
 
 from __future__ import annotations
 
@@ -14,20 +15,16 @@ from aslfs_pl.deploy.graph import KaggleModel
 from aslfs_pl.deploy.parity import ParityReport
 from aslfs_pl.export_ops import ExportForm
 from aslfs_pl.model import decoding
-from aslfs_pl.model.config import ModelConfig
 from aslfs_pl.model.decoding import DECODINGS, Decoding, Encoded, ParityRow
+from aslfs_pl.model.decoding.attention import compare_steps
+from aslfs_pl.model.decoding.ctc import compare_frames
 from aslfs_pl.model.seq2seq import Seq2Seq
 from aslfs_pl.task import Seq2SeqTask
+from tests.helpers import ONE_BLOCK, landmark_batch, tiny_model
 
 
 def tiny(ctc: bool = True) -> Seq2Seq:
-    torch.manual_seed(0)
-    cfg = ModelConfig(
-        num_columns=12, num_axes=2, max_frames=16, max_target_len=8, dim=32, heads=2,
-        mlp_ratio=2, conv_blocks=1, conv_kernel=5, encoder_blocks=1, local_layers=1, window=4,
-        decoder_blocks=1, dropout=0.0, ctc_head=ctc,
-    )  # fmt: skip
-    return Seq2Seq(cfg).eval()
+    return tiny_model(**ONE_BLOCK, ctc_head=ctc)
 
 
 def frames(b: int = 3, t: int = 16) -> Tensor:
@@ -131,9 +128,14 @@ def test_a_new_decoding_is_one_class(monkeypatch, capsys):
     row = Silent().parity_row(net, 16, out, x[:1])  # its parity rule
     assert ParityReport([row], 1e-4).ok
     task = Seq2SeqTask(
-        num_columns=12, dim=32, heads=2, conv_blocks=1, encoder_blocks=1, decoder_blocks=1,
+        num_columns=12,
+        dim=32,
+        heads=2,
+        conv_blocks=1,
+        encoder_blocks=1,
+        decoder_blocks=1,
         decoding="silent",
-    )  # fmt: skip
+    )
     assert list(task.val_scores) == ["attention", "silent"]
     for name, complaint in (("silent", "give --ckpt"), ("nonsense", "invalid choice")):
         with pytest.raises(SystemExit):  # the export command offers it, and only registered ones
@@ -148,3 +150,90 @@ def test_decodings_that_need_the_ctc_head_refuse_a_network_without_one():
             net.decode(x, name)
         with pytest.raises(ValueError, match=f"{name} decoding needs the CTC head"):
             net.export_form(name)
+
+
+def test_decode_routes_and_their_errors():
+    net = tiny_model()
+    x = landmark_batch()
+    assert net.decode(x, "attention").shape == (2, 8)
+    with pytest.raises(ValueError, match="ctc_weight > 0"):
+        net.decode(x, "ctc")
+    ctc = tiny_model(ctc_head=True)
+    assert ctc.decode(x, "ctc").shape == (2, 20)
+    with pytest.raises(ValueError, match="decoding 'beam'"):
+        ctc.decode(x, "beam")
+
+
+def test_joint_decoding_picks_the_phrase_both_heads_score_higher():
+    net = tiny_model(ctc_head=True)
+    x = landmark_batch(b=4)
+    joint = net.decode(x, "joint")
+    attention, ctc = net.decode(x, "attention"), net.decode(x, "ctc")
+    for row, a, c in zip(joint.tolist(), attention.tolist(), ctc.tolist(), strict=True):
+        assert vocab.decode(row) in (vocab.decode(a)[:7], vocab.decode(c)[:7])
+    every = net.decode_every(x)  # one pass for validation's per-decoding scores
+    assert sorted(every) == sorted(DECODINGS)
+    for name, rows in every.items():
+        assert torch.equal(rows, net.decode(x, name)), name
+    with pytest.raises(ValueError, match="joint decoding needs the CTC head"):
+        tiny_model().decode(x, "joint")
+
+
+def _onehot(tokens: list[int]) -> np.ndarray:
+    out = np.zeros((len(tokens), vocab.VOCAB_SIZE), np.float32)
+    out[np.arange(len(tokens)), tokens] = 5.0
+    return out
+
+
+@pytest.mark.parametrize(
+    "picked, diverged_at, compared_rows",
+    [
+        ([5, 6, vocab.EOS, vocab.PAD, vocab.PAD], None, 3),  # same; rows after the end ignored
+        ([5, vocab.EOS, vocab.PAD, vocab.PAD, vocab.PAD], 1, 2),  # TFLite ends early
+        ([5, 6, 7, 8, vocab.EOS], 2, 3),  # TFLite ends late
+        ([9, 6, vocab.EOS, vocab.PAD, vocab.PAD], 0, 1),  # first token differs
+    ],
+)
+def test_attention_parity_stops_at_the_first_different_token(picked, diverged_at, compared_rows):
+    ref_tokens = np.array([5, 6, vocab.EOS, vocab.PAD, vocab.PAD])
+    ref_logits = _onehot(ref_tokens.tolist())
+    steps = np.arange(5)
+    # where TFLite picks another token, it was PyTorch's runner-up (4.9 vs 5.0) ...
+    ref_logits[steps, picked] = np.maximum(ref_logits[steps, picked], 4.9)
+    out = ref_logits.copy()
+    out[steps, picked] = 5.05  # ... which TFLite's slightly different logits put first
+    out[compared_rows:] += 3.0  # rows that must not be compared: a large difference
+    row = compare_steps(7, out, ref_tokens, ref_logits)
+    assert row.diverged_at == diverged_at
+    assert row.same_text == (diverged_at is None)
+    assert row.max_diff == pytest.approx(0.05 if diverged_at is None else 0.15, abs=1e-5)
+    assert row.margin == pytest.approx(0.0 if diverged_at is None else 0.1, abs=1e-5)
+
+
+def test_ctc_parity_compares_frame_by_frame_and_never_excuses_a_character_past_the_end():
+    a, b, c = (vocab.CHAR_TO_INDEX[ch] for ch in "abc")
+    ref_tokens = np.array([a, vocab.PAD, b, vocab.PAD, vocab.PAD, vocab.PAD])  # 6 padded frames
+    ref_logits = _onehot(ref_tokens.tolist())
+    ref_logits[:, c] = 4.9  # every frame's runner-up, 0.1 behind
+    # the graph's rows for a 4-frame input: T + 1 rows, logits where a character is emitted
+    out = np.zeros((5, vocab.VOCAB_SIZE), np.float32)
+    out[:, vocab.PAD] = 1e4
+    out[0], out[2] = ref_logits[0] + 0.01, ref_logits[2] + 0.02
+    row = compare_frames(4, out, ref_tokens, ref_logits)
+    assert (row.same_text, row.diverged_at) == (True, None)
+    assert row.max_diff == pytest.approx(0.02, abs=1e-6)  # compared where both emit
+    flipped = out.copy()
+    flipped[2, c] = 5.05  # TFLite's frame 2 prefers PyTorch's runner-up
+    row = compare_frames(4, flipped, ref_tokens, ref_logits)
+    assert (row.same_text, row.diverged_at) == (False, 2)
+    assert row.margin == pytest.approx(0.1, abs=1e-6)  # frames 1 and 2 decide the emission
+    assert row.max_diff == pytest.approx(0.01, abs=1e-6)  # frames before it only
+    assert ParityReport([row], 0.5, allow_near_ties=True).ok
+    assert not ParityReport([row], 0.05, allow_near_ties=True).ok
+    late = out.copy()
+    late[4] = 0.0
+    late[4, c] = 1.0  # a character in the appended row, after the input's last frame
+    row = compare_frames(4, late, ref_tokens, ref_logits)
+    assert (row.same_text, row.diverged_at, row.margin) == (False, 4, float("inf"))
+    assert not ParityReport([row], 0.5, allow_near_ties=True).ok
+    assert DECODINGS["ctc"].near_ties("fp16") and not DECODINGS["attention"].near_ties("fp16")

@@ -89,15 +89,16 @@ def _augmenter(**probs) -> A.Augmenter:
     zero = {k: 0.0 for k in vars(A.AugmentConfig()) if k.endswith("_p")}
     parts = s.part_slices()
     return A.Augmenter(
-        A.AugmentConfig(**(zero | probs)), s.mirror_permutation(),
+        A.AugmentConfig(**(zero | probs)),
+        s.mirror_permutation(),
         [parts["left_hand"], parts["right_hand"]],
-    )  # fmt: skip
+    )
 
 
-@pytest.mark.parametrize(
-    "prob", ["flip_p", "rotate_p", "scale_p", "shift_p", "speed_p", "frame_drop_p",
-             "finger_drop_p", "hand_drop_p"],
-)  # fmt: skip
+PROBABILITIES = "flip_p rotate_p scale_p shift_p speed_p frame_drop_p finger_drop_p hand_drop_p"
+
+
+@pytest.mark.parametrize("prob", PROBABILITIES.split())
 def test_each_augmentation_changes_the_sequence_only_when_enabled(prob):
     pts = hand_sequence(30, right_hand=True)
     assert np.array_equal(_augmenter()(pts, np.random.default_rng(0)), pts, equal_nan=True)
@@ -156,3 +157,51 @@ def test_finger_affine_turns_and_scales_each_finger_about_its_base_joint():
     assert np.array_equal(_augmenter()(pts, rng), pts)
     changed = _augmenter(finger_affine_p=1.0)(pts, np.random.default_rng(1))
     assert not np.array_equal(changed, pts)
+
+
+class _Draw:
+    """A generator whose every ``random()`` is ``value`` (a row's mixing draw)."""
+
+    def __init__(self, value: float):
+        self.value = value
+
+    def random(self) -> float:
+        return self.value
+
+
+def _item(sid: int, phrase: str, t: int) -> dict:
+    frames = np.arange(t * 4, dtype=np.float32).reshape(t, 4) + 1000 * sid
+    return {"frames": frames, "phrase": phrase, "sequence_id": sid}
+
+
+def test_mix_sequences_appends_the_next_sequence_of_the_batch_where_it_fits():
+    skipped = {"frames": None, "phrase": "", "sequence_id": 3}
+    items = [_item(1, "ab", 5), _item(2, "cd", 6), skipped, _item(4, "x" * 30, 7)]
+    out = A.mix_sequences(items, 1.0, lambda item: _Draw(0.0), 24, 32, 0.0)
+    assert out is not items  # a new list; the items themselves are not changed
+    assert [it["phrase"] for it in items] == ["ab", "cd", "", "x" * 30]
+    assert [len(it["frames"]) for it in items if it["frames"] is not None] == [5, 6, 7]
+    np.testing.assert_array_equal(
+        out[0]["frames"], np.concatenate([items[0]["frames"], items[1]["frames"]])
+    )
+    assert (out[0]["phrase"], out[0]["sequence_id"]) == ("abcd", 1)  # the row keeps its id
+    assert out[1] is items[1]  # the next row is a skipped one: nothing to append
+    assert out[2] is skipped
+    assert out[3] is items[3]  # 30 + 2 characters do not fit 31 (the last wraps to row 0)
+    # each row mixes when its own draw falls under p
+    draws = {1: 0.3, 2: 0.7}
+    out = A.mix_sequences(items[:2], 0.5, lambda item: _Draw(draws[item["sequence_id"]]), 24, 32, 0)
+    assert [it["phrase"] for it in out] == ["abcd", "cd"]
+    assert A.mix_sequences(items, 0.0, lambda item: _Draw(0.0), 24, 32, 0.0) is items
+    single = items[:1]
+    assert A.mix_sequences(single, 1.0, lambda item: _Draw(0.0), 24, 32, 0.0) is single
+
+
+def test_mix_fits_needs_room_for_both_phrases_and_enough_frames_per_character():
+    a, b = _item(1, "ab", 5), _item(2, "gh", 30)
+    assert A.mix_fits(a, b, 64, 32, 2.0)  # 35 frames kept whole: 2.5 a character
+    assert not A.mix_fits(a, b, 64, 4, 0.0)  # 4 characters fill the 4 decoder steps (eos)
+    assert A.mix_fits(a, b, 64, 5, 0.0)
+    # resampled to 24 of 35 frames: "ab" keeps 5 * 24 / 35 = 3.4 frames, 1.7 a character
+    assert A.mix_fits(a, b, 24, 32, 1.7) and not A.mix_fits(a, b, 24, 32, 1.75)
+    assert A.mix_fits(a, b, 24, 32, 0.0)

@@ -1,12 +1,17 @@
-"""Streaming, sharding, determinism and splits of the data module."""
+"""The stream of one replica: sharding over replicas and workers, determinism, the targets,
+resampling, and sequence mixing wired into its batches."""
 
 import numpy as np
 import pytest
 import torch
 
-from aslfs_pl.data.datamodule import KaggleDataModule, LandmarkStream
-from aslfs_pl.data.kaggle import load_index
+from aslfs_pl import vocab
+from aslfs_pl.data.augment import AugmentConfig
+from aslfs_pl.data.features import fit_length, resample_indices
+from aslfs_pl.data.kaggle import load_index, read_landmark_file
 from aslfs_pl.data.landmarks import LandmarkSet
+from aslfs_pl.data.stream import LandmarkStream
+from tests.helpers import random_frames, write_mini_dataset
 
 
 def _stream(index, train=True, **kw) -> LandmarkStream:
@@ -69,6 +74,19 @@ def test_evaluation_covers_every_sequence_once_without_augmentation(synthetic_di
     assert len(batches) == len(s) == int(np.ceil(len(index) / 4))
     assert sorted(_ids(batches)) == sorted(index.sequence_id.tolist())
     assert _ids(list(s)) == _ids(batches)
+    # each row holds its sequence's frames as stored, only resampled or padded to the batch
+    columns = LandmarkSet().selected_columns
+    row_of = {sid: r for r, sid in enumerate(index.sequence_id.tolist())}
+    for batch in batches:
+        for sid, x, n in zip(
+            *(batch[k] for k in ("sequence_id", "landmarks", "num_frames")), strict=True
+        ):
+            if sid < 0:
+                continue
+            r = row_of[int(sid)]
+            raw = read_landmark_file(index.path[r], columns).frames(int(sid))
+            assert int(n) == len(raw)
+            np.testing.assert_array_equal(x.numpy(), fit_length(raw, x.shape[0]))
 
 
 def test_targets_hold_sos_phrase_eos_pad(synthetic_dir):
@@ -76,25 +94,9 @@ def test_targets_hold_sos_phrase_eos_pad(synthetic_dir):
     batch = next(iter(_stream(index, train=False, batch_size=1)))
     phrase = index.phrase[0]
     tokens = batch["tokens"][0].tolist()
-    from aslfs_pl import vocab
-
     assert tokens[0] == vocab.SOS
     assert vocab.decode(tokens[1:]) == phrase
     assert tokens[len(phrase) + 1] == vocab.EOS and set(tokens[len(phrase) + 2 :]) <= {vocab.PAD}
-
-
-@pytest.mark.parametrize("val_by", ["participant", "file"])
-def test_validation_holds_out_whole_groups(synthetic_dir, val_by):
-    dm = KaggleDataModule(
-        data_dir=str(synthetic_dir), val_by=val_by, val_fraction=0.25, batch_size=4,
-        num_workers=0, max_frames=24,
-    )  # fmt: skip
-    dm.setup("fit")
-    tr, va = dm.train_set.index, dm.val_set.index
-    assert len(va) > 0 and len(tr) > 0
-    key = "participant_id" if val_by == "participant" else "path"
-    assert not set(getattr(tr, key).tolist()) & set(getattr(va, key).tolist())
-    assert len(tr) + len(va) == len(load_index(synthetic_dir))
 
 
 def test_long_sequences_are_resampled_to_max_frames(synthetic_dir):
@@ -109,37 +111,14 @@ def test_long_sequences_are_resampled_to_max_frames(synthetic_dir):
         assert bool((last | ~long).all())
 
 
-def test_split_is_a_pure_function_of_index_and_settings(synthetic_dir):
-    from aslfs_pl.data.split import split_index
-
-    index = load_index(synthetic_dir)
-    a_train, a_val = split_index(index, "participant", 0.25, None, seed=5)
-    b_train, b_val = split_index(index, "participant", 0.25, None, seed=5)
-    assert a_val.sequence_id.tolist() == b_val.sequence_id.tolist()
-    assert len(a_train) + len(a_val) == len(index)
-    other = split_index(index, "participant", 0.25, None, seed=6)[1]
-    assert other.sequence_id.tolist() != a_val.sequence_id.tolist()  # the seed is an input
-    # the data module's split is this function of its own settings
-    dm = KaggleDataModule(data_dir=str(synthetic_dir), val_fraction=0.25, seed=5)
-    assert dm.split(index)[1].sequence_id.tolist() == a_val.sequence_id.tolist()
-    # and a module rebuilt from its recorded hyperparameters splits the same way
-    again = KaggleDataModule.from_hparams(dict(dm.hparams))
-    assert again.split(again.index())[1].sequence_id.tolist() == a_val.sequence_id.tolist()
-
-
 def test_sequence_mixing_concatenates_frames_and_phrases_of_neighbours(tmp_path):
     """With every other augmentation off, a mixed row is sequence i's frames then sequence
     i + 1's, and its phrase is the two phrases; a mix longer than max_frames is resampled to it,
     and rows whose phrases would not fit stay as they are."""
-    from aslfs_pl import vocab
-    from aslfs_pl.data.augment import AugmentConfig
-    from aslfs_pl.data.features import fit_length, resample_indices
-    from tests.conftest import random_frames, write_mini_dataset
-
     rng = np.random.default_rng(0)
     lengths = [5, 6, 7, 30]  # 7 + 30 and 30 + 5 frames are longer than max_frames 24
-    seqs = [(100 + i, 1, p, random_frames(rng, t)) for i, (p, t) in enumerate(
-        zip(["ab", "cd", "ef", "gh"], lengths, strict=True))]  # fmt: skip
+    phrases = ["ab", "cd", "ef", "gh"]
+    seqs = [(100 + i, 1, phrases[i], random_frames(rng, t)) for i, t in enumerate(lengths)]
     root = write_mini_dataset(tmp_path, {"f": seqs})
     off = {k: 0.0 for k in vars(AugmentConfig()) if k.endswith("_p")}
     stream = _stream(
@@ -172,24 +151,12 @@ def test_sequence_mixing_concatenates_frames_and_phrases_of_neighbours(tmp_path)
     assert plain._mixed(items) is items
     # resampled mixes keep min_frames_per_char: 30 + 5 frames -> 24 leaves row 0 ("ab", 5
     # frames) 3.4 frames, i.e. 1.7 a character; 7 + 30 -> 24 leaves "ef" 4.5, 2.3 a character
-    strict = _stream(load_index(root), batch_size=4, shuffle_buffer=1, min_frames_per_char=2.0,
-                     augment=AugmentConfig(**off | {"mix_p": 1.0}))  # fmt: skip
+    strict = _stream(
+        load_index(root),
+        batch_size=4,
+        shuffle_buffer=1,
+        min_frames_per_char=2.0,
+        augment=AugmentConfig(**off | {"mix_p": 1.0}),
+    )
     mixed = strict._mixed(items)
     assert [m is it for m, it in zip(mixed, items, strict=True)] == [False, False, False, True]
-
-
-def test_supplemental_trains_while_validation_keeps_the_train_sources_held_out_signers(tmp_path):
-    from aslfs_pl.data.synthetic import write_synthetic_dataset
-
-    write_synthetic_dataset(tmp_path, 60, seed=1, supplemental_sequences=40, sequences_per_file=20)
-    alone = KaggleDataModule(str(tmp_path), val_fraction=0.3)
-    both = KaggleDataModule(
-        str(tmp_path), sources=("train", "supplemental"), val_sources=("train",), val_fraction=0.3
-    )
-    train_a, val_a = alone.split(alone.index())
-    train_b, val_b = both.split(both.index())
-    assert sorted(val_b.sequence_id) == sorted(val_a.sequence_id)  # the same sequences scored
-    assert set(train_b.source) == {"train", "supplemental"} and len(train_b) > len(train_a)
-    assert not set(train_b.participant_id) & set(val_b.participant_id)  # still by signer
-    with pytest.raises(ValueError, match="val_sources"):
-        KaggleDataModule(str(tmp_path), val_sources=("supplemental",))

@@ -5,10 +5,11 @@ import logging
 import numpy as np
 import pytest
 
+from aslfs_pl import cli
 from aslfs_pl.data.datamodule import KaggleDataModule
 from aslfs_pl.data.kaggle import DataError, load_index, read_landmark_file
 from aslfs_pl.data.landmarks import LandmarkSet
-from tests.conftest import random_frames, write_mini_dataset
+from tests.helpers import random_frames, tiny_args, write_mini_dataset
 
 
 def _dm(root, **kw) -> KaggleDataModule:
@@ -198,44 +199,17 @@ def test_values_that_are_not_positions_are_read_as_missing_and_counted(tmp_path,
     assert "5.parquet: 3 values not finite or beyond +-100 read as missing" in caplog.text
 
 
-@pytest.mark.parametrize("as_index", [True, False])
-def test_evaluation_reader_takes_sequence_id_as_index_or_column(tmp_path, as_index):
-    import pandas as pd
-
-    from aslfs_pl.evaluate import kaggle_sequences
-
-    cols = LandmarkSet().selected_columns
-    data = np.random.default_rng(0).uniform(0, 1, (5, len(cols))).astype(np.float32)
-    df = pd.DataFrame(data, columns=cols)
-    df.insert(0, "frame", np.arange(5, dtype=np.int16))
-    ids = [9, 9, 4, 9, 4]  # rows of a sequence need not be contiguous
-    if as_index:
-        df.index = pd.Index(ids, name="sequence_id")  # Kaggle's files
-    else:
-        df.insert(0, "sequence_id", ids)
-    df.to_parquet(tmp_path / "f.parquet")
-    got = dict(kaggle_sequences(str(tmp_path / "f.parquet"), cols))
-    assert list(got) == [9, 4]  # order of first appearance
-    np.testing.assert_array_equal(got[9], data[[0, 1, 3]])
-    np.testing.assert_array_equal(got[4], data[[2, 4]])
-    assert dict(kaggle_sequences(str(tmp_path / "f.parquet"), cols, [4, 77]))[77].shape == (0, 176)
-
-
 def test_skipped_sequences_are_logged_and_counted_in_a_real_fit(tmp_path, rng, caplog):
     # Lightning stops after len() batches: the count must not wait for the stream's end
-    from aslfs_pl import cli
-
     no_hands = random_frames(rng, 8)
     no_hands.reshape(8, 2, 88)[:, :, :42] = np.nan
     write_mini_dataset(tmp_path / "data", {"101": [*_good(rng, 6), (60, 7, "ab", no_hands)]})
     csv = tmp_path / "data" / "train.csv"  # and a sequence the csv lists but the parquet lacks
     csv.write_text(csv.read_text() + "train_landmarks/101.parquet,101,61,7,ab\n")
+    epoch = ["--trainer.max_epochs", "1", "--data.val_fraction", "0"]
+    batches = ["--data.batch_size", "2", "--data.shuffle_buffer", "1"]
     with caplog.at_level(logging.WARNING):
-        run = cli.main([
-            "fit", "--config", "configs/tiny.yaml", "--data.data_dir", str(tmp_path / "data"),
-            "--trainer.default_root_dir", str(tmp_path / "run"), "--trainer.max_epochs", "1",
-            "--data.val_fraction", "0", "--data.batch_size", "2", "--data.shuffle_buffer", "1",
-        ])  # fmt: skip
+        run = cli.main(tiny_args(tmp_path / "data", tmp_path / "run", *epoch, *batches))
     assert run.trainer.callback_metrics["train/skipped"] == 2
     assert "2 sequences used as empty rows" in caplog.text
     assert "no hand visible" in caplog.text and "absent from its parquet" in caplog.text

@@ -1,0 +1,39 @@
+"""aslfs-export: a checkpoint or a config's network as a checked submission."""
+
+from __future__ import annotations
+
+import pytest
+
+from aslfs_pl.commands import export_tflite
+from aslfs_pl.deploy.parity import parity_report
+from aslfs_pl.trained import from_config
+from tests.helpers import TINY
+
+
+@pytest.mark.slow
+def test_export_script_takes_stacked_configs_and_overrides(tmp_path, capsys):
+    override = ["--config", TINY, "--model.dim", "48", "--data.max_frames", "24"]
+    net = from_config(override).net
+    assert net.config.dim == 48 and net.config.max_frames == 24
+    export_tflite.main([*override, "--out", str(tmp_path), "--no_check"])
+    shown = capsys.readouterr().out
+    assert f"model: {net.num_parameters() / 1e6:.2f}M parameters" in shown
+    assert (tmp_path / "submission.zip").is_file()
+    # the dim-48 network is what the file computes
+    report = parity_report(net, tmp_path / "model.tflite", "fp16", lengths=(0, 5, 30))
+    assert report.ok, report.summary()
+
+
+def test_export_script_refuses_ckpt_with_config_arguments(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        export_tflite.main(["--ckpt", "x.ckpt", "--no-check", "--out", str(tmp_path)])
+    assert "unrecognised arguments with --ckpt: --no-check" in capsys.readouterr().err
+
+
+def test_export_script_needs_a_checkpoint_or_a_config(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        export_tflite.main(["--out", str(tmp_path)])
+    assert "give --ckpt, or training CLI arguments" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        export_tflite.main(["--ckpt", "a.ckpt", "--fp32", "--int8", "--out", str(tmp_path)])
+    assert "not allowed with argument" in capsys.readouterr().err  # one weight type

@@ -1,0 +1,26 @@
+"""The network's settings: the seed design's size, and the settings refused by name."""
+
+import pytest
+
+from aslfs_pl.model.config import ModelConfig
+from aslfs_pl.model.seq2seq import Seq2Seq
+
+
+def test_seed_config_parameter_count():
+    m = Seq2Seq(ModelConfig())
+    assert 13_000_000 < m.num_parameters() < 14_500_000
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="divisible"):
+        ModelConfig(dim=30, heads=4)
+    refused = [
+        ({"num_columns": 175}, "model.num_columns 175 is not a multiple of num_axes 2"),
+        ({"dim": 33, "heads": 3}, "model.dim 33 must be even"),
+        ({"window": 0}, "model.window 0 must be >= 1"),
+        ({"dropout": 1.0}, r"model.dropout 1.0 must lie in \[0, 1\)"),
+        ({"drop_path": -0.1}, r"model.drop_path -0.1 must lie in \[0, 1\)"),
+    ]
+    for settings, complaint in refused:
+        with pytest.raises(ValueError, match=complaint):
+            ModelConfig(**settings)

@@ -1,0 +1,45 @@
+"""The composed network: shapes, what padding changes (nothing), empty input, backward."""
+
+import torch
+
+from aslfs_pl import vocab
+from tests.helpers import landmark_batch, tiny_model
+
+NAN = float("nan")
+
+
+def test_shapes():
+    m = tiny_model()
+    tokens = torch.randint(0, vocab.VOCAB_SIZE, (2, 8))
+    assert m(landmark_batch(), tokens).shape == (2, 8, vocab.VOCAB_SIZE)
+    out, logits = m.generate(landmark_batch())
+    assert out.shape == (2, 8) and logits.shape == (2, 8, vocab.VOCAB_SIZE)
+
+
+def test_appended_padding_and_nan_frames_do_not_change_logits():
+    m = tiny_model()
+    x = landmark_batch(t=20)
+    tokens = torch.randint(0, vocab.VOCAB_SIZE, (2, 8))
+    base = m(x, tokens)
+    padded = torch.cat([x, torch.full((2, 15, 12), NAN)], dim=1)
+    torch.testing.assert_close(m(padded, tokens), base, atol=1e-5, rtol=1e-4)
+    nan_inside = x.clone()
+    nan_inside = torch.cat([nan_inside[:, :10], torch.full((2, 5, 12), NAN), nan_inside[:, 10:]], 1)
+    with_nan_tail = torch.cat([x, torch.full((2, 3, 12), NAN)], 1)
+    torch.testing.assert_close(m(with_nan_tail, tokens), base, atol=1e-5, rtol=1e-4)
+    assert not torch.isnan(m(nan_inside, tokens)).any()
+
+
+def test_empty_sequence_gives_finite_output():
+    m = tiny_model()
+    x = torch.full((1, 10, 12), NAN)
+    out, logits = m.generate(x)
+    assert torch.isfinite(logits).all()
+
+
+def test_backward_reaches_every_parameter():
+    m = tiny_model().train()
+    tokens = torch.randint(0, vocab.VOCAB_SIZE, (2, 8))
+    m(landmark_batch(), tokens).square().mean().backward()
+    missing = [n for n, p in m.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing, missing

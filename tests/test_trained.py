@@ -1,0 +1,124 @@
+"""A network with its data settings, from a checkpoint or from a config, and the errors that name
+the file or the setting."""
+
+from __future__ import annotations
+
+import lightning
+import pytest
+import torch
+
+from aslfs_pl.data.datamodule import KaggleDataModule
+from aslfs_pl.task import Seq2SeqTask
+from aslfs_pl.trained import LoadError, from_config, load_checkpoint
+from tests.helpers import ROOT, TINY, TINY_TASK
+
+
+def save_checkpoint(path, task: Seq2SeqTask, datamodule: dict | None) -> None:
+    """What Lightning writes for a run, without a run: the task's weights and hyperparameters,
+    and the data module's (``datamodule``, left out when None)."""
+    ckpt = {
+        "state_dict": task.state_dict(),
+        "hyper_parameters": dict(task.hparams),
+        "pytorch-lightning_version": lightning.__version__,
+    }
+    if datamodule is not None:
+        ckpt["datamodule_hyper_parameters"] = datamodule
+    torch.save(ckpt, path)
+
+
+def test_a_checkpoint_gives_its_network_and_data_module(tmp_path):
+    torch.manual_seed(0)
+    saved = Seq2SeqTask(**TINY_TASK, ctc_weight=0.5, decoding="ctc")
+    data = KaggleDataModule(str(tmp_path / "recorded"), max_frames=24, val_fraction=0.3, seed=5)
+    path = tmp_path / "run.ckpt"
+    save_checkpoint(path, saved, dict(data.hparams))
+    trained = load_checkpoint(path)
+    assert not trained.task.training and trained.net is trained.task.net
+    assert all(p.device.type == "cpu" for p in trained.task.parameters())
+    for (name, a), b in zip(
+        saved.state_dict().items(), trained.task.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    assert trained.decoding == "ctc"
+    dm = trained.datamodule
+    assert (dm.data_dir, dm.max_frames, dm.val_fraction, dm.seed) == (
+        str(tmp_path / "recorded"),
+        24,
+        0.3,
+        5,
+    )
+    assert trained.landmarks.selected_columns == data.landmarks.selected_columns
+    elsewhere = load_checkpoint(path, data_dir=str(tmp_path / "moved")).datamodule
+    assert elsewhere.data_dir == str(tmp_path / "moved") and elsewhere.seed == 5
+
+
+def test_a_checkpoint_without_a_decoding_reads_with_attention(tmp_path):
+    task = Seq2SeqTask(**TINY_TASK)
+    hparams = dict(task.hparams)
+    del hparams["decoding"]  # a checkpoint from before the setting existed
+    path = tmp_path / "old.ckpt"
+    torch.save(
+        {
+            "state_dict": task.state_dict(),
+            "hyper_parameters": hparams,
+            "pytorch-lightning_version": lightning.__version__,
+            "datamodule_hyper_parameters": dict(KaggleDataModule(max_frames=24).hparams),
+        },
+        path,
+    )
+    assert load_checkpoint(path).decoding == "attention"
+
+
+def test_bad_checkpoint_names_the_stage(tmp_path):
+    with pytest.raises(LoadError, match=r"\[load\] .*missing.ckpt: checkpoint not found"):
+        load_checkpoint(tmp_path / "missing.ckpt")
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"nope")
+    with pytest.raises(LoadError, match=r"\[load\] .*bad.ckpt: not a loadable"):
+        load_checkpoint(bad)
+
+
+def test_a_checkpoint_whose_data_settings_do_not_fit_names_the_cause(tmp_path):
+    task = Seq2SeqTask(**TINY_TASK)
+    data = dict(KaggleDataModule(max_frames=24).hparams)
+    cases = [
+        ("none.ckpt", task, None, "records no data module settings"),
+        ("bad.ckpt", task, data | {"val_by": "hand"}, "its data module settings do not load"),
+        ("unknown.ckpt", task, data | {"colour": 1}, "its data module settings do not load"),
+        (
+            "columns.ckpt",
+            Seq2SeqTask(**TINY_TASK, num_columns=12),
+            data,
+            "the recorded landmark set has 176 columns, the model reads 12",
+        ),
+    ]
+    for name, made, recorded, complaint in cases:
+        save_checkpoint(tmp_path / name, made, recorded)
+        with pytest.raises(LoadError, match=rf"\[load\] .*{name}: {complaint}"):
+            load_checkpoint(tmp_path / name)
+
+
+def test_config_settings_rejected_by_the_model_name_the_setting():
+    with pytest.raises(LoadError, match=r"\[config\] .*model.dim 33 is not divisible"):
+        from_config(["--config", str(ROOT / "configs/tiny.yaml"), "--model.dim", "33"])
+    # a TPU config loads on this CPU machine (only the model and data settings are read)
+    built = from_config(
+        ["--config", str(ROOT / "configs/tiny.yaml"), "--config", str(ROOT / "configs/tpu.yaml")]
+    )
+    assert built.net.config.dim == 32
+
+
+def test_a_config_gives_a_seeded_network_and_its_data_module(capsys):
+    args = ["--config", TINY, "--model.dim", "48", "--data.max_frames", "24"]
+    built, again = from_config(args), from_config(args)
+    assert not built.task.training
+    assert built.net.config.dim == 48 and built.net.config.max_frames == 24  # linked from data
+    assert built.datamodule.max_frames == 24 and built.datamodule.batch_size == 8
+    assert built.decoding == "attention"
+    for (name, a), b in zip(
+        built.task.state_dict().items(), again.task.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name  # seeded as training seeds it (seed_everything: 0)
+    with pytest.raises(SystemExit):  # an unknown flag: the CLI's usage message, as fit.py
+        from_config(["--config", TINY, "--model.width", "48"])
+    assert "model.width" in capsys.readouterr().err
