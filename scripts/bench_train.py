@@ -1,8 +1,13 @@
-"""Training throughput as the Trainer runs it: sequences/s and model FLOP utilisation (MFU).
+"""Training throughput as the Trainer runs it: sequences/s, real frames/s and model FLOP
+utilisation (MFU), optionally side by side with a baseline in the same process.
 
-    python scripts/bench_train.py --config configs/quickstart.yaml [--data random|real]
+    python scripts/bench_train.py --config configs/quickstart.yaml [--data random|real|kaggle]
         [--steps 20] [--warmup 5] [--compile] [--peak_tflops X] [--loader_batches 30]
+        [--against "--data.buckets []"]
         [any training CLI argument: --accelerator gpu --trainer.precision bf16-mixed ...]
+    # length bucketing against one fixed length, the seed's shapes, Kaggle-like lengths
+    python scripts/bench_train.py --config configs/seed.yaml --data kaggle --steps 10 \
+        --warmup 3 --trainer.max_epochs 100 --against "--data.buckets []"
     # one H100/H200, the seed at its batch size, bf16-mixed (the GPU check of the accelerator issue)
     python scripts/bench_train.py --config configs/seed.yaml --accelerator gpu \\
         --trainer.precision bf16-mixed --data random --steps 50
@@ -11,13 +16,21 @@ Runs ``fit`` through the training CLI (the config's optimiser, schedule, precisi
 gradient clipping and callbacks) without validation for ``warmup + steps`` optimiser steps; a
 callback times the ``steps`` after the warm-up, waiting for the device at both ends. ``--data
 random`` feeds the same few random batches of the config's shapes (the step alone); ``--data
-real`` the data module's own loader (the step as fed by its workers). Prints:
+real`` the data module's own loader (the step as fed by its workers, bucketed as configured);
+``--data kaggle`` the same on ``--sequences`` random sequences whose lengths are drawn like
+Kaggle's (lognormal, median ~148 frames, up to 807; as ``scripts/bench_export.py`` draws them),
+written to a temporary Kaggle-layout folder first. Prints:
 
-- step time and sequences/s (batch x replicas);
-- the model's FLOPs per sequence (forward + backward of the training loss, torch's
-  FlopCounterMode at the config's shapes, on the CPU) and MFU: the achieved FLOP rate over the
-  device's peak (``--peak_tflops``; else a table of known GPUs' dense bf16 peaks; on a CPU this
-  machine's measured fp32 matmul rate);
+- step time, sequences/s (batch x replicas), real frames/s and the fraction of the frames fed to
+  the model that are real (not padding; a sequence longer than ``max_frames`` counts
+  ``max_frames``);
+- the model's FLOPs (forward + backward of the training loss, torch's FlopCounterMode on the
+  CPU, as a quadratic in the frame count fitted exactly at three lengths) and MFU: the achieved
+  FLOP rate over the device's peak (``--peak_tflops``; else a table of known GPUs' dense bf16
+  peaks; on a CPU this machine's measured fp32 matmul rate), counted twice: at the padded shapes
+  the batches had (what the device computed) and at each sequence's own length (useful work);
+- with ``--against ARGS``: the same for a baseline run with ARGS added (e.g. ``"--data.buckets
+  []"``, one fixed length), then the ratios;
 - with ``--data real``: the loader alone (``--loader_batches`` batches): sequences/s per worker,
   and how many workers the measured step rate needs.
 """
@@ -25,9 +38,15 @@ real`` the data module's own loader (the step as fed by its workers). Prints:
 from __future__ import annotations
 
 import argparse
+import csv
+import shlex
 import tempfile
 import time
+from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 from lightning.pytorch import Callback
 from torch.utils.data import DataLoader, IterableDataset
@@ -50,16 +69,23 @@ def sync(device: torch.device) -> None:
 
 
 class StepTimer(Callback):
-    """Wall-clock time of the optimiser steps ``warmup`` .. ``warmup + steps``."""
+    """Wall-clock time of the optimiser steps ``warmup`` .. ``warmup + steps``, and the frames of
+    the batches they trained on."""
 
-    def __init__(self, warmup: int, steps: int):
-        self.warmup, self.steps = warmup, steps
+    def __init__(self, warmup: int, steps: int, max_frames: int):
+        self.warmup, self.steps, self.max_frames = warmup, steps, max_frames
         self.start = self.seconds = None
+        self.padded: list[int] = []  # each timed batch's frame axis
+        self.lengths: list[int] = []  # each timed sequence's frames (at most max_frames)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.global_step == self.warmup and self.start is None:
             sync(pl_module.device)
             self.start = time.perf_counter()
+        if self.start is not None and self.seconds is None:
+            b, f = batch["landmarks"].shape[:2]
+            self.padded += [f] * b
+            self.lengths += batch["num_frames"].clamp(max=self.max_frames).tolist()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.global_step == self.warmup + self.steps and self.seconds is None:
@@ -70,9 +96,10 @@ class StepTimer(Callback):
 class RandomBatches(IterableDataset):
     """A few random batches of the data module's shapes, repeated (frames ~40% padding)."""
 
-    def __init__(self, dm, count: int = 4):
+    def __init__(self, dm, count: int = 4, frames: int | None = None):
         g = torch.Generator().manual_seed(0)
-        b, f, c, t = dm.batch_size, dm.max_frames, dm.num_columns, dm.max_target_len
+        b, c, t = dm.batch_size, dm.num_columns, dm.max_target_len
+        f = frames or dm.max_frames
         self.batches = []
         for _ in range(count):
             x = torch.rand(b, f, c, generator=g)
@@ -81,22 +108,31 @@ class RandomBatches(IterableDataset):
             tokens[:, 0] = vocab.SOS
             tokens[:, t // 2 :] = vocab.PAD
             tokens[:, t // 2] = vocab.EOS
-            self.batches.append({"landmarks": x, "tokens": tokens})
+            frames = torch.full((b,), f * 3 // 5)
+            self.batches.append({"landmarks": x, "tokens": tokens, "num_frames": frames})
 
     def __iter__(self):
         while True:
             yield from self.batches
 
 
-def flops_per_sequence(task, batch: dict) -> float:
-    """Forward + backward FLOPs of the training loss per sequence (2 sequences, on the CPU)."""
-    two = {k: v[:2] for k, v in batch.items()}
+def flops_per_sequence(task, dm) -> np.poly1d:
+    """Forward + backward FLOPs of the training loss for one sequence of T frames, as a
+    polynomial in T: counted on the CPU (batches of 2, every frame real) at three lengths and
+    fitted exactly (every layer is linear in T but global attention, which is quadratic)."""
     task = task.cpu().train()
-    with FlopCounterMode(display=False) as counter:
-        loss, _, _ = task._loss(two)
-        loss.backward()
-    task.zero_grad(set_to_none=True)
-    return counter.get_total_flops() / 2
+    lengths = sorted({max(1, dm.max_frames // 4), max(2, dm.max_frames // 2), dm.max_frames})
+    counts = []
+    for t in lengths:
+        batch = next(iter(RandomBatches(dm, 1, frames=t)))
+        two = {k: v[:2] for k, v in batch.items()}
+        two["landmarks"] = torch.nan_to_num(two["landmarks"], nan=0.5)
+        with FlopCounterMode(display=False) as counter:
+            loss, _, _ = task._loss(two)
+            loss.backward()
+        task.zero_grad(set_to_none=True)
+        counts.append(counter.get_total_flops() / 2)
+    return np.poly1d(np.polyfit(lengths, counts, min(2, len(lengths) - 1)))
 
 
 def cpu_matmul_tflops(n: int = 2048, repeats: int = 5) -> float:
@@ -145,70 +181,151 @@ def loader_rate(dm, batches: int) -> tuple[float, int]:
     return n / (time.perf_counter() - t0), workers
 
 
+def kaggle_lengths(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Frame counts shaped like Kaggle's (median ~148, up to 807; as bench_export.py draws)."""
+    return np.clip(rng.lognormal(np.log(148), 0.45, n).astype(int), 1, 807)
+
+
+def write_length_dataset(root: Path, columns: list[str], n: int, max_chars: int) -> None:
+    """``n`` random sequences of Kaggle-like lengths in Kaggle's layout under ``root``."""
+    rng = np.random.default_rng(0)
+    lengths = kaggle_lengths(n, rng)
+    (root / "train_landmarks").mkdir(parents=True)
+    rows = []
+    for start in range(0, n, 256):
+        part = lengths[start : start + 256]
+        ids = np.repeat(np.arange(start, start + len(part)), part)
+        frame = np.concatenate([np.arange(t) for t in part])
+        values = rng.uniform(0.2, 0.8, (len(ids), len(columns))).astype(np.float32)
+        table = pa.table(
+            {"sequence_id": pa.array(ids, pa.int64()), "frame": pa.array(frame, pa.int16())}
+            | {c: pa.array(values[:, j]) for j, c in enumerate(columns)}
+        )
+        name = f"train_landmarks/{start}.parquet"
+        pq.write_table(table, root / name)
+        for sid, t in zip(range(start, start + len(part)), part, strict=True):
+            chars = "".join(rng.choice(list("abcdefghij"), int(np.clip(t // 6, 1, max_chars))))
+            rows.append((name, start, sid, sid % 20, chars))
+    with open(root / "train.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "file_id", "sequence_id", "participant_id", "phrase"])
+        writer.writerows(rows)
+
+
+def measure(args: argparse.Namespace, fit_args: list[str], root: str) -> dict:
+    """One timed fit (see the module doc); its rates, frames and FLOPs."""
+    built = cli.main(
+        [
+            "fit",
+            *fit_args,
+            *["--trainer.max_steps", str(args.warmup + args.steps)],
+            *["--trainer.limit_val_batches", "0", "--trainer.num_sanity_val_steps", "0"],
+            *["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"],
+            *["--trainer.default_root_dir", root],
+        ],
+        run=False,
+    )
+    task, dm, trainer = built.model, built.datamodule, built.trainer
+    timer = StepTimer(args.warmup, args.steps, dm.max_frames)
+    trainer.callbacks.append(timer)
+    if args.data == "kaggle":
+        data = Path(root) / "kaggle_lengths"
+        write_length_dataset(data, dm.selected_columns, args.sequences, dm.max_target_len - 1)
+        dm.data_dir = str(data)
+    flops = flops_per_sequence(task, dm)
+    if args.compile:
+        task.net.forward_train = torch.compile(task.net.forward_train)
+    if args.data == "random":
+        trainer.fit(task, train_dataloaders=DataLoader(RandomBatches(dm), batch_size=None))
+    else:
+        trainer.fit(task, datamodule=dm)
+    if timer.seconds is None:
+        raise SystemExit("the run ended before the timed steps (an epoch shorter than them?)")
+    device = trainer.strategy.root_device
+    replicas = trainer.world_size
+    padded, lengths = np.array(timer.padded), np.array(timer.lengths)
+    out = {
+        "device": device,
+        "replicas": replicas,
+        "precision": trainer.precision,
+        "parameters": task.net.num_parameters(),
+        "batch": dm.batch_size,
+        "max_frames": dm.max_frames,
+        "buckets": dm.buckets,
+        "step": timer.seconds / args.steps,
+        "sequences": len(lengths) * replicas / timer.seconds,
+        "real_frames": lengths.sum() * replicas / timer.seconds,
+        "real_fraction": lengths.sum() / padded.sum(),
+        "tflops_padded": flops(padded).sum() * replicas / timer.seconds / 1e12,
+        "tflops_own": flops(lengths).sum() * replicas / timer.seconds / 1e12,
+        "gflop_per_sequence": flops(dm.max_frames) / 1e9,
+    }
+    if args.data != "random":
+        out["loader"], out["workers"] = loader_rate(dm, args.loader_batches)
+    return out
+
+
+def report(name: str, m: dict, peak: float | None, source: str, compiled: bool) -> None:
+    def mfu(tflops: float) -> str:
+        return f"{tflops / peak:.1%}" if peak else "n/a"
+
+    print(
+        f"{name}: device {m['device']} x {m['replicas']}, precision {m['precision']}"
+        f"{', compiled' if compiled else ''}; {m['parameters'] / 1e6:.2f}M parameters, batch "
+        f"{m['batch']}, max_frames {m['max_frames']}, {len(m['buckets'])} bucket(s) "
+        f"{list(m['buckets'])}"
+    )
+    print(
+        f"  step {m['step'] * 1000:.1f} ms: {m['sequences']:.1f} sequences/s, "
+        f"{m['real_frames']:.0f} real frames/s, real-frame fraction {m['real_fraction']:.3f}"
+    )
+    print(
+        f"  {m['gflop_per_sequence']:.2f} GFLOP per {m['max_frames']}-frame sequence; "
+        f"{m['tflops_padded']:.3f} TFLOP/s at the padded shapes (MFU {mfu(m['tflops_padded'])}), "
+        f"{m['tflops_own']:.3f} at each sequence's own length (MFU {mfu(m['tflops_own'])}); "
+        f"peak: {f'{peak:.3g} TFLOP/s, ' if peak else ''}{source}"
+    )
+    if "loader" in m:
+        per_worker = m["loader"] / m["workers"]
+        print(
+            f"  loader alone: {m['loader']:.1f} sequences/s with {m['workers']} worker(s) = "
+            f"{per_worker:.1f} per worker; this step rate needs "
+            f"{m['sequences'] / m['replicas'] / per_worker:.1f} workers per replica"
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--data", choices=("random", "real"), default="random")
+    p.add_argument("--data", choices=("random", "real", "kaggle"), default="random")
+    p.add_argument("--sequences", type=int, default=2048, help="--data kaggle: how many")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--compile", action="store_true", help="torch.compile the training forward")
     p.add_argument("--peak_tflops", type=float, default=None)
     p.add_argument("--loader_batches", type=int, default=30)
+    p.add_argument(
+        "--against",
+        default=None,
+        help="training arguments of a baseline measured in the same process, e.g. "
+        '"--data.buckets []"',
+    )
     args, fit_args = p.parse_known_args(argv)
-    timer = StepTimer(args.warmup, args.steps)
-    with tempfile.TemporaryDirectory() as root:
-        built = cli.main(
-            [
-                "fit",
-                *fit_args,
-                "--trainer.max_steps",
-                str(args.warmup + args.steps),
-                "--trainer.limit_val_batches",
-                "0",
-                "--trainer.num_sanity_val_steps",
-                "0",
-                "--trainer.enable_progress_bar",
-                "false",
-                "--trainer.enable_model_summary",
-                "false",
-                "--trainer.default_root_dir",
-                root,
-            ],
-            run=False,
-            trainer_defaults={"callbacks": [timer]},
-        )
-        task, dm, trainer = built.model, built.datamodule, built.trainer
-        per_sequence = flops_per_sequence(task, next(iter(RandomBatches(dm, 1))))
-        if args.compile:
-            task.net.forward_train = torch.compile(task.net.forward_train)
-        if args.data == "real":
-            trainer.fit(task, datamodule=dm)
-        else:
-            trainer.fit(task, train_dataloaders=DataLoader(RandomBatches(dm), batch_size=None))
-    if timer.seconds is None:
-        raise SystemExit("the run ended before the timed steps (an epoch shorter than them?)")
-    device = trainer.strategy.root_device
-    step = timer.seconds / args.steps
-    replicas = trainer.world_size
-    sequences = dm.batch_size * replicas / step
-    achieved = per_sequence * sequences / 1e12
-    peak, source = peak_tflops(device, args.peak_tflops)
-    mfu = f"{achieved / peak:.1%} of {peak:.3g} TFLOP/s ({source})" if peak else source
-    print(
-        f"device {device} x {replicas}, precision {trainer.precision}, data {args.data}"
-        f"{', compiled' if args.compile else ''}; {task.net.num_parameters() / 1e6:.2f}M "
-        f"parameters, batch {dm.batch_size} x {dm.max_frames} frames per replica"
-    )
-    print(
-        f"step {step * 1000:.1f} ms: {sequences:.1f} sequences/s; "
-        f"{per_sequence / 1e9:.2f} GFLOP per sequence (forward + backward) = "
-        f"{achieved:.3f} TFLOP/s; MFU {mfu}"
-    )
-    if args.data == "real":
-        rate, workers = loader_rate(dm, args.loader_batches)
+    runs = {"run": fit_args}
+    if args.against is not None:
+        runs = {"baseline": [*fit_args, *shlex.split(args.against)], "run": fit_args}
+    measured = {}
+    for name, run_args in runs.items():
+        with tempfile.TemporaryDirectory() as root:
+            measured[name] = measure(args, run_args, root)
+    peak, source = peak_tflops(measured["run"]["device"], args.peak_tflops)
+    for name, m in measured.items():
+        report(name, m, peak, source, args.compile)
+    if "baseline" in measured:
+        base, run = measured["baseline"], measured["run"]
         print(
-            f"loader alone: {rate:.1f} sequences/s with {workers} worker(s) = "
-            f"{rate / workers:.1f} per worker; this step rate needs "
-            f"{sequences / replicas / (rate / workers):.1f} workers per replica"
+            f"run / baseline: sequences/s x{run['sequences'] / base['sequences']:.2f}, real "
+            f"frames/s x{run['real_frames'] / base['real_frames']:.2f}, real-frame fraction "
+            f"{base['real_fraction']:.3f} -> {run['real_fraction']:.3f}"
         )
 
 

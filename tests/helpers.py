@@ -172,8 +172,10 @@ class CountCompilations(Callback):
         self.counts: list[int] = []
         self.transfers: list[int] = []
         self.scalars: list[int] = []
+        self.shapes: set[int] = set()  # the frame axes of the training batches
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.shapes.add(int(batch["landmarks"].shape[1]))
         import torch_xla
         import torch_xla.debug.metrics as met
 
@@ -255,3 +257,14 @@ def run_child(code: str, args: list[str], timeout: int, **env: str) -> dict:
     assert proc.returncode == 0, proc.stderr[-4000:]
     line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
     return {**json.loads(line[len("RESULT ") :]), "stdout": proc.stdout[-3000:]}
+
+
+def run_script(*args: str) -> str:
+    """Runs ``python <args>`` (e.g. ``scripts/x.py --flag``) from the repository root, as a user
+    would; asserts it succeeds and returns its stdout."""
+    proc = subprocess.run(
+        [sys.executable, "-W", "ignore", *args], cwd=ROOT, capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout

@@ -90,7 +90,8 @@ class _Trainer(SimpleNamespace):
             f.write(f"step {self.global_step}")
 
 
-def test_a_checkpoint_is_written_beside_its_path_then_renamed_onto_it(tmp_path, monkeypatch):
+def spy_on_renames(monkeypatch) -> list[tuple[str, str]]:
+    """Every ``os.replace(src, dst)`` from now on, still carried out."""
     renames = []
     real_replace = os.replace
 
@@ -99,6 +100,11 @@ def test_a_checkpoint_is_written_beside_its_path_then_renamed_onto_it(tmp_path, 
         real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", spy)
+    return renames
+
+
+def test_a_checkpoint_is_written_beside_its_path_then_renamed_onto_it(tmp_path, monkeypatch):
+    renames = spy_on_renames(monkeypatch)
     barriers = []
     trainer = _Trainer(
         saved=[],
@@ -121,14 +127,7 @@ def test_a_checkpoint_is_written_beside_its_path_then_renamed_onto_it(tmp_path, 
 def test_checkpoints_are_replaced_atomically_in_their_own_folder(
     synthetic_dir, tmp_path, monkeypatch
 ):
-    renames = []
-    real_replace = os.replace
-
-    def spy(src, dst):
-        renames.append((str(src), str(dst)))
-        real_replace(src, dst)
-
-    monkeypatch.setattr(os, "replace", spy)
+    renames = spy_on_renames(monkeypatch)
     run = cli.main(tiny_args(synthetic_dir, tmp_path, "--trainer.max_epochs", "1"))
     assert all(isinstance(cb, AtomicModelCheckpoint) for cb in run.trainer.checkpoint_callbacks)
     last = os.path.realpath(tmp_path / "checkpoints" / "last.ckpt")

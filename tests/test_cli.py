@@ -136,7 +136,7 @@ counter = CountCompilations()
 run = cli.main(json.loads(sys.argv[1]), trainer_defaults={"callbacks": [counter]})
 print("RESULT", json.dumps({"device": run.trainer.strategy.root_device.type,
                             "counts": counter.counts, "transfers": counter.transfers,
-                            "scalars": counter.scalars}))
+                            "scalars": counter.scalars, "shapes": sorted(counter.shapes)}))
 """
 
 
@@ -146,21 +146,24 @@ print("RESULT", json.dumps({"device": run.trainer.strategy.root_device.type,
     [
         ((), 4),
         (tuple("joint" if a == "ctc" else a for a in EVERY_SWITCH), 6),
+        (("--data.max_frames", "192", "--data.buckets", "[128]", "--model.lookahead_k", "0"), 8),
     ],
-    ids=["tiny", "every-switch"],
+    ids=["tiny", "every-switch", "two-buckets"],
 )
 def test_fit_through_xla_cpu_device_stops_compiling(
     synthetic_dir, tmp_path, switches, first_epoch_graphs
 ):
-    """The tiny model with the seed's optimiser; and with every technique switch (EMA: the
-    project's callback, :class:`aslfs_pl.callbacks.EMA`)."""
+    """The tiny model with the seed's optimiser; with every technique switch (EMA: the
+    project's callback, :class:`aslfs_pl.callbacks.EMA`); and with two length buckets (without
+    Lookahead, whose sync steps would multiply the graphs of each shape: a sync step with a shape
+    not yet synced with compiles one more graph, whenever that first happens)."""
     pytest.importorskip("torch_xla")
     steps, epochs = 8, 4
     args = tiny_args(
-        synthetic_dir, tmp_path, *switches, "--data.data_dir", str(synthetic_dir),
+        synthetic_dir, tmp_path, "--data.data_dir", str(synthetic_dir),
         "--trainer.default_root_dir", str(tmp_path), "--trainer.max_epochs", str(epochs),
         "--trainer.limit_train_batches", str(steps), "--trainer.limit_val_batches", "2",
-        "--model.lookahead_k", "4",
+        "--model.lookahead_k", "4", *switches,
         "--trainer.accelerator", '{"class_path": "tests.helpers.CPUXLAAccelerator"}',
     )  # fmt: skip
     result = run_child(XLA_CHILD, args, timeout=900, PJRT_DEVICE="CPU")
@@ -168,19 +171,31 @@ def test_fit_through_xla_cpu_device_stops_compiling(
     counts = result["counts"]
     assert len(counts) == epochs * steps
     report = ",".join(map(str, counts))
-    # Training graphs settle within the first epoch (RAdam's rectification switches on after a
-    # few steps; Lookahead syncs every k steps: k divides the epoch here so each epoch repeats the
-    # same sequence of graphs), validation graphs within two validation runs. After that nothing
-    # new is compiled: the last epoch (and the validation before it) adds none.
-    assert counts[-1] == counts[-steps - 1], report
-    # After the first training step (which also holds the sanity check's validation graphs), the
-    # first epoch compiles one graph each at: step 2 (the optimiser's state exists now), step 4
-    # (Lookahead's first sync), step 6 (RAdam's rectification switches on), step 8 (a sync with
-    # rectification). EMA adds two: its first update (a copy) runs in step 2's graph, its first
-    # lerp in step 3's; later updates ride in the step graphs that exist anyway. The other
-    # switches add their own graphs once, after the first epoch (late dropout and AWP turn on
-    # in the third).
-    assert counts[steps - 1] - counts[0] <= first_epoch_graphs, report
+    if "--data.buckets" in switches:
+        # Both shapes are trained on; each kind of step compiles once per shape, when that pair
+        # first occurs. The first step of an epoch (after validation and the epoch's buffer
+        # resets) is a kind of its own, so a shape first seen there in a later epoch compiles
+        # one graph then; inside an epoch, after the first two, nothing new is compiled.
+        assert result["shapes"] == [128, 192], result["shapes"]
+        assert counts[steps - 1] - counts[0] <= first_epoch_graphs, report
+        for epoch in range(2, epochs):
+            first = epoch * steps
+            assert counts[first] - counts[first - 1] <= 1, report
+            assert counts[first + steps - 1] == counts[first], report
+    else:
+        # Training graphs settle within the first epoch (RAdam's rectification switches on after a
+        # few steps; Lookahead syncs every k steps: k divides the epoch here so each epoch repeats the
+        # same sequence of graphs), validation graphs within two validation runs. After that nothing
+        # new is compiled: the last epoch (and the validation before it) adds none.
+        assert counts[-1] == counts[-steps - 1], report
+        # After the first training step (which also holds the sanity check's validation graphs), the
+        # first epoch compiles one graph each at: step 2 (the optimiser's state exists now), step 4
+        # (Lookahead's first sync), step 6 (RAdam's rectification switches on), step 8 (a sync with
+        # rectification). EMA adds two: its first update (a copy) runs in step 2's graph, its first
+        # lerp in step 3's; later updates ride in the step graphs that exist anyway. The other
+        # switches add their own graphs once, after the first epoch (late dropout and AWP turn on
+        # in the third).
+        assert counts[steps - 1] - counts[0] <= first_epoch_graphs, report
     # No device-to-host transfer and no .item() inside a training step: every transfer happens
     # between epochs (validation, epoch-end logging).
     for k in range(1, len(counts)):

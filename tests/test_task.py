@@ -6,11 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import lightning
+import numpy as np
 import pytest
 import torch
 
-from aslfs_pl import cli, task
+from aslfs_pl import cli, task, vocab
 from aslfs_pl.model.config import ModelConfig
+from aslfs_pl.model.layers import MaskedBatchNorm
 from aslfs_pl.task import NonFiniteLossError, Seq2SeqTask
 from tests.helpers import TINY, TINY_TASK, PoisonWeights, tiny_args
 
@@ -114,3 +116,38 @@ def test_ctc_decoding_without_the_head_is_a_clear_error(synthetic_dir, tmp_path)
         cli.main(
             tiny_args(synthetic_dir, tmp_path, "--model.decoding", "ctc", "--model.ctc_weight", "0")
         )
+
+
+def test_the_same_sequences_padded_to_128_or_384_frames_give_the_same_loss():
+    """Length bucketing pads a batch to one of several lengths: the loss (cross-entropy and CTC),
+    the masks and the batch norm statistics must not depend on which."""
+    torch.manual_seed(0)
+    task = Seq2SeqTask(
+        **TINY_TASK | {"max_frames": 384, "conv_blocks": 2},
+        ctc_weight=0.5,
+        dropout=0.0,
+        num_columns=12,
+    )
+    rng = np.random.default_rng(0)
+    lengths = [120, 37, 5]
+    x = torch.full((3, 128, 12), float("nan"))
+    for i, t in enumerate(lengths):
+        x[i, :t] = torch.from_numpy(rng.uniform(0.2, 0.8, (t, 12)).astype(np.float32))
+    long = torch.cat([x, torch.full((3, 256, 12), float("nan"))], 1)  # (3, 384, 12)
+    tokens = torch.full((3, 9), vocab.PAD)
+    for i, phrase in enumerate(["abcde", "ab", "x"]):
+        ids = [vocab.SOS, *vocab.encode(phrase), vocab.EOS]
+        tokens[i, : len(ids)] = torch.tensor(ids)
+    for training in (False, True):  # eval; and training, where batch norm uses batch statistics
+        task.train(training)
+        for i in range(3):  # each sequence alone, and the whole batch
+            one = {"tokens": tokens[i : i + 1]}
+            short_loss = task._loss(one | {"landmarks": x[i : i + 1]})[0]
+            long_loss = task._loss(one | {"landmarks": long[i : i + 1]})[0]
+            torch.testing.assert_close(short_loss, long_loss, rtol=1e-5, atol=1e-5)
+        short = task._loss({"tokens": tokens, "landmarks": x})
+        long_ = task._loss({"tokens": tokens, "landmarks": long})
+        for a, b in zip(short, long_, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    norms = [m for m in task.net.modules() if isinstance(m, MaskedBatchNorm)]
+    assert len(norms) == 3  # the embedding's and each conv block's: all masked

@@ -16,7 +16,7 @@ from aslfs_pl.data.augment import AugmentConfig
 from aslfs_pl.data.kaggle import DataError, SequenceIndex, check_parquet, load_index
 from aslfs_pl.data.landmarks import LandmarkSet
 from aslfs_pl.data.split import GROUPINGS, split_index
-from aslfs_pl.data.stream import EpochLoader, LandmarkStream, landmark_dict
+from aslfs_pl.data.stream import EpochLoader, LandmarkStream, bucket_lengths, landmark_dict
 
 __all__ = ["KaggleDataModule", "LandmarkStream"]
 
@@ -34,7 +34,13 @@ class KaggleDataModule(L.LightningDataModule):
             supplemental sequences are left out of both sides, so validation scores the same
             sequences as a run on ``train`` alone.
         landmarks: the landmark subset read from disk and fed to the model.
-        max_frames: frames per sequence after resampling/padding.
+        max_frames: the most frames a sequence keeps: a longer one is resampled to this many
+            (evenly spaced frames); the model's positions cover this many.
+        buckets: the frame counts batches are padded to (length bucketing): sequences of
+            similar lengths are batched together and padded to the smallest of these that holds
+            the longest, so the padding stays small and XLA compiles one graph per bucket. Sorted
+            and distinct, each at most ``max_frames`` (which is always the last). Default: every
+            32 frames up to ``max_frames``; ``[]``: one fixed length, ``max_frames``.
         max_target_len: decoder steps: phrase characters + end token (phrases of up to
             ``max_target_len - 1`` characters are kept; Kaggle's longest is 31).
         batch_size: sequences per batch and per replica.
@@ -57,6 +63,7 @@ class KaggleDataModule(L.LightningDataModule):
         val_sources: tuple[str, ...] | None = None,
         landmarks: LandmarkSet | None = None,
         max_frames: int = 384,
+        buckets: list[int] | None = None,
         max_target_len: int = 32,
         batch_size: int = 64,
         num_workers: int = 2,
@@ -93,6 +100,7 @@ class KaggleDataModule(L.LightningDataModule):
             )
         self.landmarks = landmarks or LandmarkSet()
         self.max_frames = max_frames
+        self.buckets = bucket_lengths(max_frames, buckets)
         self.max_target_len = max_target_len
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -182,6 +190,7 @@ class KaggleDataModule(L.LightningDataModule):
             max_target_len=self.max_target_len,
             seed=self.seed,
             num_workers=self.num_workers,
+            buckets=self.buckets,
         )
         self.train_set = LandmarkStream(
             train,
@@ -221,6 +230,7 @@ class KaggleDataModule(L.LightningDataModule):
             train=False,
             seed=self.seed,
             num_workers=self.num_workers,
+            buckets=self.buckets,
         )
 
     def _state(self) -> tuple[int, int, int]:

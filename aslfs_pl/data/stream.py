@@ -10,9 +10,14 @@ Streaming and sharding (one epoch):
    reads local: a shard opens only its own files, and a file is read by at most a few shards.
    Training drops the < (shards) sequences left over; evaluation pads shards with empty rows.
 3. Each worker reads its files one at a time (selected columns only), passes sequences through a
-   shuffle buffer, augments, resamples/pads to ``max_frames`` and yields whole batches, dropping a
-   partial last batch in training (evaluation pads it with empty rows instead). Every replica thus
-   yields exactly ``len(dataset)`` batches: XLA and DDP need that.
+   shuffle buffer and augments them, then groups them by length (:func:`bucket_of`): a batch is
+   emitted as soon as one length bucket holds ``batch_size`` sequences, and is padded to that
+   bucket's length, so a batch holds sequences of similar lengths and the accelerator sees one
+   of a few fixed shapes. At the shard's end the sequences left in the buckets are batched in
+   bucket order. Training drops a partial last batch (evaluation pads it with empty rows), so
+   every replica yields exactly ``len(dataset)`` batches: XLA and DDP need that. A sequence
+   longer than ``max_frames`` (the largest bucket) is resampled to it; with one bucket
+   (``buckets == (max_frames,)``) every batch is padded to ``max_frames`` in arrival order.
 
 An empty row (no frames, all-pad target) stands in for a sequence that could not be used (see
 :mod:`aslfs_pl.data.kaggle`); loss, accuracy and score ignore it.
@@ -20,6 +25,7 @@ An empty row (no frames, all-pad target) stands in for a sequence that could not
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 from collections import Counter
@@ -57,6 +63,31 @@ def encode_target(phrase: str, max_target_len: int) -> np.ndarray:
     return out
 
 
+def bucket_lengths(max_frames: int, buckets: list[int] | None = None, width: int = 32) -> tuple:
+    """The frame counts batches are padded to: ``buckets`` (sorted, each in 1..max_frames),
+    with ``max_frames`` added as the last; None: every ``width`` frames up to ``max_frames``;
+    ``[]``: ``max_frames`` alone, one fixed length.
+
+    Raises:
+        ValueError: naming ``data.buckets``.
+    """
+    if buckets is None:
+        buckets = list(range(width, max_frames, width))
+    buckets = list(buckets)
+    if buckets != sorted(set(buckets)) or any(not 1 <= b <= max_frames for b in buckets):
+        raise ValueError(
+            f"data.buckets = {buckets}: frame counts must be distinct, sorted and in 1..max_frames"
+            f" ({max_frames})"
+        )
+    return tuple(b for b in buckets if b < max_frames) + (max_frames,)
+
+
+def bucket_of(length: int, buckets: tuple[int, ...]) -> int:
+    """Index of the smallest bucket holding ``length`` frames (the last for longer ones, which
+    are resampled to it)."""
+    return min(bisect.bisect_left(buckets, length), len(buckets) - 1)
+
+
 class LandmarkStream(IterableDataset):
     """Streams batches of one split; see the module docstring for the sharding scheme.
 
@@ -72,6 +103,8 @@ class LandmarkStream(IterableDataset):
         shuffle_buffer: sequences held for in-worker shuffling (train only).
         num_workers: DataLoader workers per replica (0 counts as 1).
         min_frames_per_char: training skips sequences with fewer frames per phrase character.
+        buckets: the frame counts a batch may be padded to, sorted, the last ``max_frames``
+            (:func:`bucket_lengths`); default: ``max_frames`` only.
     """
 
     def __init__(
@@ -87,6 +120,7 @@ class LandmarkStream(IterableDataset):
         shuffle_buffer: int = 1000,
         num_workers: int = 0,
         min_frames_per_char: float = 0.0,
+        buckets: tuple[int, ...] | None = None,
     ):
         self.index = index
         self.landmarks = landmarks
@@ -99,6 +133,9 @@ class LandmarkStream(IterableDataset):
         self.shuffle_buffer = shuffle_buffer
         self.num_workers = max(1, num_workers)
         self.min_frames_per_char = min_frames_per_char
+        self.buckets = tuple(buckets) if buckets else (max_frames,)
+        if self.buckets[-1] != max_frames or list(self.buckets) != sorted(set(self.buckets)):
+            raise ValueError(f"buckets {self.buckets}: sorted, distinct, the last max_frames")
         self.rank, self.world_size, self.epoch = 0, 1, 0
         parts = landmarks.part_slices()
         self._hand_points = parts.get("left_hand", []) + parts.get("right_hand", [])
@@ -241,10 +278,13 @@ class LandmarkStream(IterableDataset):
             self.min_frames_per_char,
         )
 
-    def _row(self, item: dict) -> tuple[np.ndarray, np.ndarray, int, int, bool]:
+    def _length(self, item: dict) -> int:
+        return 0 if item["frames"] is None else len(item["frames"])
+
+    def _row(self, item: dict, frames_out: int) -> tuple[np.ndarray, np.ndarray, int, int, bool]:
         c = len(self.columns)
         if item["frames"] is None:
-            frames = np.full((self.max_frames, c), np.nan, np.float32)
+            frames = np.full((frames_out, c), np.nan, np.float32)
             return (
                 frames,
                 np.full(self.max_target_len + 1, vocab.PAD, np.int64),
@@ -254,10 +294,13 @@ class LandmarkStream(IterableDataset):
             )
         frames = item["frames"]
         target = encode_target(item["phrase"], self.max_target_len)
-        return fit_length(frames, self.max_frames), target, item["sequence_id"], len(frames), False
+        return fit_length(frames, frames_out), target, item["sequence_id"], len(frames), False
 
     def _collate(self, items: list[dict]) -> dict[str, torch.Tensor]:
-        rows = [self._row(it) for it in self._mixed([self._augmented(it) for it in items])]
+        """A batch of (augmented) items, mixed, padded to the bucket of its longest sequence."""
+        items = self._mixed(items)
+        frames_out = self.buckets[bucket_of(max(map(self._length, items)), self.buckets)]
+        rows = [self._row(it, frames_out) for it in items]
         return {
             "landmarks": torch.from_numpy(np.stack([r[0] for r in rows])),  # (B, F, C)
             "tokens": torch.from_numpy(np.stack([r[1] for r in rows])),  # (B, L + 1)
@@ -265,6 +308,20 @@ class LandmarkStream(IterableDataset):
             "num_frames": torch.tensor([r[3] for r in rows], dtype=torch.int64),  # (B,)
             "skipped": torch.tensor([r[4] for r in rows], dtype=torch.bool),  # (B,) skip policy
         }
+
+    def _grouped(self, items: Iterator[dict]) -> Iterator[list[dict]]:
+        """Batches of ``batch_size`` items, each from one length bucket while the shard lasts,
+        then the items left in the buckets in bucket order; the last one may be partial."""
+        waiting: list[list[dict]] = [[] for _ in self.buckets]
+        for item in items:
+            bucket = waiting[bucket_of(self._length(item), self.buckets)]
+            bucket.append(item)
+            if len(bucket) == self.batch_size:
+                yield list(bucket)
+                bucket.clear()
+        left = [item for bucket in waiting for item in bucket]
+        for start in range(0, len(left), self.batch_size):
+            yield left[start : start + self.batch_size]
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         info = get_worker_info()
@@ -282,25 +339,20 @@ class LandmarkStream(IterableDataset):
         if self.train:
             items = self._shuffled(items, rng)
         total = self.batches_per_shard()
-        batch: list[dict] = []
-        emitted = 0
-        for item in items:
-            batch.append(item)
-            if len(batch) == self.batch_size:
-                emitted += 1
-                if emitted == total:
-                    # the loader stops asking after len() batches and never resumes this
-                    # generator: report before the last batch
-                    self._report(skipped, shard_id)
-                    yield self._collate(batch)
-                    return
+        batches = self._grouped(self._augmented(item) for item in items)
+        for emitted, batch in enumerate(batches, start=1):
+            if len(batch) < self.batch_size:
+                if self.train:  # training drops a partial last batch
+                    break
+                batch += [self._empty()] * (self.batch_size - len(batch))
+            if emitted == total:
+                # the loader stops asking after len() batches and never resumes this
+                # generator: report before the last batch
+                self._report(skipped, shard_id)
                 yield self._collate(batch)
-                batch = []
-        if batch and emitted < total:  # evaluation: pad the last batch with empty rows
-            batch += [self._empty()] * (self.batch_size - len(batch))
-        self._report(skipped, shard_id)
-        if batch:
+                return
             yield self._collate(batch)
+        self._report(skipped, shard_id)
 
     def _report(self, skipped: Counter, shard_id: int) -> None:
         """The skip policy's count per reason for this shard (also a metric: the task logs each

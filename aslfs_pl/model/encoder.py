@@ -27,6 +27,7 @@ from aslfs_pl.model.layers import (
     Attention,
     ConvBlock,
     DropPath,
+    MaskedBatchNorm,
     attention_bias,
     sinusoidal_positions,
 )
@@ -107,14 +108,14 @@ class Embedding(nn.Module):
     ):
         super().__init__()
         self.dense = nn.Linear(in_features, dim, bias=False)
-        self.norm = nn.BatchNorm1d(dim, momentum=0.05)
+        self.norm = MaskedBatchNorm(dim, momentum=0.05)
         self.convs = nn.ModuleList(
             ConvBlock(dim, conv_kernel, conv_expand, dropout) for _ in range(conv_blocks)
         )
         self.register_buffer("positions", sinusoidal_positions(max_frames, dim), persistent=False)
 
     def forward(self, feats: Tensor, mask: Tensor) -> Tensor:
-        x = self.norm(self.dense(feats).transpose(1, 2)).transpose(1, 2)
+        x = self.norm(self.dense(feats), mask)  # statistics over valid frames only
         for conv in self.convs:
             x = conv(x, mask)
         return x + self.positions[: x.shape[1]]

@@ -257,6 +257,39 @@ class ECAExport(ExportForm):
         return x * sigmoid(gate)
 
 
+class MaskedBatchNorm(nn.BatchNorm1d):
+    """Batch norm over the channels of (B, T, C) frames whose statistics count valid frames only.
+
+    In training the mean and variance are taken over the frames where ``mask`` is true, so they
+    do not depend on how much padding a batch carries (a batch padded to 128 or to 384 frames
+    normalises alike); the running statistics, the parameters and evaluation are
+    :class:`torch.nn.BatchNorm1d`'s (same state-dict keys; the export folds the running
+    statistics, :func:`~aslfs_pl.export_ops.bn_scale_shift`). Written with sums over the whole
+    batch and no data-dependent shapes, so it runs as one graph under torch-xla and reduces over
+    the whole global batch under SPMD.
+    """
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:  # (B, T, C), (B, T) -> (B, T, C)
+        if not self.training:
+            return F.batch_norm(
+                x.transpose(1, 2), self.running_mean, self.running_var, self.weight, self.bias,
+                False, 0.0, self.eps,
+            ).transpose(1, 2)  # fmt: skip
+        w = mask.unsqueeze(-1).to(torch.float32)  # (B, T, 1)
+        xf = x.float()
+        n = w.sum().clamp(min=1.0)
+        mean = (xf * w).sum((0, 1)) / n  # (C,)
+        var = ((xf - mean).square() * w).sum((0, 1)) / n  # biased, as batch norm normalises
+        with torch.no_grad():
+            m = self.momentum
+            self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+            unbiased = var.detach() * (n / (n - 1.0).clamp(min=1.0))
+            self.running_var.mul_(1 - m).add_(unbiased, alpha=m)
+            self.num_batches_tracked.add_(1)
+        y = (xf - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
+        return y.to(x.dtype)
+
+
 class CausalDepthwiseConv(nn.Module):
     """Depthwise 1-D conv over time where frame t sees frames t-k+1..t only."""
 
@@ -278,7 +311,7 @@ class ConvBlock(nn.Module):
         hidden = dim * expand
         self.expand = nn.Linear(dim, hidden)
         self.dwconv = CausalDepthwiseConv(hidden, kernel)
-        self.norm = nn.BatchNorm1d(hidden, momentum=0.05)
+        self.norm = MaskedBatchNorm(hidden, momentum=0.05)
         self.eca = ECA()
         self.project = nn.Linear(hidden, dim)
         self.dropout = nn.Dropout(dropout)
@@ -286,7 +319,7 @@ class ConvBlock(nn.Module):
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         y = F.silu(self.expand(x))
         y = self.dwconv(y)
-        y = self.norm(y.transpose(1, 2)).transpose(1, 2)
+        y = self.norm(y, mask)
         y = self.eca(y, mask)
         return x + self.dropout(self.project(y))
 

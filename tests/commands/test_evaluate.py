@@ -3,8 +3,6 @@ to scores and a prediction csv, through the scripts users run."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -13,7 +11,8 @@ import pytest
 from aslfs_pl import cli
 from aslfs_pl.data.synthetic import write_synthetic_dataset
 from aslfs_pl.trained import load_checkpoint
-from tests.helpers import ROOT, tiny_args
+from tests.helpers import run_script as script
+from tests.helpers import tiny_args
 
 
 @pytest.fixture(scope="module")
@@ -22,19 +21,6 @@ def with_supplemental(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("with_supplemental")
     write_synthetic_dataset(out, 100, seed=2, supplemental_sequences=40, sequences_per_file=50)
     return out
-
-
-def script(*args: str) -> str:
-    """Runs ``python scripts/<args>`` from the repository root; returns its stdout."""
-    proc = subprocess.run(
-        [sys.executable, "-W", "ignore", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc.stdout
 
 
 @pytest.mark.slow

@@ -2,9 +2,10 @@
 
 import pytest
 import torch
+from torch import nn
 
 from aslfs_pl import vocab
-from aslfs_pl.model.layers import DropPath
+from aslfs_pl.model.layers import DropPath, MaskedBatchNorm
 from tests.helpers import landmark_batch, tiny_model
 
 
@@ -27,3 +28,29 @@ def test_drop_path_is_identity_in_eval_and_drops_whole_sequences_in_training():
     assert torch.equal(net(x, tokens), net(x, tokens))
     with pytest.raises(ValueError, match="drop_path"):
         tiny_model(drop_path=1.0)
+
+
+def test_masked_batch_norm_counts_valid_frames_only():
+    torch.manual_seed(0)
+    x = torch.randn(3, 10, 6) * 2 + 1
+    mask = torch.ones(3, 10, dtype=torch.bool)
+    ours, reference = MaskedBatchNorm(6, momentum=0.1), nn.BatchNorm1d(6, momentum=0.1)
+    with torch.no_grad():
+        ours.weight.uniform_(0.5, 1.5)
+        ours.bias.uniform_(-0.5, 0.5)
+    reference.load_state_dict(ours.state_dict())  # the same state-dict keys
+    # every frame valid: exactly nn.BatchNorm1d, in training (and its running statistics) and eval
+    torch.testing.assert_close(ours(x, mask), reference(x.transpose(1, 2)).transpose(1, 2))
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        torch.testing.assert_close(getattr(ours, name), getattr(reference, name))
+    ours.eval(), reference.eval()
+    torch.testing.assert_close(ours(x, mask), reference(x.transpose(1, 2)).transpose(1, 2))
+    # padded frames (any values) change neither the valid frames' output nor the statistics
+    a, b = MaskedBatchNorm(6), MaskedBatchNorm(6)
+    padded = torch.cat([x, torch.randn(3, 7, 6) * 50], 1)
+    valid = torch.cat([mask, torch.zeros(3, 7, dtype=torch.bool)], 1)
+    torch.testing.assert_close(a(x, mask), b(padded, valid)[:, :10])
+    torch.testing.assert_close(a.running_var, b.running_var)
+    assert not torch.allclose(
+        nn.BatchNorm1d(6)(padded.transpose(1, 2))[..., :10].transpose(1, 2), a(x, mask)
+    )
