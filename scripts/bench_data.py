@@ -20,9 +20,9 @@ import time
 import numpy as np
 import pandas as pd
 
-from aslfs_pl.data.stream import LandmarkStream
 from aslfs_pl.data.kaggle import load_index
 from aslfs_pl.data.landmarks import LandmarkSet
+from aslfs_pl.data.stream import LandmarkStream
 
 
 def main() -> None:
