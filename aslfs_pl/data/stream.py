@@ -1,5 +1,5 @@
-"""The training and evaluation stream of one replica: Kaggle parquet files into fixed-shape,
-augmented batches, sharded over replicas and workers.
+"""The training and evaluation stream of one replica: Kaggle parquet files into augmented
+batches of a few fixed shapes (length buckets), sharded over replicas and workers.
 
 Streaming and sharding (one epoch):
 
