@@ -93,3 +93,27 @@ def test_quality_benchmarks_train_score_and_resume(synthetic_dir, tmp_path):
     config = (tmp_path / "d" / "runs" / "hard-42" / "lightning_logs").rglob("config.yaml")
     saved = next(config).read_text()
     assert str(data) in saved and "seed_everything: 42\n" in saved  # its own data, the seed
+
+
+@pytest.mark.slow
+def test_time_to_quality_compares_two_checkouts_epoch_by_epoch(synthetic_dir, tmp_path):
+    # this checkout against itself: one epoch each, both recorded by the standalone epoch clock
+    args = ["scripts/bench_time_to_quality.py", "--data", str(synthetic_dir), "--out",
+            str(tmp_path), "--baseline_repo", str(ROOT), "--seeds", "1", "--epochs", "1",
+            "--target", "-1", "--", "--data.buckets", "[]"]  # fmt: skip
+    out = run(*args)
+    curves = json.loads((tmp_path / "curves.json").read_text())
+    assert set(curves) == {"baseline-1", "this-1"}
+    for rows in curves.values():
+        assert [r["epoch"] for r in rows] == [0] and rows[0]["seconds"] > 0
+        assert -1.0 <= rows[0]["val/score"] <= 1.0 and "val/score_joint" in rows[0]
+    saved = next((tmp_path / "this-1").rglob("config.yaml")).read_text()
+    assert "buckets: []" in saved and "seed_everything: 1" in saved  # the extra arguments
+    assert "minutes to reach -1.000" in out and "this / baseline time to quality" in out
+    again = run(*args)  # finished runs are read back, not trained again
+    assert json.loads((tmp_path / "curves.json").read_text()) == curves and "this seed 1" in again
+    bad = subprocess.run(
+        [sys.executable, *args[:5], "--baseline_repo", str(tmp_path)], cwd=ROOT,
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert bad.returncode == 1 and "no scripts/fit.py there" in bad.stderr
