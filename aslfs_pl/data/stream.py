@@ -133,9 +133,7 @@ class LandmarkStream(IterableDataset):
         self.shuffle_buffer = shuffle_buffer
         self.num_workers = max(1, num_workers)
         self.min_frames_per_char = min_frames_per_char
-        self.buckets = tuple(buckets) if buckets else (max_frames,)
-        if self.buckets[-1] != max_frames or list(self.buckets) != sorted(set(self.buckets)):
-            raise ValueError(f"buckets {self.buckets}: sorted, distinct, the last max_frames")
+        self.buckets = bucket_lengths(max_frames, list(buckets or ()))
         self.rank, self.world_size, self.epoch = 0, 1, 0
         parts = landmarks.part_slices()
         self._hand_points = parts.get("left_hand", []) + parts.get("right_hand", [])

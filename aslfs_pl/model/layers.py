@@ -270,11 +270,8 @@ class MaskedBatchNorm(nn.BatchNorm1d):
     """
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:  # (B, T, C), (B, T) -> (B, T, C)
-        if not self.training:
-            return F.batch_norm(
-                x.transpose(1, 2), self.running_mean, self.running_var, self.weight, self.bias,
-                False, 0.0, self.eps,
-            ).transpose(1, 2)  # fmt: skip
+        if not self.training:  # running statistics: nn.BatchNorm1d's own evaluation
+            return super().forward(x.transpose(1, 2)).transpose(1, 2)
         w = mask.unsqueeze(-1).to(torch.float32)  # (B, T, 1)
         xf = x.float()
         n = w.sum().clamp(min=1.0)

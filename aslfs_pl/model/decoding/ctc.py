@@ -39,8 +39,7 @@ class CTC(Decoding):
 
     def parity_row(self, net: nn.Module, frames: int, out: np.ndarray, padded: Tensor) -> ParityRow:
         encoded = Encoded(net, padded)
-        logits = encoded.ctc_logits()
-        tokens = ctc_greedy(logits, encoded.valid)
+        tokens, logits = self.read(encoded), encoded.ctc_logits()
         return compare_frames(frames, out, tokens[0].numpy(), logits[0].numpy())
 
     def near_ties(self, weights: str) -> bool:
