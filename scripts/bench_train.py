@@ -109,7 +109,10 @@ class RandomBatches(IterableDataset):
             tokens[:, t // 2 :] = vocab.PAD
             tokens[:, t // 2] = vocab.EOS
             frames = torch.full((b,), f * 3 // 5)
-            self.batches.append({"landmarks": x, "tokens": tokens, "num_frames": frames})
+            ids = torch.arange(b)
+            self.batches.append(
+                {"landmarks": x, "tokens": tokens, "num_frames": frames, "sequence_id": ids}
+            )
 
     def __iter__(self):
         while True:
