@@ -35,6 +35,17 @@ TINY_MODEL = dict(
 # One block each and 16 frames: what the deployment graph and the decodings are checked on.
 ONE_BLOCK = dict(max_frames=16, conv_blocks=1, encoder_blocks=1, local_layers=1, decoder_blocks=1)
 
+# Every encoder family (and rotary positions) at tiny sizes: settings that replace TINY_MODEL's.
+ENCODERS = {
+    "seed": {},
+    "seed-rotary": dict(rotary=True),
+    "conformer": dict(encoder="conformer", block_kernel=5),
+    "squeezeformer": dict(encoder="squeezeformer", encoder_blocks=3, block_kernel=5),
+    "squeezeformer-3-rotary": dict(
+        encoder="squeezeformer", encoder_blocks=4, block_kernel=3, time_reduction=3, rotary=True
+    ),
+}
+
 # Seq2SeqTask's model settings for a tiny network on the 176 default columns.
 TINY_TASK = dict(
     dim=32, heads=2, mlp_ratio=2, conv_blocks=1, conv_kernel=5, encoder_blocks=1,
@@ -66,11 +77,11 @@ def landmark_batch(b: int = 2, t: int = 20, c: int = 12, seed: int = 0) -> torch
     return x
 
 
-def tiny_net(seed: int = 0) -> Seq2Seq:
-    """A :data:`ONE_BLOCK` network reading :data:`COLUMNS`, its norms set as after training (scale
-    and shift away from 1 and 0, batch norm statistics away from 0 and 1), so that folding them
-    into the deployment graph is tested."""
-    net = tiny_model(seed, **ONE_BLOCK)
+def tiny_net(seed: int = 0, **overrides) -> Seq2Seq:
+    """A :data:`ONE_BLOCK` network reading :data:`COLUMNS` (``overrides`` replace its settings),
+    its norms set as after training (scale and shift away from 1 and 0, batch norm statistics
+    away from 0 and 1), so that folding them into the deployment graph is tested."""
+    net = tiny_model(seed, **(ONE_BLOCK | overrides))
     with torch.no_grad():
         for m in net.modules():
             if isinstance(m, torch.nn.LayerNorm | torch.nn.BatchNorm1d):

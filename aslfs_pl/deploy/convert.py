@@ -211,6 +211,7 @@ def _lower(program, wrapper, sample, dims, weights: str) -> bytes:
     from litert_torch._convert import fx_passes, litert_converter, signature
     from litert_torch.generative import fx_passes as generative_fx_passes
 
+    _register_size_floordiv()
     program = generative_fx_passes.run_generative_passes(program)
     passes = [
         fx_passes.LowerTorchAOPass(),
@@ -230,6 +231,29 @@ def _lower(program, wrapper, sample, dims, weights: str) -> bytes:
         [program], [sig], quant_config=_quant_config(weights)
     )
     return exporter.to_bytes()
+
+
+def _register_size_floordiv() -> None:
+    """Teach litert-torch's lowering ``//`` of symbolic sizes.
+
+    It lowers ``+``, ``-`` and ``*`` of sizes (``lowerings/_basic.py``) but not ``//``, which the
+    merged frame count of a Squeezeformer encoder needs (``ceil(n / f)`` frames, see
+    :mod:`aslfs_pl.model.conformer`). Sizes are never negative, so the integer division that
+    truncates (StableHLO's) is the floor division.
+    """
+    import operator
+
+    from litert_converter.mlir.dialects import stablehlo
+    from litert_torch.backend.lowerings import registry, utils
+
+    def floordiv(lctx, self, other):
+        if isinstance(self, int):
+            self = utils.splat(self, other.type.element_type, other.type.shape)
+        if isinstance(other, int):
+            other = utils.splat(other, self.type.element_type, self.type.shape)
+        return stablehlo.divide(self, other)
+
+    registry.global_registry.register(operator.floordiv, floordiv)
 
 
 def write_inference_args(out: Path, selected_columns: list[str]) -> Path:

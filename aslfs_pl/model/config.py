@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 from aslfs_pl import vocab
 
+#: The encoder families ``model.encoder`` names.
+ENCODERS = ("seed", "conformer", "squeezeformer")
+
 
 @dataclass
 class ModelConfig:
@@ -40,12 +43,28 @@ class ModelConfig:
     """Depthwise conv kernel, frames."""
     conv_expand: int = 2
     """Channel expansion inside a conv block."""
+    encoder: str = "seed"
+    """Encoder family: ``seed`` (blocks of local causal and global self-attention, then an MLP),
+    ``conformer`` (Gulati et al. 2020: half-step MLP, self-attention, conv module, half-step
+    MLP, norm) or ``squeezeformer`` (Kim et al. 2022: self-attention, MLP, conv module, MLP,
+    with the middle blocks at a reduced frame rate, see ``time_reduction``)."""
     encoder_blocks: int = 6
-    """Encoder blocks (each: local layers, one global layer, MLP)."""
+    """Encoder blocks."""
     local_layers: int = 3
-    """Local causal self-attention layers per encoder block."""
+    """``seed`` encoder: local causal self-attention layers per block."""
     window: int = 16
-    """Frames a local attention layer looks back over (including the current one)."""
+    """``seed`` encoder: frames a local attention layer looks back over (including the current
+    one)."""
+    block_kernel: int = 31
+    """``conformer`` / ``squeezeformer``: the conv module's depthwise kernel, frames (odd:
+    centred on the frame)."""
+    time_reduction: int = 2
+    """``squeezeformer``: frames merged into one from block ``encoder_blocks // 2`` to the
+    last block, which runs at the full rate again on the restored frames plus the ones from
+    before the reduction (1 disables it)."""
+    rotary: bool = False
+    """Rotary position embeddings (Su et al. 2021) in every encoder self-attention layer,
+    instead of the positions the embedding adds."""
     decoder_blocks: int = 3
     """Decoder blocks."""
     dropout: float = 0.1
@@ -66,6 +85,21 @@ class ModelConfig:
             raise ValueError(f"model.dim {self.dim} is not divisible by model.heads {self.heads}")
         if self.dim % 2:
             raise ValueError(f"model.dim {self.dim} must be even (sinusoidal positions)")
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"model.encoder {self.encoder!r}: one of {', '.join(ENCODERS)}")
+        if self.block_kernel < 1 or self.block_kernel % 2 == 0:
+            raise ValueError(f"model.block_kernel {self.block_kernel} must be odd (centred)")
+        if self.time_reduction < 1:
+            raise ValueError(f"model.time_reduction {self.time_reduction} must be >= 1")
+        if self.time_reduction > 1 and self.encoder == "squeezeformer" and self.encoder_blocks < 3:
+            raise ValueError(
+                f"model.time_reduction {self.time_reduction} needs model.encoder_blocks >= 3 "
+                f"(full rate, reduced, full rate again), got {self.encoder_blocks}"
+            )
+        if self.rotary and (self.dim // self.heads) % 2:
+            raise ValueError(
+                f"model.rotary needs an even head width, got dim {self.dim} / heads {self.heads}"
+            )
         if self.window < 1:
             raise ValueError(f"model.window {self.window} must be >= 1")
         for name in ("dropout", "drop_path"):

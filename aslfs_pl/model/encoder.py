@@ -28,7 +28,11 @@ from aslfs_pl.model.layers import (
     ConvBlock,
     DropPath,
     MaskedBatchNorm,
+    RotaryExport,
+    Rotation,
     attention_bias,
+    rotary_tables,
+    rotate,
     sinusoidal_positions,
 )
 
@@ -42,7 +46,9 @@ def local_causal_mask(valid: Tensor, window: int) -> Tensor:
     return (band & valid[:, None, None, :]) | (offset == 0)
 
 
-def local_attention(attn: Attention, x: Tensor, valid: Tensor, window: int) -> Tensor:
+def local_attention(
+    attn: Attention, x: Tensor, valid: Tensor, window: int, rotary: bool = False
+) -> Tensor:
     """Local causal self-attention computed in chunks: O(T * 2W) instead of O(T^2).
 
     Same result as ``attn(x, x, local_causal_mask(valid, window))``: frames are cut into chunks
@@ -54,6 +60,7 @@ def local_attention(attn: Attention, x: Tensor, valid: Tensor, window: int) -> T
         x: (B, T, D) normalised input.
         valid: (B, T) frame mask.
         window: frames a query sees, itself included.
+        rotary: rotate queries and keys by their frame (:func:`~aslfs_pl.model.layers.rotate`).
 
     Returns:
         (B, T, D).
@@ -64,8 +71,12 @@ def local_attention(attn: Attention, x: Tensor, valid: Tensor, window: int) -> T
     if n * w != t:  # pad the frame axis to whole chunks (padding frames are invalid keys)
         x = F.pad(x, (0, 0, 0, n * w - t))
         valid = F.pad(valid, (0, n * w - t), value=False)
-    q = attn.split_heads(attn.q(x)).reshape(b * h, n, w, dh)
-    k, v = (z.reshape(b * h, n, w, dh) for z in attn.project_kv(x))
+    q = attn.split_heads(attn.q(x))
+    k, v = attn.project_kv(x)
+    if rotary:
+        rotation = rotary_tables(n * w, dh, x.device)
+        q, k = rotate(q, rotation), rotate(k, rotation)
+    q, k, v = (z.reshape(b * h, n, w, dh) for z in (q, k, v))
 
     def with_previous(z: Tensor) -> Tensor:  # (BH, n, W, *) -> (BH, n, 2W, *)
         previous = torch.cat([torch.zeros_like(z[:, :1]), z[:, :-1]], 1)
@@ -94,7 +105,10 @@ def global_mask(valid: Tensor) -> Tensor:
 
 
 class Embedding(nn.Module):
-    """Dense -> batch norm -> conv blocks -> + positions: (B, T, F) features -> (B, T, D)."""
+    """Dense -> batch norm -> conv blocks -> + positions: (B, T, F) features -> (B, T, D).
+
+    ``absolute_positions``: add the sinusoidal positions (off when the encoder rotates its
+    queries and keys instead)."""
 
     def __init__(
         self,
@@ -105,8 +119,10 @@ class Embedding(nn.Module):
         conv_kernel: int,
         conv_expand: int,
         dropout: float,
+        absolute_positions: bool = True,
     ):
         super().__init__()
+        self.absolute_positions = absolute_positions
         self.dense = nn.Linear(in_features, dim, bias=False)
         self.norm = MaskedBatchNorm(dim, momentum=0.05)
         self.convs = nn.ModuleList(
@@ -118,7 +134,7 @@ class Embedding(nn.Module):
         x = self.norm(self.dense(feats), mask)  # statistics over valid frames only
         for conv in self.convs:
             x = conv(x, mask)
-        return x + self.positions[: x.shape[1]]
+        return x + self.positions[: x.shape[1]] if self.absolute_positions else x
 
     def export_form(self, num_axes: int) -> EmbeddingExport:
         return EmbeddingExport(self, num_axes)
@@ -138,6 +154,7 @@ class EmbeddingExport(ExportForm):
         self.put_weights("dense", emb.dense.weight[:, order] * scale[:, None], shift)
         self.covers(emb.positions, emb.dense, emb.norm)
         self.convs = nn.ModuleList(export_form(block) for block in emb.convs)
+        self.absolute_positions = emb.absolute_positions
         self.put("positions", emb.positions)
         self.put("last_position", const(emb.positions.shape[0] - 1.0))
 
@@ -146,6 +163,8 @@ class EmbeddingExport(ExportForm):
         x = linear(feats, self.weights("dense"))  # (n, D)
         for conv in self.convs:
             x = conv(x, valid)
+        if not self.absolute_positions:
+            return x
         pos = torch.minimum(j, self.last_position).to(torch.int32)  # rows >= F are invalid
         return x + F.embedding(pos, self.positions)
 
@@ -176,38 +195,51 @@ class EncoderBlock(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.drop_path = DropPath(drop_path)
 
-    def forward(self, x: Tensor, valid: Tensor, window: int, full_mask: Tensor) -> Tensor:
+    def forward(
+        self, x: Tensor, valid: Tensor, window: int, full_mask: Tensor, rotation: Rotation = None
+    ) -> Tensor:
+        """``rotation``: the frames' rotary tables, or None (no rotary embeddings)."""
+        rotary = rotation is not None
         for norm, attn in zip(self.local_norms, self.local_attn, strict=True):
-            x = x + self.drop_path(self.dropout(local_attention(attn, norm(x), valid, window)))
+            y = local_attention(attn, norm(x), valid, window, rotary)
+            x = x + self.drop_path(self.dropout(y))
         h = self.global_norm(x)
-        x = x + self.drop_path(self.dropout(self.global_attn(h, h, full_mask)))
+        x = x + self.drop_path(self.dropout(self.global_attn(h, h, full_mask, rotation)))
         return x + self.drop_path(self.mlp(self.mlp_norm(x)))
 
-    def export_form(self) -> EncoderBlockExport:
-        return EncoderBlockExport(self)
+    def export_form(self, rotary: bool = False) -> EncoderBlockExport:
+        return EncoderBlockExport(self, rotary)
 
 
 class EncoderBlockExport(ExportForm):
     """:class:`EncoderBlock` on (n, D) frames, given the additive local and global score biases."""
 
-    def __init__(self, block: EncoderBlock):
+    def __init__(self, block: EncoderBlock, rotary: bool):
         super().__init__()
         pairs = zip(block.local_norms, block.local_attn, strict=True)
-        self.local = nn.ModuleList(export_form(a, norm, heads_apart=True) for norm, a in pairs)
-        self.glob = export_form(block.global_attn, block.global_norm, heads_apart=True)
+        self.local = nn.ModuleList(
+            export_form(a, norm, heads_apart=True, rotary=rotary) for norm, a in pairs
+        )
+        self.glob = export_form(
+            block.global_attn, block.global_norm, heads_apart=True, rotary=rotary
+        )
         self.mlp = export_form(block.mlp, block.mlp_norm)
 
-    def forward(self, x: Tensor, local_bias: Tensor, global_bias: Tensor) -> Tensor:
+    def forward(
+        self, x: Tensor, local_bias: Tensor, global_bias: Tensor, rotation: Rotation = None
+    ) -> Tensor:
         for attn in self.local:
-            x = x + attn.over_frames(attn.normalise(x), local_bias)
-        x = x + self.glob.over_frames(self.glob.normalise(x), global_bias)
+            x = x + attn.over_frames(attn.normalise(x), local_bias, rotation)
+        x = x + self.glob.over_frames(self.glob.normalise(x), global_bias, rotation)
         return x + self.mlp(x)
 
 
 class Encoder(nn.Module):
     """Stack of :class:`EncoderBlock` with a final layer norm: (B, T, D) -> (B, T, D).
 
-    The drop path rate grows linearly with depth, to ``drop_path`` in the last block.
+    The drop path rate grows linearly with depth, to ``drop_path`` in the last block. ``rotary``:
+    every self-attention layer rotates its queries and keys by their frame (tables for up to
+    ``max_frames`` frames in the export).
     """
 
     def __init__(
@@ -220,9 +252,11 @@ class Encoder(nn.Module):
         window: int,
         dropout: float,
         drop_path: float = 0.0,
+        rotary: bool = False,
+        max_frames: int = 384,
     ):
         super().__init__()
-        self.window = window
+        self.window, self.rotary, self.max_frames = window, rotary, max_frames
         self.blocks = nn.ModuleList(
             EncoderBlock(dim, heads, mlp_ratio, local_layers, dropout, drop_path * (i + 1) / blocks)
             for i in range(blocks)
@@ -231,8 +265,12 @@ class Encoder(nn.Module):
 
     def forward(self, x: Tensor, valid: Tensor) -> Tensor:
         full_mask = global_mask(valid)
+        rotation = None
+        if self.rotary:
+            head_dim = self.blocks[0].global_attn.head_dim
+            rotation = rotary_tables(x.shape[1], head_dim, x.device)
         for block in self.blocks:
-            x = block(x, valid, self.window, full_mask)
+            x = block(x, valid, self.window, full_mask, rotation)
         return self.norm(x)
 
     def export_form(self) -> EncoderExport:
@@ -245,7 +283,9 @@ class EncoderExport(ExportForm):
 
     def __init__(self, enc: Encoder):
         super().__init__()
-        self.blocks = nn.ModuleList(export_form(block) for block in enc.blocks)
+        self.blocks = nn.ModuleList(export_form(block, enc.rotary) for block in enc.blocks)
+        head_dim = enc.blocks[0].global_attn.head_dim
+        self.rotary = RotaryExport(head_dim, enc.max_frames) if enc.rotary else None
         self.put("eps", const(enc.norm.eps))
         self.put("window", const(enc.window - 0.5))
         self.put("half_step", const(0.5))
@@ -259,6 +299,7 @@ class EncoderExport(ExportForm):
         band = (after & (offset < self.window)).to(torch.float32)
         seen = torch.maximum(valid.t(), is_self)  # valid keys, and each frame itself
         local, full = attention_bias(band * seen), attention_bias(seen)
+        rotation = self.rotary(j) if self.rotary is not None else None
         for block in self.blocks:
-            x = block(x, local, full)
+            x = block(x, local, full, rotation)
         return normalise(x, self.eps)

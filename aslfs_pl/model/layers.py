@@ -52,9 +52,14 @@ class Attention(nn.Module):
         k, v = self.kv(kv).chunk(2, dim=-1)
         return self.split_heads(k), self.split_heads(v)
 
-    def attend(self, x: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
-        """Queries from ``x`` (B, T, D) attend to ``k``, ``v``; ``mask`` broadcasts to (B, H, T, S)."""
+    def attend(
+        self, x: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, rotation: Rotation = None
+    ) -> Tensor:
+        """Queries from ``x`` (B, T, D) attend to ``k``, ``v``; ``mask`` broadcasts to (B, H, T, S).
+        ``rotation``: rotary tables of the query frames (the keys come rotated)."""
         q = self.split_heads(self.q(x))
+        if rotation is not None:
+            q = rotate(q, rotation)
         scores = (q @ k.transpose(-1, -2)).float() * (1.0 / math.sqrt(self.head_dim))  # (B,H,T,S)
         if mask is not None:
             scores = scores.masked_fill(~mask, MASK_VALUE)
@@ -62,14 +67,75 @@ class Attention(nn.Module):
         y = (weights @ v).transpose(1, 2).flatten(2)  # (B, T, D)
         return self.out(y)
 
-    def forward(self, x: Tensor, kv: Tensor, mask: Tensor | None) -> Tensor:
+    def forward(
+        self, x: Tensor, kv: Tensor, mask: Tensor | None, rotation: Rotation = None
+    ) -> Tensor:
+        """``rotation``: rotary tables (:func:`rotary_tables`) of self-attention's frames."""
         k, v = self.project_kv(kv)
-        return self.attend(x, k, v, mask)
+        if rotation is not None:
+            k = rotate(k, rotation)
+        return self.attend(x, k, v, mask, rotation)
 
     def export_form(
-        self, norm: nn.LayerNorm, kv_norm: nn.LayerNorm | None = None, heads_apart: bool = False
+        self,
+        norm: nn.LayerNorm,
+        kv_norm: nn.LayerNorm | None = None,
+        heads_apart: bool = False,
+        rotary: bool = False,
     ) -> AttentionExport:
-        return AttentionExport(self, norm, kv_norm, heads_apart)
+        return AttentionExport(self, norm, kv_norm, heads_apart, rotary)
+
+
+#: Rotary tables (cos, sin), each (T, head width), or None: no rotation.
+Rotation = tuple[Tensor, Tensor] | None
+
+
+def rotary_tables(length: int, head_dim: int, device: torch.device | None = None) -> Rotation:
+    """cos and sin, (length, head_dim), of rotary position embeddings (Su et al. 2021,
+    arXiv:2104.09864): frame t turns each channel pair (i, i + head_dim / 2) of a query or key by
+    the angle t * 10000^(-2i / head_dim), so a score depends on the two frames' distance."""
+    half = head_dim // 2
+    scale = -math.log(10000.0) / half
+    freq = torch.exp(torch.arange(half, dtype=torch.float32, device=device) * scale)
+    angle = torch.arange(length, dtype=torch.float32, device=device).unsqueeze(1) * freq
+    angle = torch.cat([angle, angle], -1)
+    return angle.cos(), angle.sin()
+
+
+def rotate(z: Tensor, rotation: tuple[Tensor, Tensor]) -> Tensor:
+    """Rotary embedding of ``z`` (..., T, head_dim) by its (T, head_dim) tables."""
+    cos, sin = rotation
+    half = z.shape[-1] // 2
+    return z * cos + torch.cat([-z[..., half:], z[..., :half]], -1) * sin
+
+
+class RotaryExport(ExportForm):
+    """The rotary tables of frames ``j`` (n,) (indices as float), gathered from tables of
+    ``length`` frames built once (the frame axis is symbolic; frames past the tables are
+    invalid ones and read its last row)."""
+
+    def __init__(self, head_dim: int, length: int):
+        super().__init__()
+        cos, sin = rotary_tables(length, head_dim)
+        self.put("cos", cos)
+        self.put("sin", sin)
+        self.put("last", const(length - 1.0))
+        self.put("half_step", const(0.5))
+
+    def forward(self, j: Tensor) -> tuple[Tensor, Tensor]:
+        # + 0.5: an index computed in float (k * (1 / f)) may lie a rounding error below k
+        pos = torch.minimum(j + self.half_step, self.last).to(torch.int32)
+        return F.embedding(pos, self.cos), F.embedding(pos, self.sin)
+
+
+def half_turn(head_dim: int) -> Tensor:
+    """The matrix R with ``z @ R == cat([-z2, z1])`` (z = [z1, z2]): the rotation's second term
+    as a linear map, which the export folds into a projection's weights."""
+    half = head_dim // 2
+    r = torch.zeros(head_dim, head_dim)
+    r[torch.arange(half) + half, torch.arange(half)] = -1.0
+    r[torch.arange(half), torch.arange(half) + half] = 1.0
+    return r
 
 
 def attention_bias(allowed: Tensor) -> Tensor:
@@ -90,9 +156,16 @@ class AttentionExport(ExportForm):
     """
 
     def __init__(
-        self, attn: Attention, norm: nn.LayerNorm, kv_norm: nn.LayerNorm | None, heads_apart: bool
+        self,
+        attn: Attention,
+        norm: nn.LayerNorm,
+        kv_norm: nn.LayerNorm | None,
+        heads_apart: bool,
+        rotary: bool = False,
     ):
         super().__init__()
+        if rotary and not heads_apart:
+            raise ValueError("rotary attention is exported with its heads apart")
         self.heads, self.head_dim = attn.heads, attn.head_dim
         d = attn.q.out_features
         scale = 1.0 / math.sqrt(attn.head_dim)
@@ -110,6 +183,9 @@ class AttentionExport(ExportForm):
                 for h in range(self.heads):
                     part = slice(h * dh, (h + 1) * dh)
                     self.put_weights(f"{name}{h}", w[part], b[part])
+                    if rotary and name in "qk":  # the rotation's second term, folded
+                        r = half_turn(dh)
+                        self.put_weights(f"{name}{h}_turned", r.t() @ w[part], b[part] @ r)
             else:
                 self.put_weights(name, w, b)
         self.put_weights("out", attn.out.weight, attn.out.bias)
@@ -119,12 +195,17 @@ class AttentionExport(ExportForm):
         """The query side's norm without its affine (folded into the projections)."""
         return normalise(x, self.eps)
 
-    def over_frames(self, xn: Tensor, bias: Tensor) -> Tensor:
+    def over_frames(self, xn: Tensor, bias: Tensor, rotation: Rotation = None) -> Tensor:
         """Self-attention of normalised frames ``xn`` (n, D), one head at a time; ``bias``
-        (n, n) additive. Needs ``heads_apart``."""
+        (n, n) additive; ``rotation``: the frames' rotary tables (n, D/H) when built with
+        ``rotary``. Needs ``heads_apart``."""
         outs = []
         for h in range(self.heads):
             q, k, v = (linear(xn, self.weights(f"{name}{h}")) for name in "qkv")
+            if rotation is not None:
+                cos, sin = rotation
+                q = q * cos + linear(xn, self.weights(f"q{h}_turned")) * sin
+                k = k * cos + linear(xn, self.weights(f"k{h}_turned")) * sin
             scores = q @ k.t() + bias  # (n, n)
             outs.append(torch.softmax(scores, dim=-1) @ v)  # (n, D/H)
         return linear(torch.cat(outs, dim=-1), self.weights("out"))

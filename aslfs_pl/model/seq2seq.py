@@ -3,7 +3,8 @@
 (B, T, C) raw columns (NaN = unseen or padding)
   -> features (B, T, 3C) + frame mask            aslfs_pl.data.features
   -> embedding: dense, BN, causal conv + ECA    (B, T, D)
-  -> encoder: blocks of local / global attention (B, T, D)
+  -> encoder: blocks of local / global attention, (B, T, D)
+     or Conformer / Squeezeformer blocks          aslfs_pl.model.conformer
   -> decoder over (B, L) tokens                  (B, L, V)
   -> (optional) CTC head over the frames         (B, T, V)
 
@@ -21,8 +22,39 @@ from aslfs_pl.data.features import frame_features, landmark_features
 from aslfs_pl.export_ops import ExportForm, export_form
 from aslfs_pl.model import decoding
 from aslfs_pl.model.config import ModelConfig
+from aslfs_pl.model.conformer import ConformerEncoder
 from aslfs_pl.model.decoder import Decoder
 from aslfs_pl.model.encoder import Embedding, Encoder
+
+
+def build_encoder(c: ModelConfig) -> nn.Module:
+    """The encoder family ``c.encoder`` names, at ``c``'s shape."""
+    if c.encoder == "seed":
+        return Encoder(
+            c.dim,
+            c.heads,
+            c.mlp_ratio,
+            c.encoder_blocks,
+            c.local_layers,
+            c.window,
+            c.dropout,
+            c.drop_path,
+            rotary=c.rotary,
+            max_frames=c.max_frames,
+        )
+    return ConformerEncoder(
+        c.dim,
+        c.heads,
+        c.mlp_ratio,
+        c.encoder_blocks,
+        c.block_kernel,
+        c.dropout,
+        c.drop_path,
+        macaron=c.encoder == "conformer",
+        time_reduction=c.time_reduction if c.encoder == "squeezeformer" else 1,
+        rotary=c.rotary,
+        max_frames=c.max_frames,
+    )
 
 
 class Seq2Seq(nn.Module):
@@ -39,17 +71,9 @@ class Seq2Seq(nn.Module):
             c.conv_kernel,
             c.conv_expand,
             c.dropout,
+            absolute_positions=not c.rotary,
         )
-        self.encoder = Encoder(
-            c.dim,
-            c.heads,
-            c.mlp_ratio,
-            c.encoder_blocks,
-            c.local_layers,
-            c.window,
-            c.dropout,
-            c.drop_path,
-        )
+        self.encoder = build_encoder(c)
         self.decoder = Decoder(
             c.dim,
             c.heads,

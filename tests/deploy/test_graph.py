@@ -16,7 +16,7 @@ from aslfs_pl.deploy.stages import ExportError
 from aslfs_pl.export_ops import fold_norm
 from aslfs_pl.model.ctc import ctc_greedy
 from aslfs_pl.model.decoding import Encoded
-from tests.helpers import nan_frames, tiny_ctc_net, tiny_model, tiny_net
+from tests.helpers import ENCODERS, nan_frames, tiny_ctc_net, tiny_model, tiny_net
 
 
 def before_end(tokens: np.ndarray) -> np.ndarray:
@@ -39,9 +39,10 @@ def holds(graph: nn.Module, tensor: torch.Tensor) -> bool:
     )
 
 
+@pytest.mark.parametrize("encoder", ENCODERS)
 @pytest.mark.parametrize("t", [0, 1, 2, 17, 16, 66, 200, "5 empty"])
-def test_graph_matches_training_path_at_every_length(t):
-    net = tiny_net()
+def test_graph_matches_training_path_at_every_length(t, encoder):
+    net = tiny_net(**ENCODERS[encoder])
     wrapper = KaggleModel(net)
     # "5 empty": frames but no landmark seen, so cross-attention falls back to frame 0
     x = np.full((5, 12), np.nan, np.float32) if t == "5 empty" else nan_frames(t, seed=t)

@@ -13,7 +13,7 @@ from aslfs_pl.deploy.convert import convert
 from aslfs_pl.deploy.parity import ParityReport, parity_report
 from aslfs_pl.deploy.runtime import TFLiteRunner
 from aslfs_pl.model.decoding import ParityRow
-from tests.helpers import COLUMNS, nan_frames, tiny_ctc_net, tiny_net
+from tests.helpers import COLUMNS, ENCODERS, nan_frames, tiny_ctc_net, tiny_net
 
 
 def test_parity_rule_allows_near_tie_flips_only_for_int8():
@@ -47,6 +47,18 @@ def test_tflite_text_equals_pytorch_at_every_length_up_to_300(exported):
     net, result = exported
     report = parity_report(net, result.model_path, "fp16", lengths=tuple(range(301)), seed=1)
     assert report.same_texts == len(report.rows), report.summary()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("encoder", ["conformer", "squeezeformer-3-rotary"])
+def test_every_encoder_family_converts_with_parity_at_every_length(tmp_path, encoder):
+    # the conformer blocks (macaron, conv module, output norm), the merged frames (strided
+    # conv with a symbolic frame count) and their restoration, rotary tables gathered by frame
+    net = tiny_net(seed=2, **ENCODERS[encoder])
+    result = convert(net, COLUMNS, tmp_path, weights="fp32")
+    report = parity_report(net, result.model_path, "fp32", lengths=(0, 1, 2, 5, 16, 17, 66, 300))
+    assert report.ok, report.summary()
+    assert max(row.max_diff for row in report.rows) < 1e-4
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from aslfs_pl import vocab
-from aslfs_pl.model.layers import DropPath, MaskedBatchNorm
+from aslfs_pl.model.layers import DropPath, MaskedBatchNorm, half_turn, rotary_tables, rotate
 from tests.helpers import landmark_batch, tiny_model
 
 
@@ -54,3 +54,22 @@ def test_masked_batch_norm_counts_valid_frames_only():
     assert not torch.allclose(
         nn.BatchNorm1d(6)(padded.transpose(1, 2))[..., :10].transpose(1, 2), a(x, mask)
     )
+
+
+def test_rotary_scores_depend_on_the_distance_between_frames_only():
+    torch.manual_seed(0)
+    q, k = torch.randn(8), torch.randn(8)
+    cos, sin = rotary_tables(40, 8)
+
+    def score(i: int, j: int) -> torch.Tensor:
+        return rotate(q, (cos[i], sin[i])) @ rotate(k, (cos[j], sin[j]))
+
+    torch.testing.assert_close(score(3, 1), score(30, 28))
+    torch.testing.assert_close(score(0, 0), q @ k)  # frame 0 is not turned
+    assert not torch.allclose(score(3, 1), score(3, 2))
+    torch.testing.assert_close(rotate(q, (cos[5], sin[5])).norm(), q.norm())  # a rotation
+
+
+def test_half_turn_is_the_rotations_second_term_as_a_matrix():
+    z = torch.randn(3, 6)
+    torch.testing.assert_close(z @ half_turn(6), torch.cat([-z[:, 3:], z[:, :3]], 1))

@@ -1,23 +1,28 @@
 """The composed network: shapes, what padding changes (nothing), empty input, backward."""
 
+import pytest
 import torch
 
 from aslfs_pl import vocab
-from tests.helpers import landmark_batch, tiny_model
+from tests.helpers import ENCODERS, landmark_batch, tiny_model
+
+every_encoder = pytest.mark.parametrize("encoder", ENCODERS)
 
 NAN = float("nan")
 
 
-def test_shapes():
-    m = tiny_model()
+@every_encoder
+def test_shapes(encoder):
+    m = tiny_model(**ENCODERS[encoder])
     tokens = torch.randint(0, vocab.VOCAB_SIZE, (2, 8))
     assert m(landmark_batch(), tokens).shape == (2, 8, vocab.VOCAB_SIZE)
     out, logits = m.generate(landmark_batch())
     assert out.shape == (2, 8) and logits.shape == (2, 8, vocab.VOCAB_SIZE)
 
 
-def test_appended_padding_and_nan_frames_do_not_change_logits():
-    m = tiny_model()
+@every_encoder
+def test_appended_padding_and_nan_frames_do_not_change_logits(encoder):
+    m = tiny_model(**ENCODERS[encoder])
     x = landmark_batch(t=20)
     tokens = torch.randint(0, vocab.VOCAB_SIZE, (2, 8))
     base = m(x, tokens)
@@ -30,15 +35,17 @@ def test_appended_padding_and_nan_frames_do_not_change_logits():
     assert not torch.isnan(m(nan_inside, tokens)).any()
 
 
-def test_empty_sequence_gives_finite_output():
-    m = tiny_model()
+@every_encoder
+def test_empty_sequence_gives_finite_output(encoder):
+    m = tiny_model(**ENCODERS[encoder])
     x = torch.full((1, 10, 12), NAN)
     out, logits = m.generate(x)
     assert torch.isfinite(logits).all()
 
 
-def test_backward_reaches_every_parameter():
-    m = tiny_model().train()
+@every_encoder
+def test_backward_reaches_every_parameter(encoder):
+    m = tiny_model(**ENCODERS[encoder]).train()
     tokens = torch.randint(0, vocab.VOCAB_SIZE, (2, 8))
     m(landmark_batch(), tokens).square().mean().backward()
     missing = [n for n, p in m.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
