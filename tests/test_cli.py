@@ -128,6 +128,13 @@ EVERY_SWITCH = (
 )  # fmt: skip
 
 
+# The other encoder family with merged frames, and rotary tables built inside the step.
+SQUEEZEFORMER_ROTARY = (
+    "--model.encoder", "squeezeformer", "--model.encoder_blocks", "3",
+    "--model.block_kernel", "5", "--model.rotary", "true",
+)  # fmt: skip
+
+
 XLA_CHILD = """
 import json, sys
 from aslfs_pl import cli
@@ -147,13 +154,15 @@ print("RESULT", json.dumps({"device": run.trainer.strategy.root_device.type,
         ((), 4),
         (tuple("joint" if a == "ctc" else a for a in EVERY_SWITCH), 6),
         (("--data.max_frames", "192", "--data.buckets", "[128]", "--model.lookahead_k", "0"), 8),
+        (SQUEEZEFORMER_ROTARY, 4),
     ],
-    ids=["tiny", "every-switch", "two-buckets"],
+    ids=["tiny", "every-switch", "two-buckets", "squeezeformer-rotary"],
 )
 def test_fit_through_xla_cpu_device_stops_compiling(
     synthetic_dir, tmp_path, switches, first_epoch_graphs
 ):
-    """The tiny model with the seed's optimiser; with every technique switch (EMA: the
+    """The tiny model with the seed's optimiser; the same as a Squeezeformer with rotary
+    positions; with every technique switch (EMA: the
     project's callback, :class:`aslfs_pl.callbacks.EMA`); and with two length buckets (without
     Lookahead, whose sync steps would multiply the graphs of each shape: a sync step with a shape
     not yet synced with compiles one more graph, whenever that first happens)."""
