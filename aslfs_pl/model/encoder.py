@@ -47,7 +47,7 @@ def local_causal_mask(valid: Tensor, window: int) -> Tensor:
 
 
 def local_attention(
-    attn: Attention, x: Tensor, valid: Tensor, window: int, rotary: bool = False
+    attn: Attention, x: Tensor, valid: Tensor, window: int, rotation: Rotation = None
 ) -> Tensor:
     """Local causal self-attention computed in chunks: O(T * 2W) instead of O(T^2).
 
@@ -60,7 +60,8 @@ def local_attention(
         x: (B, T, D) normalised input.
         valid: (B, T) frame mask.
         window: frames a query sees, itself included.
-        rotary: rotate queries and keys by their frame (:func:`~aslfs_pl.model.layers.rotate`).
+        rotation: rotary tables of at least T rounded up to whole windows frames: queries and
+            keys are rotated by their frame (:func:`~aslfs_pl.model.layers.rotate`).
 
     Returns:
         (B, T, D).
@@ -73,8 +74,8 @@ def local_attention(
         valid = F.pad(valid, (0, n * w - t), value=False)
     q = attn.split_heads(attn.q(x))
     k, v = attn.project_kv(x)
-    if rotary:
-        rotation = rotary_tables(n * w, dh, x.device)
+    if rotation is not None:
+        rotation = (rotation[0][: n * w], rotation[1][: n * w])
         q, k = rotate(q, rotation), rotate(k, rotation)
     q, k, v = (z.reshape(b * h, n, w, dh) for z in (q, k, v))
 
@@ -198,12 +199,14 @@ class EncoderBlock(nn.Module):
     def forward(
         self, x: Tensor, valid: Tensor, window: int, full_mask: Tensor, rotation: Rotation = None
     ) -> Tensor:
-        """``rotation``: the frames' rotary tables, or None (no rotary embeddings)."""
-        rotary = rotation is not None
+        """``rotation``: rotary tables of the frames rounded up to whole windows (built once per
+        forward, see :class:`Encoder`), or None (no rotary embeddings)."""
         for norm, attn in zip(self.local_norms, self.local_attn, strict=True):
-            y = local_attention(attn, norm(x), valid, window, rotary)
+            y = local_attention(attn, norm(x), valid, window, rotation)
             x = x + self.drop_path(self.dropout(y))
         h = self.global_norm(x)
+        if rotation is not None:
+            rotation = (rotation[0][: x.shape[1]], rotation[1][: x.shape[1]])
         x = x + self.drop_path(self.dropout(self.global_attn(h, h, full_mask, rotation)))
         return x + self.drop_path(self.mlp(self.mlp_norm(x)))
 
@@ -268,7 +271,8 @@ class Encoder(nn.Module):
         rotation = None
         if self.rotary:
             head_dim = self.blocks[0].global_attn.head_dim
-            rotation = rotary_tables(x.shape[1], head_dim, x.device)
+            frames = -(-x.shape[1] // self.window) * self.window  # whole local windows
+            rotation = rotary_tables(frames, head_dim, x.device)
         for block in self.blocks:
             x = block(x, valid, self.window, full_mask, rotation)
         return self.norm(x)
