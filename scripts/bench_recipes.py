@@ -27,6 +27,18 @@ from pathlib import Path
 from aslfs_pl.quality import Results, fit_and_score, with_metric
 
 EMA = ("--trainer.callbacks+=aslfs_pl.callbacks.EMA", "--trainer.callbacks.decay=0.99")
+CONFORMER = (
+    "--model.encoder",
+    "conformer",
+    "--model.encoder_blocks",
+    "2",
+    "--model.block_kernel",
+    "15",
+)
+SQUEEZEFORMER = (
+    "--model.encoder", "squeezeformer", "--model.encoder_blocks", "3",
+    "--model.block_kernel", "15", "--model.rotary", "true",
+)  # fmt: skip
 SUPPLEMENTAL = ("--data.sources", "[train, supplemental]", "--data.val_sources", "[train]")
 
 
@@ -50,6 +62,16 @@ RECIPES: dict[str, Recipe] = {
     "finger affine": Recipe(("--data.augment.finger_affine_p", "0.5")),
     "supplemental": Recipe(SUPPLEMENTAL, 1.5),
     "combination": Recipe(("--config", "configs/beyond_cpu.yaml")),
+    # encoder families at about the quickstart's size (0.55M, 0.69M parameters against 0.56M);
+    # costs: training sequences/s against the quickstart's, scripts/bench_train.py (benchmarks.md)
+    "conformer": Recipe(CONFORMER, 0.92),
+    "conformer, joint decoding": Recipe(metric="val/score_joint", run="conformer"),
+    "squeezeformer + rotary": Recipe(SQUEEZEFORMER, 1.08),
+    "squeezeformer + rotary, joint decoding": Recipe(
+        metric="val/score_joint", run="squeezeformer + rotary"
+    ),
+    "rotary": Recipe(("--model.rotary", "true"), 1.06),
+    "rotary, joint decoding": Recipe(metric="val/score_joint", run="rotary"),
 }
 
 
