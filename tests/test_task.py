@@ -75,10 +75,13 @@ def test_a_checkpoint_with_flat_hyperparameters_loads(tmp_path):
 
 
 def test_settings_the_task_refuses_name_themselves():
-    with pytest.raises(ValueError, match="model.decoding = 'beam': decoding 'beam': choose one"):
-        Seq2SeqTask(**TINY_TASK, decoding="beam")
-    with pytest.raises(ValueError, match="model.decoding = 'joint': joint decoding needs the CTC"):
-        Seq2SeqTask(**TINY_TASK, decoding="joint")
+    with pytest.raises(
+        ValueError, match="model.decoding = 'prefix': decoding 'prefix': choose one"
+    ):
+        Seq2SeqTask(**TINY_TASK, decoding="prefix")
+    for name in ("joint", "beam"):
+        with pytest.raises(ValueError, match=f"model.decoding = '{name}': {name} decoding needs"):
+            Seq2SeqTask(**TINY_TASK, decoding=name)
     with pytest.raises(ValueError, match="model.check_finite"):
         Seq2SeqTask(**TINY_TASK, check_finite="sometimes")
     with pytest.raises(ValueError, match="model.dim 33 is not divisible by model.heads 2"):
@@ -93,8 +96,8 @@ def test_validation_scores_every_decoding_the_network_can_run():
     plain = Seq2SeqTask(**TINY_TASK)
     assert not hasattr(plain, "val_scores")  # attention only: val/score is its score
     joint = Seq2SeqTask(**TINY_TASK, ctc_weight=0.5)
-    assert list(joint.val_scores) == ["attention", "ctc", "joint"]
-    assert list(joint.test_scores) == ["attention", "ctc", "joint"]
+    assert list(joint.val_scores) == ["attention", "ctc", "joint", "beam"]
+    assert list(joint.test_scores) == ["attention", "ctc", "joint", "beam"]
 
 
 @pytest.mark.parametrize(("mode", "step"), [("step", 3), ("epoch", 3), ("epoch", 17)])

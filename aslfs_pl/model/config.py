@@ -72,6 +72,8 @@ class ModelConfig:
     drop_path: float = 0.0
     """Stochastic depth of the encoder's sub-layers: the last block's rate, earlier blocks
     linearly less (0 disables it)."""
+    beam_width: int = 4
+    """Hypotheses the ``beam`` decoding keeps at each step (1: the greedy phrase)."""
     ctc_head: bool = False
     """A per-frame character head on the encoder, trained with a CTC loss and read by the
     decodings that need it. Not a flag of its own: the task sets it from ``model.ctc_weight > 0``."""
@@ -99,6 +101,12 @@ class ModelConfig:
         if self.rotary and (self.dim // self.heads) % 2:
             raise ValueError(
                 f"model.rotary needs an even head width, got dim {self.dim} / heads {self.heads}"
+            )
+        if self.beam_width < 1:
+            raise ValueError(f"model.beam_width {self.beam_width} must be >= 1")
+        if self.beam_width > self.vocab_size:
+            raise ValueError(
+                f"model.beam_width {self.beam_width} is more than the {self.vocab_size} classes"
             )
         if self.window < 1:
             raise ValueError(f"model.window {self.window} must be >= 1")

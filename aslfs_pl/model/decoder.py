@@ -12,7 +12,13 @@ from torch import Tensor, nn
 
 from aslfs_pl import vocab
 from aslfs_pl.export_ops import ExportForm, const, export_form, linear, normalise
-from aslfs_pl.model.layers import MLP, Attention, attention_bias, sinusoidal_positions
+from aslfs_pl.model.layers import (
+    MASK_VALUE,
+    MLP,
+    Attention,
+    attention_bias,
+    sinusoidal_positions,
+)
 
 
 class DecoderBlock(nn.Module):
@@ -69,13 +75,19 @@ class DecoderBlockExport(ExportForm):
         cache: tuple[Tensor, Tensor] | None,
         cross_kv: tuple[Tensor, Tensor],
         cross_bias: Tensor,
+        self_bias: Tensor | None = None,
     ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        """One position ``y`` (1, D) -> (1, D) and the self-attention cache including it."""
+        """The next position of R hypotheses, ``y`` (R, D) -> (R, D), and the self-attention
+        cache including them (R columns more). ``self_bias`` (R, S): which cached keys each row
+        may see (beam search); None: all of them (R = 1, greedy)."""
         xn = self.self_attn.normalise(y)
-        k, v = self.self_attn.step_keys_values(xn)
+        if y.shape[0] == 1:
+            k, v = self.self_attn.step_keys_values(xn)
+        else:
+            k, v = self.self_attn.keys_values(xn)
         if cache is not None:
             k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 1)
-        y = y + self.self_attn.attend(xn, k, v, None)
+        y = y + self.self_attn.attend(xn, k, v, self_bias)
         y = y + self.cross_attn.attend(self.cross_attn.normalise(y), *cross_kv, cross_bias)
         return y + self.mlp(y), (k, v)
 
@@ -163,8 +175,61 @@ class Decoder(nn.Module):
             out_logits.append(logits)
         return torch.stack(out_tokens, 1), torch.stack(out_logits, 1)
 
-    def export_form(self, memory_norm: nn.LayerNorm) -> DecoderExport:
-        return DecoderExport(self, memory_norm)
+    def beam(
+        self, memory: Tensor, valid: Tensor, width: int, steps: int | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Beam search with the KV cache: at each of ``steps`` steps every hypothesis is
+        extended by every token and the ``width`` best by summed log-probability are kept; a
+        hypothesis that has emitted the end token is only extended by pad, at no cost.
+
+        Returns:
+            tokens (B, width, steps) int64 (as :meth:`greedy`'s rows) and their summed
+            log-probabilities (B, width), best first.
+        """
+        steps = steps or self.max_target_len
+        b, k, v = memory.shape[0], width, self.head.out_features
+        memory, valid = memory.repeat_interleave(k, 0), valid.repeat_interleave(k, 0)
+        cross = memory_mask(valid)
+        cross_kv = [blk.cross_attn.project_kv(memory) for blk in self.blocks]
+        cache: list[tuple[Tensor, Tensor] | None] = [None] * len(self.blocks)
+        token = torch.full((b * k,), vocab.SOS, dtype=torch.long, device=memory.device)
+        score = beam_start(k, memory.device).expand(b, k)
+        ended = torch.zeros(b, k, dtype=torch.bool, device=memory.device)
+        history = torch.zeros(b, k, 0, dtype=torch.long, device=memory.device)
+        only_pad = pad_only(v, memory.device)
+        first_row = torch.arange(b, device=memory.device).unsqueeze(1) * k
+        for t in range(steps):
+            y = self.embed(token).unsqueeze(1) + self.positions[t]  # (Bk, 1, D)
+            for j, block in enumerate(self.blocks):
+                y, cache[j] = block(y, None, cross_kv[j], cross, cache[j])
+            logp = torch.log_softmax(self.head(self.norm(y))[:, 0].float(), -1).view(b, k, v)
+            logp = torch.where(ended.unsqueeze(-1), only_pad, logp)
+            score, picked = (score.unsqueeze(-1) + logp).flatten(1).topk(k, -1)  # (B, k)
+            parent, token = picked // v, picked % v
+            rows = (first_row + parent).flatten()
+            cache = [(kc[rows], vc[rows]) for kc, vc in cache]
+            history = torch.cat([history[first_row // k, parent], token[..., None]], 2)
+            ended = ended.gather(1, parent) | (token == vocab.EOS)
+            token = token.flatten()
+        return history, score
+
+    def export_form(self, memory_norm: nn.LayerNorm, beam_width: int = 0) -> DecoderExport:
+        return DecoderExport(self, memory_norm, beam_width)
+
+
+def beam_start(width: int, device: torch.device | None = None) -> Tensor:
+    """(width,) starting scores: 0 for the first hypothesis, a masked score for the others (all
+    start from the same start token, so only the first is extended at the first step)."""
+    start = torch.full((width,), MASK_VALUE, device=device)
+    start[0] = 0.0
+    return start
+
+
+def pad_only(vocab_size: int, device: torch.device | None = None) -> Tensor:
+    """(V,) log-probabilities of an ended hypothesis: pad at no cost, anything else masked."""
+    row = torch.full((vocab_size,), MASK_VALUE, device=device)
+    row[vocab.PAD] = 0.0
+    return row
 
 
 class DecoderExport(ExportForm):
@@ -176,7 +241,7 @@ class DecoderExport(ExportForm):
     :meth:`greedy` and :meth:`teacher_forced` are the parts the joint decoding reads.
     """
 
-    def __init__(self, dec: Decoder, memory_norm: nn.LayerNorm):
+    def __init__(self, dec: Decoder, memory_norm: nn.LayerNorm, beam_width: int = 0):
         super().__init__()
         self.steps = dec.max_target_len
         self.blocks = nn.ModuleList(export_form(b, memory_norm) for b in dec.blocks)
@@ -191,6 +256,15 @@ class DecoderExport(ExportForm):
         self.put("earlier_steps", torch.triu(torch.ones(self.steps, self.steps), diagonal=1))
         self.put("half_step", const(0.5))
         self.put("zero", const(0.0))
+        if beam_width:  # the constants of beam(): made here (in the graph, arange and eye
+            # came out as integers)
+            k = self.beam_width = beam_width
+            self.put("beam_rows", torch.arange(k, dtype=torch.float32).unsqueeze(0))  # (1, k)
+            self.put("beam_own", torch.eye(k))
+            self.put("beam_start", beam_start(k))
+            self.put("beam_ended", torch.zeros(k, 1))
+            self.put("beam_sos", torch.full((k,), vocab.SOS, dtype=torch.int32))
+            self.put("pad_only", pad_only(dec.head.out_features).unsqueeze(0))
 
     def cross(self, memory: Tensor, valid: Tensor, j: Tensor) -> tuple[list, Tensor]:
         """Each block's cross-attention keys/values of ``memory`` and the (1, n) score bias."""
@@ -228,6 +302,47 @@ class DecoderExport(ExportForm):
             token = torch.topk(rows[-1], 1).indices[:, 0]  # (1,)
             tokens.append(token)
         return torch.cat(rows, 0), torch.cat(tokens).to(torch.float32)
+
+    def beam(self, cross: tuple[list, Tensor]) -> tuple[Tensor, Tensor]:
+        """:meth:`Decoder.beam` unrolled: tokens (width, L) and summed log-probabilities
+        (width,) as float, best first.
+
+        The cache is never reordered: every step appends the keys of all ``width`` rows, and an
+        ancestry matrix (rows x cached columns, 1 where the column is one of the row's earlier
+        positions) becomes the self-attention bias. Choosing the next rows multiplies it, the
+        token history and the ended flags by the one-hot parent matrix: matmuls on static
+        shapes, no gather.
+        """
+        cross_kv, cross_bias = cross
+        k, v = self.beam_width, self.head_b.shape[0]
+        cache: list[tuple[Tensor, Tensor] | None] = [None] * len(self.blocks)
+        token, score, ended = self.beam_sos, self.beam_start, self.beam_ended
+        history = ancestry = None
+        for t in range(self.steps):
+            seen = self.beam_own if ancestry is None else torch.cat([ancestry, self.beam_own], 1)
+            bias = attention_bias(seen)
+            y = F.embedding(token, self.embed) + self.positions[t]  # (k, D)
+            for b, block in enumerate(self.blocks):
+                y, cache[b] = block.step(y, cache[b], cross_kv[b], cross_bias, bias)
+            logp = torch.log_softmax(linear(normalise(y, self.eps), self.weights("head")), -1)
+            logp = torch.where(ended > self.half_step, self.pad_only, logp)
+            candidates = (score.unsqueeze(1) + logp).reshape(1, k * v)
+            top = torch.topk(candidates, k)
+            score = top.values[0]
+            picked = top.indices[0].to(torch.float32)
+            parent = ((picked + self.half_step) * (1.0 / v)).to(torch.int32).to(torch.float32)
+            new = picked - parent * v  # (k,) the chosen tokens
+            choose = ((parent.unsqueeze(1) - self.beam_rows) ** 2 < 0.25).to(torch.float32)
+            ancestry = choose if ancestry is None else torch.cat([choose @ ancestry, choose], 1)
+            history = (
+                new.unsqueeze(1)
+                if history is None
+                else torch.cat([choose @ history, new.unsqueeze(1)], 1)
+            )
+            is_end = ((new - vocab.EOS) ** 2 < 0.25).to(torch.float32).unsqueeze(1)
+            ended = torch.maximum(choose @ ended, is_end)
+            token = new.to(torch.int32)
+        return history, score
 
     def teacher_forced(
         self, inputs: Tensor, positions: Tensor, self_bias: Tensor, cross: tuple[list, Tensor]

@@ -219,6 +219,19 @@ def test_joint_route_matches_training_path(t):
     np.testing.assert_array_equal(out.argmax(1), want)
 
 
+@pytest.mark.parametrize("width", [1, 4])
+@pytest.mark.parametrize("t", [0, 1, 5, 16, 17, 66, 200])
+def test_beam_route_matches_training_path(t, width):
+    net = tiny_ctc_net()
+    net.config.beam_width = width
+    x = nan_frames(t, seed=t)
+    with torch.no_grad():
+        out = KaggleModel(net, "beam")(torch.from_numpy(x))["outputs"].numpy()
+        want = net.decode(torch.from_numpy(fit_length(x, 16))[None], "beam")[0].numpy()
+    assert out.shape == (8, vocab.VOCAB_SIZE)
+    np.testing.assert_array_equal(out.argmax(1), want)
+
+
 def test_graph_folds_trained_batch_norm_statistics():
     net = tiny_net()
     norms = (net.embedding.norm, net.embedding.convs[0].norm)

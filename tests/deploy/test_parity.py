@@ -115,3 +115,19 @@ def test_joint_route_tflite_equals_pytorch_at_every_length_up_to_150(tmp_path):
         vocab.decode_kaggle(runner.outputs(nan_frames(t, t)).argmax(1)) for t in range(0, 151, 10)
     }
     assert len(texts) > 5  # the phrases depend on the input
+
+
+@pytest.mark.slow
+def test_beam_route_tflite_equals_pytorch_at_every_length_up_to_60(tmp_path):
+    net = tiny_ctc_net()
+    net.config.beam_width = 4
+    result = convert(net, COLUMNS, tmp_path, decoding="beam")
+    report = parity_report(
+        net, result.model_path, "fp16", lengths=tuple(range(61)), decoding="beam"
+    )
+    assert report.ok and report.same_texts == len(report.rows), report.summary()
+    texts = {
+        vocab.decode_kaggle(TFLiteRunner(result.model_path).outputs(nan_frames(t, t)).argmax(1))
+        for t in range(0, 61, 6)
+    }
+    assert len(texts) > 3  # the phrases depend on the input

@@ -1,4 +1,4 @@
-"""The decodings: each read-out (attention, ctc, joint) and its parity rule; the registry, where
+"""The decodings: each read-out (attention, ctc, joint, beam) and its parity rule; the registry, where
 every decoding is one object with its read-out, export form and parity rule, and a new one is one
 class."""
 
@@ -15,9 +15,12 @@ from aslfs_pl.deploy.graph import KaggleModel
 from aslfs_pl.deploy.parity import ParityReport
 from aslfs_pl.export_ops import ExportForm
 from aslfs_pl.model import decoding
+from aslfs_pl.model.ctc import blank_after_end, ctc_log_likelihood, frames_inside
 from aslfs_pl.model.decoding import DECODINGS, Decoding, Encoded, ParityRow
 from aslfs_pl.model.decoding.attention import compare_steps
+from aslfs_pl.model.decoding.beam import first_best
 from aslfs_pl.model.decoding.ctc import compare_frames
+from aslfs_pl.model.decoding.joint import compact
 from aslfs_pl.model.seq2seq import Seq2Seq
 from aslfs_pl.task import Seq2SeqTask
 from tests.helpers import ONE_BLOCK, landmark_batch, tiny_model
@@ -34,19 +37,19 @@ def frames(b: int = 3, t: int = 16) -> Tensor:
     return x
 
 
-def test_the_registry_lists_attention_ctc_and_joint_each_with_all_its_parts():
-    assert list(DECODINGS) == ["attention", "ctc", "joint"]
-    assert [d.needs_ctc for d in DECODINGS.values()] == [False, True, True]
+def test_the_registry_lists_attention_ctc_joint_and_beam_each_with_all_its_parts():
+    assert list(DECODINGS) == ["attention", "ctc", "joint", "beam"]
+    assert [d.needs_ctc for d in DECODINGS.values()] == [False, True, True, True]
     for name, method in DECODINGS.items():
         assert method.name == name and method.summary
         # each part is the decoding's own, not the base class's placeholder
         for part in ("read", "export_head", "parity_row"):
             assert getattr(type(method), part) is not getattr(Decoding, part), (name, part)
     assert decoding.get("joint") is DECODINGS["joint"]
-    with pytest.raises(ValueError, match="decoding 'beam': choose one of attention, ctc, joint"):
-        decoding.get("beam")
+    with pytest.raises(ValueError, match="decoding 'prefix': choose one of attention, ctc, joint"):
+        decoding.get("prefix")
     assert decoding.usable(tiny(ctc=False)) == ["attention"]
-    assert decoding.usable(tiny()) == ["attention", "ctc", "joint"]
+    assert decoding.usable(tiny()) == ["attention", "ctc", "joint", "beam"]
 
 
 def test_decodings_share_one_encoder_pass_and_one_greedy_loop(monkeypatch):
@@ -80,7 +83,7 @@ def test_the_export_head_is_the_decodings_own(monkeypatch):
 
         monkeypatch.setattr(method, "export_head", spy)
         KaggleModel(net, name)
-    assert built == ["attention", "ctc", "joint"]
+    assert built == ["attention", "ctc", "joint", "beam"]
 
 
 class Silent(Decoding):
@@ -145,7 +148,7 @@ def test_a_new_decoding_is_one_class(monkeypatch, capsys):
 
 def test_decodings_that_need_the_ctc_head_refuse_a_network_without_one():
     net, x = tiny(ctc=False), frames()
-    for name in ("ctc", "joint"):
+    for name in ("ctc", "joint", "beam"):
         with pytest.raises(ValueError, match=f"{name} decoding needs the CTC head"):
             net.decode(x, name)
         with pytest.raises(ValueError, match=f"{name} decoding needs the CTC head"):
@@ -160,8 +163,8 @@ def test_decode_routes_and_their_errors():
         net.decode(x, "ctc")
     ctc = tiny_model(ctc_head=True)
     assert ctc.decode(x, "ctc").shape == (2, 20)
-    with pytest.raises(ValueError, match="decoding 'beam'"):
-        ctc.decode(x, "beam")
+    with pytest.raises(ValueError, match="decoding 'prefix'"):
+        ctc.decode(x, "prefix")
 
 
 def test_joint_decoding_picks_the_phrase_both_heads_score_higher():
@@ -177,6 +180,82 @@ def test_joint_decoding_picks_the_phrase_both_heads_score_higher():
         assert torch.equal(rows, net.decode(x, name)), name
     with pytest.raises(ValueError, match="joint decoding needs the CTC head"):
         tiny_model().decode(x, "joint")
+
+
+def reference_beam(net: Seq2Seq, x: Tensor, width: int) -> tuple[Tensor, Tensor]:
+    """Beam search written plainly: no cache, every prefix run through the teacher-forced
+    decoder at every step, hypotheses kept as Python lists."""
+    memory, valid = net.encode(x)
+    out_tokens, out_scores = [], []
+    for b in range(x.shape[0]):
+        beams = [([], 0.0, False)] + [([], float("-inf"), False)] * (width - 1)
+        for _ in range(net.config.max_target_len):
+            inputs = torch.tensor([[vocab.SOS, *tokens] for tokens, _, _ in beams])
+            n = len(beams)
+            logits = net.decoder(
+                inputs, memory[b : b + 1].expand(n, -1, -1), valid[b : b + 1].expand(n, -1)
+            )
+            logp = torch.log_softmax(logits[:, -1].float(), -1)
+            candidates = []
+            for (tokens, score, ended), row in zip(beams, logp, strict=True):
+                for token in range(row.shape[0]):
+                    if ended:
+                        step = 0.0 if token == vocab.PAD else float("-inf")
+                    else:
+                        step = float(row[token])
+                    candidates.append((score + step, tokens + [token], ended or token == vocab.EOS))
+            candidates.sort(key=lambda c: -c[0])
+            beams = [(tokens, score, ended) for score, tokens, ended in candidates[:width]]
+        out_tokens.append([tokens for tokens, _, _ in beams])
+        out_scores.append([score for _, score, _ in beams])
+    return torch.tensor(out_tokens), torch.tensor(out_scores)
+
+
+@pytest.mark.parametrize("width", [1, 3, 6])
+def test_beam_search_equals_a_plain_search_without_cache(width):
+    net, x = tiny(), frames()
+    with torch.no_grad():
+        tokens, scores = net.decoder.beam(*net.encode(x), width)
+        want_tokens, want_scores = reference_beam(net, x, width)
+        torch.testing.assert_close(scores, want_scores.float(), rtol=1e-4, atol=1e-4)
+        assert torch.equal(tokens, want_tokens)
+        if width == 1:  # the greedy loop's tokens
+            assert torch.equal(tokens[:, 0], net.decoder.greedy(*net.encode(x))[0])
+        else:  # the search finds phrases the greedy loop does not
+            assert (tokens[:, 1:] != tokens[:, :1]).any()
+
+
+def test_beam_decoding_picks_the_hypothesis_with_the_best_joint_score():
+    net, x = tiny(), frames(b=4)
+    net.config.beam_width = 5
+    with torch.no_grad():
+        encoded = Encoded(net, x)
+        chosen = encoded.tokens("beam")
+        tokens, score = net.decoder.beam(encoded.memory, encoded.valid, 5)
+        probs = blank_after_end(
+            torch.softmax(encoded.ctc_logits(), -1), frames_inside(encoded.valid)
+        )
+    slots = torch.arange(tokens.shape[-1], dtype=torch.float32)
+    picked = []
+    for b in range(x.shape[0]):
+        totals = []
+        for h in range(5):
+            row = tokens[b, h]
+            ended = torch.cumsum(row == vocab.EOS, 0) > 0
+            phrase = compact(
+                row.float(), ((row < vocab.NUM_CHARACTERS) & ~ended).float(), slots, slots
+            )
+            total = score[b, h] + ctc_log_likelihood(probs[b : b + 1], phrase[None, None])[0, 0]
+            totals.append((float(total), -h, phrase))
+        picked.append(max(totals, key=lambda t: t[:2])[2])
+    assert torch.equal(chosen, torch.stack(picked).long())
+    assert len({vocab.decode(r.tolist()) for r in chosen}) > 1  # the phrases depend on the input
+
+
+def test_first_best_picks_the_first_of_equal_scores():
+    scores = torch.tensor([[1.0, 3.0, 3.0, 2.0], [5.0, 5.0, 5.0, 5.0], [0.0, -1.0, -2.0, -3.0]])
+    expected = torch.tensor([[0.0, 1, 0, 0], [1, 0, 0, 0], [1, 0, 0, 0]])
+    assert torch.equal(first_best(scores), expected)
 
 
 def _onehot(tokens: list[int]) -> np.ndarray:

@@ -67,12 +67,17 @@ class Joint(Decoding):
         return JointExport(net)
 
     def parity_row(self, net: nn.Module, frames: int, out: np.ndarray, padded: Tensor) -> ParityRow:
-        reference = Encoded(net, padded).tokens(self.name)[0].numpy()
-        picked = np.argmax(out, 1)
-        same = vocab.decode_kaggle(picked) == vocab.decode(reference)
-        differ = np.flatnonzero(picked != reference)
-        diverged_at = int(differ[0]) if differ.size else None
-        return ParityRow(frames, bool(same), 0.0, diverged_at, 0.0 if same else float("inf"))
+        return same_phrase(frames, out, Encoded(net, padded).tokens(self.name)[0].numpy())
+
+
+def same_phrase(frames: int, out: np.ndarray, reference: np.ndarray) -> ParityRow:
+    """One-hot phrase rows ``out`` (L, V) against PyTorch's phrase tokens (L,): the phrases must
+    be equal (the rows carry no logits to compare)."""
+    picked = np.argmax(out, 1)
+    same = vocab.decode_kaggle(picked) == vocab.decode(reference)
+    differ = np.flatnonzero(picked != reference)
+    diverged_at = int(differ[0]) if differ.size else None
+    return ParityRow(frames, bool(same), 0.0, diverged_at, 0.0 if same else float("inf"))
 
 
 def hypotheses(
