@@ -238,7 +238,8 @@ class DecoderExport(ExportForm):
     ``forward(memory, valid, j)``: encoded frames (n, D) normalised without ``memory_norm``'s
     affine, ``valid`` (n, 1) float, ``j`` (n,) frame indices as float -> logits (L, V); rows
     after the end token are a one-hot pad (Kaggle's argmax decoding drops them).
-    :meth:`greedy` and :meth:`teacher_forced` are the parts the joint decoding reads.
+    :meth:`greedy` and :meth:`teacher_forced` are the parts the joint decoding reads;
+    :meth:`beam` (built with ``beam_width``) is the beam decoding's.
     """
 
     def __init__(self, dec: Decoder, memory_norm: nn.LayerNorm, beam_width: int = 0):
