@@ -13,8 +13,9 @@ arguments). ``cost`` is the recipe's time per epoch relative to the baseline (AW
 runs a second forward/backward in half the epochs: 1.5; the supplemental sequences make an epoch
 1.5 times longer), so each row gets about the baseline's wall-clock budget; the minutes column
 shows what each row took. Validation scores the same 3 held-out signers' train sequences in
-every row. The decoding rows change no training: they read the baseline run's ``val/score_ctc``
-/ ``val/score_joint`` (validation scores every decoding when the CTC head is on). Finished rows
+every row. The decoding rows change no training: they read the ``val/score_ctc``,
+``val/score_joint`` or ``val/score_beam`` of another row's run (validation scores every decoding
+when the CTC head is on). Finished rows
 are kept in ``<out>/results.json`` (rerun resumes); the table is printed after each row.
 """
 
@@ -54,6 +55,7 @@ RECIPES: dict[str, Recipe] = {
     "baseline": Recipe(),
     "ctc decoding": Recipe(metric="val/score_ctc", run="baseline"),
     "joint decoding": Recipe(metric="val/score_joint", run="baseline"),
+    "beam decoding": Recipe(metric="val/score_beam", run="baseline"),
     "ema": Recipe(EMA),
     "drop path": Recipe(("--model.drop_path", "0.1")),
     "late dropout": Recipe(("--model.dropout_start", "0.3")),
@@ -69,6 +71,9 @@ RECIPES: dict[str, Recipe] = {
     "squeezeformer + rotary": Recipe(SQUEEZEFORMER, 1.08),
     "squeezeformer + rotary, joint decoding": Recipe(
         metric="val/score_joint", run="squeezeformer + rotary"
+    ),
+    "squeezeformer + rotary, beam decoding": Recipe(
+        metric="val/score_beam", run="squeezeformer + rotary"
     ),
     "rotary": Recipe(("--model.rotary", "true"), 1.06),
     "rotary, joint decoding": Recipe(metric="val/score_joint", run="rotary"),
