@@ -18,11 +18,15 @@ import torch
 from torch import Tensor, nn
 
 from aslfs_pl import vocab
-from aslfs_pl.export_ops import ExportForm, const, export_form
+from aslfs_pl.export_ops import ExportForm
 from aslfs_pl.model.ctc import blank_after_end, ctc_log_likelihood, frames_inside
 from aslfs_pl.model.decoding.base import Decoding, Encoded, ParityRow, register
-from aslfs_pl.model.decoding.ctc import CTCExport
-from aslfs_pl.model.decoding.joint import JOINT_CTC_WEIGHT, compact, same_phrase
+from aslfs_pl.model.decoding.joint import (
+    JOINT_CTC_WEIGHT,
+    PhraseRescoring,
+    compact,
+    same_phrase,
+)
 
 
 @register
@@ -75,38 +79,20 @@ def first_best(scores: Tensor) -> Tensor:
     return (wins[..., 0] > h - 0.5).to(torch.float32)
 
 
-class BeamExport(ExportForm):
-    """:class:`Beam` for one sequence -> (L, V) one-hot rows of the chosen phrase. The frames
-    are padded to ``max_frames`` rows of blank for the CTC forward algorithm (as
-    :class:`~aslfs_pl.model.decoding.joint.JointExport`)."""
+class BeamExport(PhraseRescoring):
+    """:class:`Beam` for one sequence -> (L, V) one-hot rows of the chosen phrase."""
 
     def __init__(self, net: nn.Module):
-        super().__init__()
-        cfg = net.config
-        self.width, self.frames = cfg.beam_width, cfg.max_frames
-        length = cfg.max_target_len
-        self.decoder = export_form(net.decoder, net.encoder.norm, beam_width=cfg.beam_width)
-        self.ctc = CTCExport(net.ctc, net.encoder.norm)
-        self.put("slots", torch.arange(length, dtype=torch.float32))
-        self.put("through", torch.triu(torch.ones(length, length)))  # [s, t]: s <= t
-        blank = torch.zeros(1, cfg.vocab_size)
-        blank[0, vocab.PAD] = 1.0
-        self.put("blank", blank)
-        self.put("blank_block", blank.repeat(cfg.max_frames, 1))
-        self.put("eos", const(float(vocab.EOS)))
-        self.put("classes", torch.arange(cfg.vocab_size, dtype=torch.float32))
+        super().__init__(net, beam_width=net.config.beam_width)
+        self.width = net.config.beam_width
 
     def forward(self, memory: Tensor, valid: Tensor, j: Tensor) -> Tensor:
-        tokens, score = self.decoder.beam(self.decoder.cross(memory, valid, j))
-        is_end = ((tokens - self.eos) ** 2 < 0.25).to(torch.float32)  # (k, L)
-        open_ = (is_end @ self.through) < 0.5  # no eos at or before step t
-        keep = (open_ & (tokens < vocab.NUM_CHARACTERS - 0.5)).to(torch.float32)
+        tokens, score = self.decoder.beam(self.decoder.cross(memory, valid, j))  # (k, L), (k,)
+        keep = self.kept(tokens)
         phrases = torch.stack(
             [compact(tokens[h], keep[h], self.slots, self.slots) for h in range(self.width)]
         )  # (k, L)
         logits, _, _, inside = self.ctc.emissions(memory, valid, j)
-        probs = torch.where(inside.unsqueeze(1), torch.softmax(logits, -1), self.blank)
-        probs = torch.cat([probs, self.blank_block], 0)[: self.frames]  # (F, V)
+        probs = self.ctc_probs(logits, inside)
         total = score + JOINT_CTC_WEIGHT * ctc_log_likelihood(probs[None], phrases[None])[0]
-        chosen = (first_best(total).unsqueeze(0) @ phrases)[0]  # (L,)
-        return ((chosen.unsqueeze(1) - self.classes) ** 2 < 0.25).to(torch.float32) * 1e4
+        return self.rows((first_best(total).unsqueeze(0) @ phrases)[0])

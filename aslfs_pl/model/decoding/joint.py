@@ -149,43 +149,63 @@ def phrase_log_prob(logits: Tensor, phrases: Tensor) -> Tensor:
     return (torch.log_softmax(logits.float(), -1) * onehot).sum((-1, -2))
 
 
-class JointExport(ExportForm):
-    """:class:`Joint` for one sequence -> (L, V) one-hot rows of the chosen phrase (its eos
-    and pad rows decode to nothing). The frames are padded to ``max_frames`` rows of blank for the
-    CTC forward algorithm, whose loop is unrolled over that static count."""
+class PhraseRescoring(ExportForm):
+    """What the export forms that rescore whole phrases with both heads share (``joint`` and
+    ``beam``): the decoder's and the CTC head's export forms, the phrase layout's constants, the
+    per-frame CTC probabilities padded to ``max_frames`` rows of blank for the forward algorithm
+    (whose loop is unrolled over that static count), and the one-hot output rows."""
 
-    def __init__(self, net: nn.Module):
+    def __init__(self, net: nn.Module, beam_width: int = 0):
         super().__init__()
         cfg = net.config
-        self.frames = cfg.max_frames
-        length = self.length = cfg.max_target_len
-        self.decoder = export_form(net.decoder, net.encoder.norm)
+        self.frames, self.length = cfg.max_frames, cfg.max_target_len
+        self.decoder = export_form(net.decoder, net.encoder.norm, beam_width=beam_width)
         self.ctc = CTCExport(net.ctc, net.encoder.norm)
-        self.put("slots", torch.arange(length, dtype=torch.float32))
-        self.put("positions", torch.arange(length).repeat(2))
-        causal = torch.tril(torch.ones(length, length))
-        self.put("self_bias", attention_bias(torch.block_diag(causal, causal)))
-        self.put("through", torch.triu(torch.ones(length, length)))  # [s, t]: s <= t
+        self.put("slots", torch.arange(self.length, dtype=torch.float32))
+        self.put("through", torch.triu(torch.ones(self.length, self.length)))  # [s, t]: s <= t
         blank = torch.zeros(1, cfg.vocab_size)
         blank[0, vocab.PAD] = 1.0
         self.put("blank", blank)
         self.put("blank_block", blank.repeat(cfg.max_frames, 1))
-        self.put("sos", torch.tensor([float(vocab.SOS)]))
         self.put("eos", const(float(vocab.EOS)))
         self.put("classes", torch.arange(cfg.vocab_size, dtype=torch.float32))
+
+    def kept(self, tokens: Tensor) -> Tensor:
+        """(..., L) float decoder tokens -> (..., L) 1.0 for the characters before the first eos."""
+        is_end = ((tokens - self.eos) ** 2 < 0.25).to(torch.float32)
+        open_ = (is_end @ self.through) < 0.5  # no eos at or before step t
+        return (open_ & (tokens < vocab.NUM_CHARACTERS - 0.5)).to(torch.float32)
+
+    def ctc_probs(self, logits: Tensor, inside: Tensor) -> Tensor:
+        """The CTC head's (n, V) logits -> (F, V) probabilities, blank after the sequence."""
+        probs = torch.where(inside.unsqueeze(1), torch.softmax(logits, -1), self.blank)
+        return torch.cat([probs, self.blank_block], 0)[: self.frames]
+
+    def rows(self, chosen: Tensor) -> Tensor:
+        """(L,) float phrase -> (L, V) one-hot rows (its eos and pad rows decode to nothing)."""
+        return ((chosen.unsqueeze(1) - self.classes) ** 2 < 0.25).to(torch.float32) * 1e4
+
+
+class JointExport(PhraseRescoring):
+    """:class:`Joint` for one sequence -> (L, V) one-hot rows of the chosen phrase."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__(net)
+        length = self.length
+        self.put("positions", torch.arange(length).repeat(2))
+        causal = torch.tril(torch.ones(length, length))
+        self.put("self_bias", attention_bias(torch.block_diag(causal, causal)))
+        self.put("sos", torch.tensor([float(vocab.SOS)]))
 
     def forward(self, memory: Tensor, valid: Tensor, j: Tensor) -> Tensor:
         cross = self.decoder.cross(memory, valid, j)
         _, attention = self.decoder.greedy(cross)  # (L,) float
         logits, best, emit, inside = self.ctc.emissions(memory, valid, j)
-        is_end = ((attention - self.eos) ** 2 < 0.25).to(torch.float32)
-        open_ = (is_end.unsqueeze(0) @ self.through)[0] < 0.5  # no eos at or before step t
-        keep_a = (open_ & (attention < vocab.NUM_CHARACTERS - 0.5)).to(torch.float32)
+        keep_a = self.kept(attention.unsqueeze(0))[0]
         phrases = hypotheses(attention, keep_a, best, emit.to(torch.float32), j, self.slots)
         sos = self.sos.expand(2, 1)
         inputs = torch.cat([sos, phrases[:, :-1]], 1).reshape(-1).to(torch.int32)  # (2L,)
         scored = self.decoder.teacher_forced(inputs, self.positions, self.self_bias, cross)
-        probs = torch.where(inside.unsqueeze(1), torch.softmax(logits, -1), self.blank)
-        probs = torch.cat([probs, self.blank_block], 0)[: self.frames]  # (F, V)
+        probs = self.ctc_probs(logits, inside)
         chosen = choose(phrases[None], scored.reshape(1, 2, self.length, -1), probs[None])[0]
-        return ((chosen.unsqueeze(1) - self.classes) ** 2 < 0.25).to(torch.float32) * 1e4
+        return self.rows(chosen)
