@@ -60,6 +60,12 @@ class Seq2SeqTask(L.LightningModule):
             second forward and backward pass.
         awp_lr: AWP step relative to each weight matrix's norm.
         awp_eps: AWP's largest change of a weight, relative to its magnitude.
+        token_noise: decoder-input noise in training (the 1st and 4th places' trick): this
+            fraction of the teacher-forced input characters is corrupted, so the decoder learns
+            to read the frames rather than trust its own history (0: off, the seed). The start
+            token and the targets are never changed; validation and inference see clean inputs.
+        token_noise_mode: what a corrupted input becomes: ``replace``, a random character (the
+            4th place's); ``mask``, the pad token (the 1st place's masking).
         check_finite: "step" raises on the first non-finite loss (one host sync per step),
             "epoch" remembers the first bad step on the device and raises at the epoch's end
             (no per-step sync; the default under XLA), "off" never checks.
@@ -80,12 +86,18 @@ class Seq2SeqTask(L.LightningModule):
         awp_start: float = 1.0,
         awp_lr: float = 0.1,
         awp_eps: float = 0.01,
+        token_noise: float = 0.0,
+        token_noise_mode: str = "replace",
         check_finite: str = "auto",
         **net: Any,
     ):
         super().__init__()
         if check_finite not in ("auto", "step", "epoch", "off"):
             raise ValueError(f"model.check_finite = {check_finite!r}: auto, step, epoch or off")
+        if not 0.0 <= token_noise < 1.0:
+            raise ValueError(f"model.token_noise = {token_noise}: a fraction in [0, 1)")
+        if token_noise_mode not in ("replace", "mask"):
+            raise ValueError(f"model.token_noise_mode = {token_noise_mode!r}: replace or mask")
         if "ctc_head" in net:
             raise ValueError("model.ctc_head is set by model.ctc_weight > 0, not on its own")
         self.save_hyperparameters(ignore=["optimizer"])
@@ -141,6 +153,8 @@ class Seq2SeqTask(L.LightningModule):
         """
         tokens = batch["tokens"]
         inputs, target = tokens[:, :-1], tokens[:, 1:]  # (B, L)
+        if self.training and self.hparams.token_noise > 0:
+            inputs = self._noisy(inputs)
         logits, ctc_logits, valid = self.net.forward_train(batch["landmarks"], inputs)
         mask = target != vocab.PAD
         ce = F.cross_entropy(
@@ -155,6 +169,17 @@ class Seq2SeqTask(L.LightningModule):
             loss = loss + self.hparams.ctc_weight * self._ctc(ctc_logits, valid, target)
         correct = (logits.argmax(-1) == target).float()
         return loss, correct, weight
+
+    def _noisy(self, inputs: Tensor) -> Tensor:
+        """Decoder inputs with ``token_noise`` of their characters corrupted (drawn on the
+        device: no host sync)."""
+        chars = inputs < vocab.NUM_CHARACTERS  # start, end and pad stay as they are
+        hit = chars & (torch.rand(inputs.shape, device=inputs.device) < self.hparams.token_noise)
+        if self.hparams.token_noise_mode == "mask":
+            noise = torch.full_like(inputs, vocab.PAD)
+        else:
+            noise = torch.randint_like(inputs, vocab.NUM_CHARACTERS)
+        return torch.where(hit, noise, inputs)
 
     @staticmethod
     def _ctc(ctc_logits: Tensor, valid: Tensor, target: Tensor) -> Tensor:

@@ -123,6 +123,8 @@ EVERY_SWITCH = (
     "--model.ctc_weight", "0.5", "--model.decoding", "ctc", "--model.dropout", "0.1",
     "--model.drop_path", "0.1", "--model.dropout_start", "0.5", "--model.awp_start", "0.5",
     "--data.augment.finger_affine_p", "0.5", "--data.augment.mix_p", "0.5",
+    "--data.augment.cutmix_p", "0.5", "--data.augment.face_drop_p", "0.5",
+    "--data.augment.pose_drop_p", "0.5", "--model.token_noise", "0.2",
     "--trainer.callbacks+=aslfs_pl.callbacks.EMA",
     "--trainer.callbacks.decay=0.5",
 )  # fmt: skip

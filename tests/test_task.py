@@ -90,6 +90,10 @@ def test_settings_the_task_refuses_name_themselves():
         Seq2SeqTask(**TINY_TASK, dropout_start=1.0)
     with pytest.raises(ValueError, match="model.awp_start"):
         Seq2SeqTask(**TINY_TASK, awp_start=2.0)
+    with pytest.raises(ValueError, match="model.token_noise = 1.0"):
+        Seq2SeqTask(**TINY_TASK, token_noise=1.0)
+    with pytest.raises(ValueError, match="model.token_noise_mode = 'drop'"):
+        Seq2SeqTask(**TINY_TASK, token_noise_mode="drop")
 
 
 def test_validation_scores_every_decoding_the_network_can_run():
@@ -155,3 +159,36 @@ def test_the_same_sequences_padded_to_128_or_384_frames_give_the_same_loss(encod
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     norms = [m for m in task.net.modules() if isinstance(m, torch.nn.BatchNorm1d)]
     assert norms and all(isinstance(m, MaskedBatchNorm) for m in norms)  # all masked
+
+
+@pytest.mark.parametrize("mode", ["replace", "mask"])
+def test_token_noise_corrupts_only_the_decoder_inputs_characters_and_only_in_training(mode):
+    torch.manual_seed(0)
+    task = Seq2SeqTask(**TINY_TASK, token_noise=0.5, token_noise_mode=mode)
+    seen = []
+    forward_train = task.net.forward_train
+
+    def record(landmarks, inputs):
+        seen.append(inputs.clone())
+        return forward_train(landmarks, inputs)
+
+    task.net.forward_train = record
+    tokens = torch.full((64, 9), vocab.PAD)  # max_target_len 8
+    for i in range(64):
+        ids = [vocab.SOS, *vocab.encode("abcdefg"[: 1 + i % 7]), vocab.EOS]
+        tokens[i, : len(ids)] = torch.tensor(ids)
+    batch = {"tokens": tokens, "landmarks": torch.rand(64, 16, task.config.num_columns)}
+    task.eval()
+    task._loss(batch)
+    assert torch.equal(seen[-1], tokens[:, :-1])  # validation: clean inputs
+    task.train()
+    task._loss(batch)
+    inputs, clean = seen[-1], tokens[:, :-1]
+    chars = clean < vocab.NUM_CHARACTERS
+    assert torch.equal(inputs[~chars], clean[~chars])  # start, end, pad untouched
+    changed = inputs != clean
+    assert 0.3 < changed[chars].float().mean() < 0.6  # about half of the characters
+    if mode == "mask":
+        assert (inputs[changed] == vocab.PAD).all()
+    else:
+        assert (inputs[chars] < vocab.NUM_CHARACTERS).all()  # another character

@@ -63,6 +63,11 @@ class AugmentConfig:
     """A hand hidden (NaN) for random frames, as when MediaPipe loses it."""
     hand_drop_rate: float = 0.2
     """Fraction of frames in which the hand is hidden when it applies."""
+    face_drop_p: float = 0.0
+    """The face's points hidden (NaN) in every frame, as when MediaPipe misses the face or the
+    signer turns away (the 1st place's face dropout). 0: off (the seed)."""
+    pose_drop_p: float = 0.0
+    """The pose's points hidden (NaN) in every frame (the 1st place's pose dropout). 0: off."""
     finger_affine_p: float = 0.0
     """Per-finger affine: each finger of each hand rotated and scaled about its base joint
     (a signer's own finger proportions and letter forms). 0: off (the seed)."""
@@ -74,6 +79,10 @@ class AugmentConfig:
     """Sequence mixing: a training row becomes itself followed by the batch's next sequence,
     frames and phrase concatenated, when the phrases fit max_target_len (frames beyond
     max_frames are resampled, as for any long sequence). 0: off."""
+    cutmix_p: float = 0.0
+    """CutMix along time (the 1st place's): a training row becomes the head of itself and the
+    tail of the batch's next sequence, both cut at the same random fraction of their frames and
+    of their phrases. 0: off."""
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
@@ -195,14 +204,17 @@ class Augmenter:
     Args:
         config: probabilities and strengths.
         mirror: ``LandmarkSet.mirror_permutation()``.
-        hands: positions (in the landmark set) of the left and the right hand's 21 points,
-            in MediaPipe order; empty when a hand is not selected.
+        parts: ``LandmarkSet.part_slices()``: the positions of each part's points. A hand is
+            augmented when all its 21 points (MediaPipe order) are selected.
     """
 
-    def __init__(self, config: AugmentConfig, mirror: list[int], hands: list[list[int]]):
+    def __init__(self, config: AugmentConfig, mirror: list[int], parts: dict[str, list[int]]):
         self.config = config
         self.mirror = mirror
+        hands = [parts.get("left_hand", []), parts.get("right_hand", [])]
         self.hands = [h for h in hands if len(h) == 21]
+        self.face = parts.get("face", [])
+        self.pose = parts.get("pose", [])
 
     def __call__(self, pts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         cfg = self.config
@@ -248,6 +260,9 @@ class Augmenter:
         if self.hands and rng.random() < cfg.hand_drop_p:
             hand = self.hands[rng.integers(len(self.hands))]
             pts = hide(pts, hand, rng.random(t) < cfg.hand_drop_rate)
+        for points, p in ((self.face, cfg.face_drop_p), (self.pose, cfg.pose_drop_p)):
+            if points and p > 0 and rng.random() < p:
+                pts = hide(pts, points, np.ones(t, bool))
         return pts
 
 
@@ -292,3 +307,42 @@ def mix_fits(
         return False
     kept = min(1.0, max_frames / (len(a["frames"]) + len(b["frames"])))
     return all(len(x["frames"]) * kept >= min_frames_per_char * len(x["phrase"]) for x in (a, b))
+
+
+def cut_mix(
+    items: list[dict], p: float, rng_for: Callable[[dict], np.random.Generator]
+) -> list[dict]:
+    """CutMix along time (``AugmentConfig.cutmix_p``) over a batch's items (dicts as for
+    :func:`mix_sequences`).
+
+    With probability ``p`` drawn from ``rng_for(item)``, row i becomes the head of sequence i and
+    the tail of sequence i + 1 of the batch: both cut at one fraction u ~ U(0, 1) of their frames
+    and of their characters (each cut kept inside, so both parts keep at least one frame and one
+    character). The mixed phrase is never longer than the longer of the two (both cuts round
+    the same fraction), so it fits wherever they did. A row stays as it is when it or its
+    neighbour has fewer than 2 frames or characters or is skipped. Returns ``items`` itself when
+    ``p`` is 0.
+    """
+    if p <= 0 or len(items) < 2:
+        return items
+    out = list(items)
+    for i, a in enumerate(items):
+        b = items[(i + 1) % len(items)]
+        if a["frames"] is None or b["frames"] is None:
+            continue
+        if min(len(a["frames"]), len(b["frames"]), len(a["phrase"]), len(b["phrase"])) < 2:
+            continue
+        rng = rng_for(a)
+        if rng.random() >= p:
+            continue
+        u = rng.random()
+        fa, fb = (_cut(len(x["frames"]), u) for x in (a, b))
+        ca, cb = (_cut(len(x["phrase"]), u) for x in (a, b))
+        frames = np.concatenate([a["frames"][:fa], b["frames"][fb:]])
+        out[i] = {**a, "frames": frames, "phrase": a["phrase"][:ca] + b["phrase"][cb:]}
+    return out
+
+
+def _cut(n: int, u: float) -> int:
+    """Where fraction ``u`` cuts ``n`` things, kept inside 1..n-1."""
+    return int(np.clip(round(n * u), 1, n - 1))

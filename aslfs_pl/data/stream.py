@@ -37,7 +37,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from aslfs_pl import vocab
-from aslfs_pl.data.augment import AugmentConfig, Augmenter, mix_sequences
+from aslfs_pl.data.augment import AugmentConfig, Augmenter, cut_mix, mix_sequences
 from aslfs_pl.data.features import fit_length
 from aslfs_pl.data.kaggle import (
     DataError,
@@ -138,11 +138,7 @@ class LandmarkStream(IterableDataset):
         parts = landmarks.part_slices()
         self._hand_points = parts.get("left_hand", []) + parts.get("right_hand", [])
         self.augmenter = (
-            Augmenter(
-                augment or AugmentConfig(),
-                landmarks.mirror_permutation(),
-                [parts.get("left_hand", []), parts.get("right_hand", [])],
-            )
+            Augmenter(augment or AugmentConfig(), landmarks.mirror_permutation(), parts)
             if train
             else None
         )
@@ -251,30 +247,36 @@ class LandmarkStream(IterableDataset):
         yield from buf
 
     # -- assembling -----------------------------------------------------------------------------
+    def _rng(self, item: dict, stream: int) -> np.random.Generator:
+        """The draws of one augmentation ``stream`` for ``item``: (seed, epoch, sequence)."""
+        return np.random.default_rng(
+            [self.seed, self.epoch, item["sequence_id"] & 0x7FFFFFFF, stream]
+        )
+
     def _augmented(self, item: dict) -> dict:
-        """The item with its frames augmented (training; seeded by seed, epoch, sequence)."""
+        """The item with its frames augmented (training)."""
         if self.augmenter is None or item["frames"] is None:
             return item
         frames = item["frames"]
-        rng = np.random.default_rng([self.seed, self.epoch, item["sequence_id"] & 0x7FFFFFFF, 1])
         pts = frames.reshape(len(frames), self.landmarks.num_axes, -1)  # (T, A, P): a view
-        pts = self.augmenter(pts, rng)
+        pts = self.augmenter(pts, self._rng(item, 1))
         return {**item, "frames": pts.reshape(len(pts), -1)}
 
     def _mixed(self, items: list[dict]) -> list[dict]:
-        """Sequence mixing (:func:`~aslfs_pl.data.augment.mix_sequences`) of a batch's items,
-        drawn from (seed, epoch, sequence) like every augmentation."""
-        p = self.augmenter.config.mix_p if self.augmenter is not None else 0.0
-        return mix_sequences(
+        """Sequence mixing (:func:`~aslfs_pl.data.augment.mix_sequences`), then CutMix
+        (:func:`~aslfs_pl.data.augment.cut_mix`), of a batch's items (training)."""
+        if self.augmenter is None:
+            return items
+        cfg = self.augmenter.config
+        items = mix_sequences(
             items,
-            p,
-            lambda a: np.random.default_rng(
-                [self.seed, self.epoch, a["sequence_id"] & 0x7FFFFFFF, 2]
-            ),
+            cfg.mix_p,
+            lambda a: self._rng(a, 2),
             self.max_frames,
             self.max_target_len,
             self.min_frames_per_char,
         )
+        return cut_mix(items, cfg.cutmix_p, lambda a: self._rng(a, 3))
 
     def _length(self, item: dict) -> int:
         return 0 if item["frames"] is None else len(item["frames"])

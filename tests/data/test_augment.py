@@ -87,15 +87,13 @@ def test_hide_sets_points_to_nan_in_chosen_frames():
 def _augmenter(**probs) -> A.Augmenter:
     s = LandmarkSet()
     zero = {k: 0.0 for k in vars(A.AugmentConfig()) if k.endswith("_p")}
-    parts = s.part_slices()
-    return A.Augmenter(
-        A.AugmentConfig(**(zero | probs)),
-        s.mirror_permutation(),
-        [parts["left_hand"], parts["right_hand"]],
-    )
+    return A.Augmenter(A.AugmentConfig(**(zero | probs)), s.mirror_permutation(), s.part_slices())
 
 
-PROBABILITIES = "flip_p rotate_p scale_p shift_p speed_p frame_drop_p finger_drop_p hand_drop_p"
+PROBABILITIES = (
+    "flip_p rotate_p scale_p shift_p speed_p frame_drop_p finger_drop_p hand_drop_p "
+    "face_drop_p pose_drop_p"
+)
 
 
 @pytest.mark.parametrize("prob", PROBABILITIES.split())
@@ -205,3 +203,61 @@ def test_mix_fits_needs_room_for_both_phrases_and_enough_frames_per_character():
     # resampled to 24 of 35 frames: "ab" keeps 5 * 24 / 35 = 3.4 frames, 1.7 a character
     assert A.mix_fits(a, b, 24, 32, 1.7) and not A.mix_fits(a, b, 24, 32, 1.75)
     assert A.mix_fits(a, b, 24, 32, 0.0)
+
+
+@pytest.mark.parametrize("part", ["face", "pose"])
+def test_face_and_pose_dropout_hide_that_part_in_every_frame_and_nothing_else(part):
+    parts = LandmarkSet().part_slices()
+    pts = hand_sequence(12, right_hand=True)
+    out = _augmenter(**{f"{part}_drop_p": 1.0})(pts, np.random.default_rng(0))
+    assert np.isnan(out[:, :, parts[part]]).all()
+    others = [p for p in range(pts.shape[2]) if p not in parts[part]]
+    np.testing.assert_array_equal(out[:, :, others], pts[:, :, others])
+    # a landmark set without that part: nothing to hide, nothing else changes
+    no_part = LandmarkSet(**{part: ()})
+    aug = A.Augmenter(
+        A.AugmentConfig(**{k: 0.0 for k in PROBABILITIES.split()} | {f"{part}_drop_p": 1.0}),
+        no_part.mirror_permutation(),
+        no_part.part_slices(),
+    )
+    small = pts[:, :, : no_part.num_points]
+    np.testing.assert_array_equal(aug(small, np.random.default_rng(0)), small)
+
+
+class _Cut(_Draw):
+    """Mixing draw ``value``, then the cut fraction ``cut``."""
+
+    def __init__(self, value: float, cut: float):
+        super().__init__(value)
+        self.draws = [value, cut]
+
+    def random(self) -> float:
+        return self.draws.pop(0)
+
+
+def test_cut_mix_joins_the_head_of_a_row_to_the_tail_of_the_next_at_one_fraction():
+    items = [_item(1, "abcd", 10), _item(2, "wxyz", 20), _item(3, "q", 6)]
+    out = A.cut_mix(items, 0.5, lambda item: _Cut(0.2, 0.25))
+    assert out is not items and [it["phrase"] for it in items] == ["abcd", "wxyz", "q"]
+    # row 1: 25% of 10 frames (round 2.5 -> 2) and of 4 characters, then row 2 from 25%
+    np.testing.assert_array_equal(
+        out[0]["frames"], np.concatenate([items[0]["frames"][:2], items[1]["frames"][5:]])
+    )
+    assert (out[0]["phrase"], out[0]["sequence_id"]) == ("axyz", 1)
+    assert out[1] is items[1] and out[2] is items[2]  # next to (or itself) a 1-character row
+    # the cut stays inside both sequences: at least one frame and character from each
+    out = A.cut_mix(items[:2], 1.0, lambda item: _Cut(0.0, 0.999))
+    assert out[0]["phrase"] == "abcz" and len(out[0]["frames"]) == 9 + 1
+    assert out[1]["phrase"] == "wxyd"
+    # no draw under p: unchanged
+    assert A.cut_mix(items[:2], 0.5, lambda item: _Cut(0.6, 0.5))[0] is items[0]
+    assert A.cut_mix(items, 0.0, lambda item: _Draw(0.0)) is items
+
+
+def test_cut_mix_is_never_longer_than_the_longer_phrase():
+    for la in range(2, 33):
+        for lb in range(2, 33):
+            for u in np.linspace(0.0, 0.999, 41):
+                a, b = _item(1, "a" * la, 40), _item(2, "b" * lb, 40)
+                mixed = A.cut_mix([a, b], 1.0, lambda item, u=u: _Cut(0.0, u))[0]["phrase"]
+                assert 2 <= len(mixed) <= max(la, lb), (la, lb, u)

@@ -160,3 +160,35 @@ def test_sequence_mixing_concatenates_frames_and_phrases_of_neighbours(tmp_path)
     )
     mixed = strict._mixed(items)
     assert [m is it for m, it in zip(mixed, items, strict=True)] == [False, False, False, True]
+
+
+def test_cutmix_in_the_stream_gives_rows_made_of_two_neighbours(tmp_path):
+    """With CutMix alone, every row of a training batch is the head of its own sequence and the
+    tail of the next one, frames and phrase cut at the fraction its own draws give."""
+    rng = np.random.default_rng(0)
+    phrases = ["abcd", "efgh", "ijklmn", "op"]
+    seqs = [(100 + i, 1, phrases[i], random_frames(rng, 8 + i)) for i in range(4)]
+    root = write_mini_dataset(tmp_path, {"f": seqs})
+    off = {k: 0.0 for k in vars(AugmentConfig()) if k.endswith("_p")}
+    stream = _stream(
+        load_index(root),
+        batch_size=4,
+        shuffle_buffer=1,
+        augment=AugmentConfig(**off | {"cutmix_p": 1.0}),
+    )
+    items = [{"frames": s[3], "phrase": s[2], "sequence_id": s[0]} for s in seqs]
+    mixed = stream._mixed(items)
+    for i, row in enumerate(mixed):
+        own, nxt = items[i], items[(i + 1) % 4]
+        draws = stream._rng(own, 3)
+        draws.random()  # the mixing draw (under p = 1)
+        u = draws.random()
+        for key in ("phrase", "frames"):
+            a, b = own[key], nxt[key]
+            ca, cb = (int(np.clip(round(len(x) * u), 1, len(x) - 1)) for x in (a, b))
+            if key == "phrase":
+                assert row[key] == a[:ca] + b[cb:]
+            else:
+                np.testing.assert_array_equal(row[key], np.concatenate([a[:ca], b[cb:]]))
+    batch = stream._collate(items)
+    assert [vocab.decode(r[1:].tolist()) for r in batch["tokens"]] == [m["phrase"] for m in mixed]
