@@ -64,6 +64,9 @@ class Seq2SeqTask(L.LightningModule):
             fraction of the teacher-forced input characters is corrupted, so the decoder learns
             to read the frames rather than trust its own history (0: off, the seed). The start
             token and the targets are never changed; validation and inference see clean inputs.
+        confidence_weight: weight of the confidence head's loss (a binary cross-entropy against
+            each row's teacher-forced token accuracy; :mod:`aslfs_pl.model.fallback`); > 0 adds
+            the head, which ``model.fallback_confidence`` reads (0: no head, the seed).
         token_noise_mode: what a corrupted input becomes: ``replace``, a random character (the
             4th place's); ``mask``, the pad token (the 1st place's masking).
         check_finite: "step" raises on the first non-finite loss (one host sync per step),
@@ -88,6 +91,7 @@ class Seq2SeqTask(L.LightningModule):
         awp_eps: float = 0.01,
         token_noise: float = 0.0,
         token_noise_mode: str = "replace",
+        confidence_weight: float = 0.0,
         check_finite: str = "auto",
         **net: Any,
     ):
@@ -98,16 +102,26 @@ class Seq2SeqTask(L.LightningModule):
             raise ValueError(f"model.token_noise = {token_noise}: a fraction in [0, 1)")
         if token_noise_mode not in ("replace", "mask"):
             raise ValueError(f"model.token_noise_mode = {token_noise_mode!r}: replace or mask")
-        if "ctc_head" in net:
-            raise ValueError("model.ctc_head is set by model.ctc_weight > 0, not on its own")
+        for head, weight in (("ctc_head", "ctc_weight"), ("confidence_head", "confidence_weight")):
+            if head in net:
+                raise ValueError(f"model.{head} is set by model.{weight} > 0, not on its own")
+        if confidence_weight < 0:
+            raise ValueError(f"model.confidence_weight = {confidence_weight}: must be >= 0")
         self.save_hyperparameters(ignore=["optimizer"])
-        self.config = ModelConfig(**net, ctc_head=ctc_weight > 0)
+        self.config = ModelConfig(
+            **net, ctc_head=ctc_weight > 0, confidence_head=confidence_weight > 0
+        )
         self.net = Seq2Seq(self.config)
         try:
             decoding_method = get_decoding(decoding)
             decoding_method.check(self.net)
         except ValueError as err:
             raise ValueError(f"model.decoding = {decoding!r}: {err}") from None
+        if self.net.fallback is not None and not decoding_method.phrase_rows:
+            raise ValueError(
+                f"model.decoding = {decoding!r}: its rows are frames, the fallback phrase needs "
+                "a decoding whose rows are phrase positions (attention, joint or beam)"
+            )
         if not 0.0 <= dropout_start < 1.0:
             raise ValueError(f"model.dropout_start = {dropout_start}: a fraction in [0, 1)")
         if not 0.0 <= awp_start <= 1.0:
@@ -149,13 +163,15 @@ class Seq2SeqTask(L.LightningModule):
         """Training loss, per-token correctness and the target mask.
 
         The loss is the teacher-forced cross-entropy (mean over target tokens), plus
-        ``ctc_weight`` x the CTC loss (mean over target characters) when enabled.
+        ``ctc_weight`` x the CTC loss (mean over target characters) and ``confidence_weight`` x
+        the confidence head's loss when enabled.
         """
         tokens = batch["tokens"]
         inputs, target = tokens[:, :-1], tokens[:, 1:]  # (B, L)
         if self.training and self.hparams.token_noise > 0:
             inputs = self._noisy(inputs)
-        logits, ctc_logits, valid = self.net.forward_train(batch["landmarks"], inputs)
+        out = self.net.forward_train(batch["landmarks"], inputs)
+        logits = out.logits
         mask = target != vocab.PAD
         ce = F.cross_entropy(
             logits.float().transpose(1, 2),
@@ -165,9 +181,13 @@ class Seq2SeqTask(L.LightningModule):
         )
         weight = mask.float()
         loss = (ce * weight).sum() / weight.sum().clamp(min=1.0)
-        if ctc_logits is not None:
-            loss = loss + self.hparams.ctc_weight * self._ctc(ctc_logits, valid, target)
+        if out.ctc is not None:
+            loss = loss + self.hparams.ctc_weight * self._ctc(out.ctc, out.valid, target)
         correct = (logits.argmax(-1) == target).float()
+        if out.confidence is not None:  # against each row's token accuracy, not trained through
+            accuracy = (correct * weight).sum(1) / weight.sum(1).clamp(min=1.0)
+            confident = F.binary_cross_entropy_with_logits(out.confidence.float(), accuracy)
+            loss = loss + self.hparams.confidence_weight * confident
         return loss, correct, weight
 
     def _noisy(self, inputs: Tensor) -> Tensor:

@@ -101,6 +101,26 @@ def tiny_ctc_net() -> Seq2Seq:
     return with_head
 
 
+FALLBACK_PHRASE = "e a-1"
+
+
+def tiny_fallback_net(frames: int = 0, confidence: float = 0.0, ctc: bool = False) -> Seq2Seq:
+    """:func:`tiny_net`'s weights with a confidence head (new) and the fallback rules
+    (:mod:`aslfs_pl.model.fallback`), its phrase :data:`FALLBACK_PHRASE`."""
+    net = tiny_net()
+    config = replace(
+        net.config,
+        ctc_head=ctc,
+        confidence_head=True,
+        fallback_phrase=FALLBACK_PHRASE,
+        fallback_frames=frames,
+        fallback_confidence=confidence,
+    )
+    out = Seq2Seq(config).eval()
+    out.load_state_dict(net.state_dict(), strict=False)  # the trained-like norms
+    return out
+
+
 def nan_frames(t: int, seed: int = 0) -> np.ndarray:
     """(T, 12) Kaggle-like input of :data:`COLUMNS`: ~20% of frames empty, ~30% missing a point."""
     rng = np.random.default_rng(seed)

@@ -125,6 +125,7 @@ EVERY_SWITCH = (
     "--data.augment.finger_affine_p", "0.5", "--data.augment.mix_p", "0.5",
     "--data.augment.cutmix_p", "0.5", "--data.augment.face_drop_p", "0.5",
     "--data.augment.pose_drop_p", "0.5", "--model.token_noise", "0.2",
+    "--model.confidence_weight", "0.1",
     "--trainer.callbacks+=aslfs_pl.callbacks.EMA",
     "--trainer.callbacks.decay=0.5",
 )  # fmt: skip

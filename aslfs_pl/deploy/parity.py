@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from aslfs_pl import vocab
 from aslfs_pl.data.features import fit_length
 from aslfs_pl.deploy.runtime import TFLiteRunner
 from aslfs_pl.model import decoding as decodings
@@ -78,6 +79,21 @@ def random_input(t: int, columns: int, rng: np.random.Generator) -> np.ndarray:
     return x
 
 
+def falls_back(net: Seq2Seq, decoding: str, padded: torch.Tensor) -> bool:
+    """Whether PyTorch replaces this input's read-out by the fallback phrase
+    (:mod:`aslfs_pl.model.fallback`)."""
+    if net.fallback is None or not decodings.get(decoding).phrase_rows:
+        return False
+    return bool(net.hopeless(decodings.Encoded(net, padded))[0])
+
+
+def fallback_row(net: Seq2Seq, frames: int, out: np.ndarray) -> ParityRow:
+    """The TFLite file's rows for an input PyTorch finds hopeless: they must spell the fallback
+    phrase (one-hot rows: no logits to compare)."""
+    same = vocab.decode_kaggle(np.argmax(out, 1)) == net.fallback.phrase
+    return ParityRow(frames, same, 0.0, None if same else 0, 0.0)
+
+
 def parity_report(
     net: Seq2Seq,
     model_path: str | Path,
@@ -108,6 +124,10 @@ def parity_report(
     for t in inputs:
         x = random_input(t, c, rng)
         padded = torch.from_numpy(fit_length(x, f))[None]
+        out = runner.outputs(x)
         with torch.no_grad():
-            rows.append(method.parity_row(net, t, runner.outputs(x), padded))
+            if falls_back(net, decoding, padded):
+                rows.append(fallback_row(net, t, out))
+            else:
+                rows.append(method.parity_row(net, t, out, padded))
     return ParityReport(rows, TOLERANCE[weights], allow_near_ties=method.near_ties(weights))

@@ -77,6 +77,18 @@ class ModelConfig:
     ctc_head: bool = False
     """A per-frame character head on the encoder, trained with a CTC loss and read by the
     decodings that need it. Not a flag of its own: the task sets it from ``model.ctc_weight > 0``."""
+    confidence_head: bool = False
+    """A head estimating how well the decoder reads a sequence (:mod:`aslfs_pl.model.fallback`).
+    Not a flag of its own: the task sets it from ``model.confidence_weight > 0``."""
+    fallback_phrase: str = ""
+    """What a hopeless sequence reads as (see ``fallback_frames``, ``fallback_confidence``):
+    a phrase close to every phrase on average (the 1st place's, for Kaggle's data:
+    ``"2 a-e -aroe"``; ``scripts/fallback_phrase.py`` finds one for a dataset)."""
+    fallback_frames: int = 0
+    """Sequences with fewer valid frames than this read as ``fallback_phrase`` (0: never)."""
+    fallback_confidence: float = 0.0
+    """Sequences whose confidence (the confidence head's estimate, 0..1) is under this read as
+    ``fallback_phrase`` (0: never; needs the head, ``model.confidence_weight > 0``)."""
 
     def __post_init__(self) -> None:
         if self.num_columns % self.num_axes:
@@ -107,6 +119,26 @@ class ModelConfig:
         if self.beam_width > self.vocab_size:
             raise ValueError(
                 f"model.beam_width {self.beam_width} is more than the {self.vocab_size} classes"
+            )
+        try:
+            phrase = vocab.encode(self.fallback_phrase)
+        except vocab.UnknownCharacterError as err:
+            raise ValueError(f"model.fallback_phrase: {err}") from None
+        if len(phrase) >= self.max_target_len:
+            raise ValueError(
+                f"model.fallback_phrase has {len(phrase)} characters: at most "
+                f"max_target_len - 1 = {self.max_target_len - 1}"
+            )
+        if self.fallback_frames < 0:
+            raise ValueError(f"model.fallback_frames {self.fallback_frames} must be >= 0")
+        if not 0.0 <= self.fallback_confidence < 1.0:
+            raise ValueError(
+                f"model.fallback_confidence {self.fallback_confidence} must lie in [0, 1)"
+            )
+        if self.fallback_confidence > 0 and not self.confidence_head:
+            raise ValueError(
+                "model.fallback_confidence needs the confidence head: train with "
+                "model.confidence_weight > 0"
             )
         if self.window < 1:
             raise ValueError(f"model.window {self.window} must be >= 1")

@@ -7,6 +7,7 @@
      or Conformer / Squeezeformer blocks          aslfs_pl.model.conformer
   -> decoder over (B, L) tokens                  (B, L, V)
   -> (optional) CTC head over the frames         (B, T, V)
+  -> (optional) confidence head, fallback phrase aslfs_pl.model.fallback
 
 The shape is :class:`aslfs_pl.model.config.ModelConfig`; how a phrase is read out (one registered
 object per decoding): :mod:`aslfs_pl.model.decoding`.
@@ -15,7 +16,9 @@ object per decoding): :mod:`aslfs_pl.model.decoding`.
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import NamedTuple
 
+import torch
 from torch import Tensor, nn
 
 from aslfs_pl.data.features import frame_features, landmark_features
@@ -25,6 +28,16 @@ from aslfs_pl.model.config import ModelConfig
 from aslfs_pl.model.conformer import ConformerEncoder
 from aslfs_pl.model.decoder import Decoder
 from aslfs_pl.model.encoder import Embedding, Encoder
+from aslfs_pl.model.fallback import ConfidenceHead, Fallback
+
+
+class TrainingOutputs(NamedTuple):
+    """What a training step reads from one forward pass."""
+
+    logits: Tensor  # (B, L, V) teacher-forced decoder logits
+    ctc: Tensor | None  # (B, T, V) per-frame CTC logits (with the CTC head)
+    valid: Tensor  # (B, T) frame mask
+    confidence: Tensor | None  # (B,) confidence logits (with the confidence head)
 
 
 def build_encoder(c: ModelConfig) -> nn.Module:
@@ -84,6 +97,12 @@ class Seq2Seq(nn.Module):
             c.dropout,
         )
         self.ctc = nn.Linear(c.dim, c.vocab_size) if c.ctc_head else None
+        self.confidence = ConfidenceHead(c.dim) if c.confidence_head else None
+        self.fallback = None
+        if c.fallback_frames > 0 or c.fallback_confidence > 0:
+            self.fallback = Fallback(
+                c.fallback_phrase, c.fallback_frames, c.fallback_confidence, c.max_target_len
+            )
 
     def encode(self, landmarks: Tensor) -> tuple[Tensor, Tensor]:
         """(B, T, C) raw frames -> encoded frames (B, T, D) and frame mask (B, T)."""
@@ -96,13 +115,12 @@ class Seq2Seq(nn.Module):
         memory, valid = self.encode(landmarks)
         return self.decoder(tokens, memory, valid)
 
-    def forward_train(
-        self, landmarks: Tensor, tokens: Tensor
-    ) -> tuple[Tensor, Tensor | None, Tensor]:
-        """Decoder logits (B, L, V), per-frame CTC logits (B, T, V) or None, frame mask (B, T)."""
+    def forward_train(self, landmarks: Tensor, tokens: Tensor) -> TrainingOutputs:
+        """Teacher-forced logits for decoder input ``tokens`` (B, L), and every head's output."""
         memory, valid = self.encode(landmarks)
         ctc = self.ctc(memory) if self.ctc is not None else None
-        return self.decoder(tokens, memory, valid), ctc, valid
+        confidence = self.confidence(memory, valid) if self.confidence is not None else None
+        return TrainingOutputs(self.decoder(tokens, memory, valid), ctc, valid, confidence)
 
     def generate(self, landmarks: Tensor, steps: int | None = None) -> tuple[Tensor, Tensor]:
         """Greedy decode: tokens (B, steps) and their logits (B, steps, V)."""
@@ -114,13 +132,35 @@ class Seq2Seq(nn.Module):
         :func:`aslfs_pl.vocab.decode` is the predicted phrase."""
         method = decoding.get(name)
         method.check(self)
-        return method.read(decoding.Encoded(self, landmarks))
+        encoded = decoding.Encoded(self, landmarks)
+        return self._fall_back(name, encoded.tokens(name), encoded)
 
     def decode_every(self, landmarks: Tensor) -> dict[str, Tensor]:
         """The token rows of every decoding this network can run, from one encoder pass (what
         one decoding computes and another reads, such as the greedy loop, runs once)."""
         encoded = decoding.Encoded(self, landmarks)
-        return {name: encoded.tokens(name) for name in decoding.usable(self)}
+        return {
+            name: self._fall_back(name, encoded.tokens(name), encoded)
+            for name in decoding.usable(self)
+        }
+
+    def hopeless(self, encoded: decoding.Encoded) -> Tensor:
+        """(B,) bool: the sequences the fallback replaces (none without it)."""
+        if self.fallback is None:
+            return torch.zeros(
+                encoded.valid.shape[0], dtype=torch.bool, device=encoded.valid.device
+            )
+        confidence = None
+        if self.confidence is not None:
+            confidence = torch.sigmoid(self.confidence(encoded.memory, encoded.valid))
+        return self.fallback.hopeless(encoded.valid, confidence)
+
+    def _fall_back(self, name: str, tokens: Tensor, encoded: decoding.Encoded) -> Tensor:
+        """``tokens`` of decoding ``name`` with the hopeless rows replaced (decodings whose rows
+        are phrase positions; the ``ctc`` route's are frames)."""
+        if self.fallback is None or not decoding.get(name).phrase_rows:
+            return tokens
+        return self.fallback.apply(tokens, encoded.once("hopeless", lambda: self.hopeless(encoded)))
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -149,8 +189,21 @@ class Seq2SeqExport(ExportForm):
         self.embedding = export_form(net.embedding, self.num_axes)
         self.encoder = export_form(net.encoder)
         self.head = method.export_head(net)
+        self.fallback = None
+        confidence = None
+        if net.fallback is not None and method.phrase_rows:
+            if net.fallback.min_confidence > 0:
+                confidence = export_form(net.confidence, net.encoder.norm)
+            self.fallback = export_form(net.fallback, confidence, net.config.vocab_size)
+        if net.confidence is not None and confidence is None:
+            self.covers(net.confidence.proj)  # trained, not read by this route
+        if net.fallback is not None and self.fallback is None:
+            self.covers(net.fallback)  # the ctc route's rows are frames: no fallback
 
     def forward(self, x: Tensor, j: Tensor) -> Tensor:
         feats, valid = frame_features(x, self.num_axes)  # (n, 3C), (n, 1)
         memory = self.encoder(self.embedding(feats, valid, j), valid, j)  # (n, D)
-        return self.head(memory, valid, j)  # (K, V)
+        out = self.head(memory, valid, j)  # (K, V)
+        if self.fallback is not None:
+            out = self.fallback(out, memory, valid, j)
+        return out

@@ -4,16 +4,28 @@ every length."""
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 
 from aslfs_pl import vocab
+from aslfs_pl.data.features import fit_length
 from aslfs_pl.deploy.convert import convert
-from aslfs_pl.deploy.parity import ParityReport, parity_report
+from aslfs_pl.deploy.parity import ParityReport, falls_back, parity_report, random_input
 from aslfs_pl.deploy.runtime import TFLiteRunner
 from aslfs_pl.model.decoding import ParityRow
-from tests.helpers import COLUMNS, ENCODERS, nan_frames, tiny_ctc_net, tiny_net
+from aslfs_pl.model.seq2seq import Seq2Seq
+from tests.helpers import (
+    COLUMNS,
+    ENCODERS,
+    FALLBACK_PHRASE,
+    nan_frames,
+    tiny_ctc_net,
+    tiny_fallback_net,
+    tiny_net,
+)
 
 
 def test_parity_rule_allows_near_tie_flips_only_for_int8():
@@ -131,3 +143,33 @@ def test_beam_route_tflite_equals_pytorch_at_every_length_up_to_60(tmp_path):
         for t in range(0, 61, 6)
     }
     assert len(texts) > 3  # the phrases depend on the input
+
+
+@pytest.mark.slow
+def test_fallback_tflite_equals_pytorch_at_every_length_up_to_60(tmp_path):
+    """Both rules in the TFLite file (fp16): 0 and 1 frames by count, and a confidence
+    threshold in the widest gap between the middle confidences of the parity inputs, so that
+    about half of them fall back and none sits on the threshold."""
+    lengths = tuple(range(61))
+    rng = np.random.default_rng(0)  # parity_report's inputs, drawn again
+    probe = tiny_fallback_net(frames=2)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        probe.confidence.proj.weight.normal_(0.0, 2.0)
+        padded = [
+            torch.from_numpy(fit_length(random_input(t, len(COLUMNS), rng), 16))[None]
+            for t in lengths
+        ]
+        c = np.sort([torch.sigmoid(probe.confidence(*probe.encode(x))).item() for x in padded])
+    middle = c[15:46]
+    gap = int(np.argmax(np.diff(middle)))
+    net = Seq2Seq(replace(probe.config, fallback_confidence=float(middle[gap : gap + 2].mean())))
+    net.eval().load_state_dict(probe.state_dict())
+    result = convert(net, COLUMNS, tmp_path)
+    report = parity_report(net, result.model_path, "fp16", lengths=lengths)
+    assert report.ok and report.same_texts == len(report.rows), report.summary()
+    with torch.no_grad():
+        fell = [falls_back(net, "attention", x) for x in padded]
+    assert fell[0] and fell[1] and 15 <= sum(fell) <= 46
+    out = TFLiteRunner(result.model_path).outputs(np.full((3, 12), np.nan, np.float32))
+    assert vocab.decode_kaggle(out.argmax(1)) == FALLBACK_PHRASE

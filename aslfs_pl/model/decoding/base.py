@@ -79,6 +79,9 @@ class Decoding:
     """One line for help texts: what it reads and what the TFLite file's output rows hold."""
     needs_ctc: ClassVar[bool] = False
     """Reads the CTC head (the network must be trained with ``model.ctc_weight > 0``)."""
+    phrase_rows: ClassVar[bool] = True
+    """Its rows are phrase positions (``max_target_len`` of them), so the confidence fallback
+    (:mod:`aslfs_pl.model.fallback`) can replace them by the fallback phrase."""
 
     def check(self, net: nn.Module) -> None:
         """Refuse a network this decoding cannot read (one line naming the setting)."""

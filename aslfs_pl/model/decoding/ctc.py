@@ -28,6 +28,7 @@ class CTC(Decoding):
     name = "ctc"
     summary = "greedy CTC over the per-frame head, one pass and no loop"
     needs_ctc = True
+    phrase_rows = False
 
     def read(self, encoded: Encoded) -> Tensor:
         return ctc_greedy(encoded.ctc_logits(), encoded.valid)
