@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from tests.helpers import ROOT
+from aslfs_pl import cli
+from tests.helpers import ROOT, tiny_args
 from tests.helpers import run_script as run
 
 
@@ -25,6 +26,18 @@ def test_bench_train_times_the_trainer_step_and_reports_mfu(synthetic_dir, data)
     assert "run: device cpu" in out and "sequences/s" in out and "MFU" in out and "GFLOP" in out
     assert "real-frame fraction" in out and "at each sequence's own length" in out
     assert ("workers per replica" in out) == (data == "real")
+
+
+def test_fallback_phrase_finds_a_phrase_and_shows_a_checkpoints_hopeless_outputs(
+    synthetic_dir, tmp_path
+):
+    cli.main(tiny_args(synthetic_dir, tmp_path, "--trainer.max_epochs", "1"))
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    out = run("scripts/fallback_phrase.py", "--data_dir", str(synthetic_dir), "--refs", "40",
+              "--ckpt", str(ckpt))  # fmt: skip
+    found = out.split("found ")[1].split(": score")[0]
+    assert "the empty phrase '': score 0.0000" in out and "the 1st place's" in out
+    assert out.count(f"with fallback_frames 3: {found}") == 4  # every hopeless input
 
 
 def test_plot_scripts_write_pngs(synthetic_dir, tmp_path):

@@ -13,6 +13,7 @@ import torch
 from aslfs_pl import vocab
 from aslfs_pl.data.features import fit_length
 from aslfs_pl.deploy.graph import KaggleModel
+from aslfs_pl.model import fallback
 from aslfs_pl.model.config import ModelConfig
 from aslfs_pl.model.seq2seq import Seq2Seq
 from aslfs_pl.task import Seq2SeqTask
@@ -183,3 +184,33 @@ def test_graph_confidence_of_an_empty_video_is_the_heads_bias(threshold, falls_b
         out = KaggleModel(net)(torch.from_numpy(x))["outputs"].numpy()
     assert texts(net, [x]) == [vocab.decode_kaggle(out.argmax(1))]
     assert (texts(net, [x])[0] == PHRASE) == falls_back
+
+
+def plain_levenshtein(a: str, b: str) -> int:
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[:], i
+        for j, cb in enumerate(b, 1):
+            row[j] = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (ca != cb))
+    return row[-1]
+
+
+def test_edit_distances_equal_a_plain_levenshtein():
+    rng = np.random.default_rng(0)
+    refs = ["".join(rng.choice(list("ab c-1"), rng.integers(0, 13))) for _ in range(200)]
+    for candidate in ("", "a", "abc", "b-1 c a", "c" * 18):
+        got = fallback.edit_distances(candidate, refs)
+        assert got.tolist() == [plain_levenshtein(candidate, r) for r in refs], candidate
+
+
+def test_constant_phrase_finds_the_best_constant_and_scores_it_like_kaggle():
+    refs = ["abcd"] * 5 + ["abxd", "wxyz"]
+    phrase, score = fallback.constant_phrase(refs, starts=2)
+    assert phrase == "abcd"
+    total = sum(map(len, refs))
+    assert score == pytest.approx(1 - (0 + 1 + 4) / total)
+    # no phrase in common: the edits still beat the empty phrase (score 0)
+    phrase, score = fallback.constant_phrase(["aaaa", "bbbb", "aabb"], starts=3)
+    assert score > 0 and score == pytest.approx(
+        fallback.constant_score(phrase, ["aaaa", "bbbb", "aabb"])
+    )
