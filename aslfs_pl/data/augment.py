@@ -13,7 +13,7 @@ stretches x and y independently.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -287,15 +287,21 @@ def mix_sequences(
     if p <= 0 or len(items) < 2:
         return items
     out = list(items)
-    for i, a in enumerate(items):
-        b = items[(i + 1) % len(items)]
-        if a["frames"] is None or b["frames"] is None:
-            continue
+    for i, a, b in neighbours(items):
         rng = rng_for(a)
         if mix_fits(a, b, max_frames, max_target_len, min_frames_per_char) and rng.random() < p:
             frames = np.concatenate([a["frames"], b["frames"]])
             out[i] = {**a, "frames": frames, "phrase": a["phrase"] + b["phrase"]}
     return out
+
+
+def neighbours(items: list[dict]) -> Iterator[tuple[int, dict, dict]]:
+    """(i, row i, row i + 1) of a batch (the last row's neighbour is the first), for every pair
+    of rows that both hold frames (not skipped)."""
+    for i, a in enumerate(items):
+        b = items[(i + 1) % len(items)]
+        if a["frames"] is not None and b["frames"] is not None:
+            yield i, a, b
 
 
 def mix_fits(
@@ -326,10 +332,7 @@ def cut_mix(
     if p <= 0 or len(items) < 2:
         return items
     out = list(items)
-    for i, a in enumerate(items):
-        b = items[(i + 1) % len(items)]
-        if a["frames"] is None or b["frames"] is None:
-            continue
+    for i, a, b in neighbours(items):
         if min(len(a["frames"]), len(b["frames"]), len(a["phrase"]), len(b["phrase"])) < 2:
             continue
         rng = rng_for(a)
