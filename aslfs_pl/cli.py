@@ -7,7 +7,10 @@ set once: ``data.max_frames`` -> ``model.max_frames``, ``data.max_target_len`` -
 data module.
 
 ``--accelerator X`` is a shortcut for ``--trainer.accelerator X``; ``tpu`` also takes every core
-(``--trainer.devices auto``: 8 on a v3-8) and ``--trainer.precision 32-true``. Not bf16-true:
+(``--trainer.devices auto``: 8 on a v3-8), SPMD data parallel over them (``--trainer.strategy
+spmd``, :mod:`aslfs_pl.spmd`; ``--trainer.strategy xla`` is Lightning's one process per core) and
+``--trainer.precision 32-true``. ``--xla_cpu_devices N`` rehearses that route on N XLA CPU
+devices of any machine. Not bf16-true:
 Lightning's XLA precisions are 32-true, 16-true and bf16-true (no mixed one), and bf16-true keeps
 the weights and the optimiser state in bf16, where updates smaller than ~0.4% of a weight are
 rounded away (measured on the CPU, quickstart-size model: loss 3.13 vs fp32's 2.51 after 504
@@ -26,6 +29,7 @@ import jsonargparse
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from aslfs_pl import spmd  # noqa: F401  (registers --trainer.strategy spmd)
 from aslfs_pl.callbacks import AtomicModelCheckpoint, PhraseWriter
 from aslfs_pl.data.datamodule import KaggleDataModule
 from aslfs_pl.data.kaggle import DataError
@@ -33,8 +37,13 @@ from aslfs_pl.task import NonFiniteLossError, Seq2SeqTask
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 ACCELERATOR_DEFAULTS = {
-    "tpu": ["--trainer.devices", "auto", "--trainer.precision", "32-true"],
-}
+    "tpu": [
+        "--trainer.devices", "auto", "--trainer.precision", "32-true",
+        "--trainer.strategy", "spmd",
+    ],
+}  # fmt: skip
+# --xla_cpu_devices N: the TPU route rehearsed on N XLA CPU devices (aslfs_pl/spmd.py)
+XLA_CPU_ACCELERATOR = '{"class_path": "aslfs_pl.spmd.XLACPUAccelerator"}'
 
 
 class ASLCLI(LightningCLI):
@@ -83,28 +92,84 @@ def default_loggers(root_dir: str) -> list:
 
 
 def expand_shortcuts(args: list[str]) -> list[str]:
-    """Default the subcommand to ``fit`` and turn ``--accelerator X`` into trainer settings."""
+    """Default the subcommand to ``fit``; turn ``--accelerator X`` into trainer settings placed
+    first (a config or a ``--trainer.*`` setting given anywhere overrides them), and
+    ``--xla_cpu_devices N`` into ones placed after the last ``--config`` (the rehearsal runs the
+    configs as they would run on a TPU, whatever accelerator they name; a ``--trainer.*``
+    setting given after them still wins)."""
     args = list(args)
     if not args or args[0] not in SUBCOMMANDS:
         args.insert(0, "fit")
     front: list[str] = []
     rest: list[str] = []
+    back: list[str] = []
     i = 1
     while i < len(args):
-        a = args[i]
-        if a == "--accelerator" or a.startswith("--accelerator="):
-            if "=" in a:
-                value = a.split("=", 1)[1]
-            elif i + 1 < len(args):
-                value = args[i + 1]
-                i += 1
-            else:
-                raise SystemExit("--accelerator needs a value (cpu, gpu, tpu, auto, ...)")
+        name, value, i = _shortcut(args, i)
+        if name == "--accelerator":
             front = ["--trainer.accelerator", value, *ACCELERATOR_DEFAULTS.get(value, [])]
+        elif name == "--xla_cpu_devices":
+            back = [
+                "--trainer.accelerator", XLA_CPU_ACCELERATOR, "--trainer.strategy", "spmd",
+                "--trainer.devices", str(_device_count(value)), "--trainer.precision", "32-true",
+            ]  # fmt: skip
         else:
-            rest.append(a)
-        i += 1
-    return [args[0], *front, *rest]
+            rest.append(value)
+    configs = [k for k, a in enumerate(rest) if a == "--config" or a.startswith("--config=")]
+    after = 0 if not configs else configs[-1] + (1 if "=" in rest[configs[-1]] else 2)
+    return [args[0], *front, *rest[:after], *back, *rest[after:]]
+
+
+def _shortcut(args: list[str], i: int) -> tuple[str | None, str, int]:
+    """(shortcut name or None, its value or the argument itself, next index) at ``args[i]``."""
+    a = args[i]
+    for name in ("--accelerator", "--xla_cpu_devices"):
+        if a.startswith(name + "="):
+            return name, a.split("=", 1)[1], i + 1
+        if a == name:
+            if i + 1 >= len(args):
+                raise SystemExit(f"{name} needs a value")
+            return name, args[i + 1], i + 2
+    return None, a, i + 1
+
+
+def _device_count(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise SystemExit(f"--xla_cpu_devices {value}: a device count (1, 2, ... 8)")
+    return int(value)
+
+
+def use_xla_cpu_devices(args: list[str]) -> None:
+    """For ``--xla_cpu_devices N``: torch-xla's CPU devices, N of them, set up before anything
+    starts the XLA runtime (the SPMD strategy starts it).
+
+    Raises:
+        ValueError: when PJRT_DEVICE names another device, or the runtime already runs here with
+            another count.
+    """
+    n = None
+    i = 0
+    while i < len(args):
+        name, value, i = _shortcut(args, i)
+        if name == "--xla_cpu_devices":
+            n = _device_count(value)
+    if n is None:
+        return
+    if os.environ.get("PJRT_DEVICE", "CPU") != "CPU":
+        raise ValueError(
+            f"--xla_cpu_devices {n} rehearses on the CPU, but PJRT_DEVICE is "
+            f"{os.environ['PJRT_DEVICE']}: unset it"
+        )
+    if "torch_xla" in sys.modules and os.environ.get("CPU_NUM_DEVICES", "1") != str(n):
+        import torch_xla
+
+        if torch_xla._XLAC._xla_runtime_is_initialized():
+            raise ValueError(
+                f"--xla_cpu_devices {n}: the XLA runtime already runs in this process with "
+                f"{os.environ.get('CPU_NUM_DEVICES', '1')} device(s); start a new process"
+            )
+    os.environ["PJRT_DEVICE"] = "CPU"
+    os.environ["CPU_NUM_DEVICES"] = str(n)
 
 
 def trainer_defaults() -> dict:
@@ -135,7 +200,9 @@ def trainer_defaults() -> dict:
 
 def main(args: list[str] | None = None, run: bool = True, **kwargs) -> ASLCLI:
     """Run the CLI on ``args`` (``sys.argv[1:]`` when None); tests pass a list."""
-    args = expand_shortcuts(sys.argv[1:] if args is None else args)
+    args = sys.argv[1:] if args is None else list(args)
+    use_xla_cpu_devices(args)
+    args = expand_shortcuts(args)
     # --help shows each model setting's docstring, written under its field in ModelConfig
     jsonargparse.set_parsing_settings(docstring_parse_attribute_docstrings=True)
     if not run:

@@ -185,7 +185,7 @@ class KaggleDataModule(L.LightningDataModule):
         )
         common = dict(
             landmarks=self.landmarks,
-            batch_size=self.batch_size,
+            batch_size=self.rows(),
             max_frames=self.max_frames,
             max_target_len=self.max_target_len,
             seed=self.seed,
@@ -206,7 +206,7 @@ class KaggleDataModule(L.LightningDataModule):
         if self.train_set.batches_per_shard() == 0:
             raise DataError(
                 f"{len(train)} training sequences over {world} replica(s) x "
-                f"{max(1, self.num_workers)} worker(s) do not fill one batch of {self.batch_size}"
+                f"{max(1, self.num_workers)} worker(s) do not fill one batch of {self.rows()}"
             )
 
     def _setup_test(self) -> None:
@@ -224,7 +224,7 @@ class KaggleDataModule(L.LightningDataModule):
         self.test_set = LandmarkStream(
             index,
             self.landmarks,
-            batch_size=self.batch_size,
+            batch_size=self.rows(),
             max_frames=self.max_frames,
             max_target_len=self.max_target_len,
             train=False,
@@ -232,6 +232,12 @@ class KaggleDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             buckets=self.buckets,
         )
+
+    def rows(self) -> int:
+        """Rows of a batch from this process's loader: ``batch_size`` per device, times the
+        devices one process feeds (the SPMD strategy's ``data_parallel_size``; 1 otherwise)."""
+        strategy = getattr(self.trainer, "strategy", None)
+        return self.batch_size * getattr(strategy, "data_parallel_size", 1)
 
     def _state(self) -> tuple[int, int, int]:
         trainer = self.trainer

@@ -1,0 +1,214 @@
+"""The SPMD strategy through the real Trainer: 8 XLA CPU devices in one process, as
+``scripts/fit.py --xla_cpu_devices 8`` runs them, against one CPU device on the same data.
+
+Each XLA run is a child process (SPMD and the device count are per process)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from lightning.pytorch import Callback
+
+from aslfs_pl import cli
+from aslfs_pl.data.datamodule import KaggleDataModule
+from aslfs_pl.spmd import XLACPUAccelerator, check_batch_rows
+from aslfs_pl.trained import load_checkpoint
+from tests.helpers import ROOT, run_child, tiny_args
+
+
+def test_tpu_shortcut_chooses_spmd_and_the_rehearsal_flag_expands():
+    args = cli.expand_shortcuts(["--accelerator", "tpu", "--trainer.strategy", "xla"])
+    assert args[args.index("--trainer.strategy") + 1] == "spmd"
+    assert args.index("spmd") < args.index("xla")  # the user's strategy comes later: wins
+    args = cli.expand_shortcuts(
+        ["--xla_cpu_devices=8", "--config", "c.yaml", "--config=d.yaml", "--model.dim", "8"]
+    )
+    assert args == [  # after the configs (it overrides their accelerator), before the rest
+        "fit", "--config", "c.yaml", "--config=d.yaml",
+        "--trainer.accelerator", cli.XLA_CPU_ACCELERATOR, "--trainer.strategy", "spmd",
+        "--trainer.devices", "8", "--trainer.precision", "32-true", "--model.dim", "8",
+    ]  # fmt: skip
+    with pytest.raises(SystemExit, match="--xla_cpu_devices 0: a device count"):
+        cli.expand_shortcuts(["--xla_cpu_devices", "0"])
+
+
+def test_batches_that_do_not_split_over_the_devices_are_refused(monkeypatch):
+    check_batch_rows({"landmarks": torch.zeros(16, 4, 2), "n": torch.tensor(3)}, 8)
+    with pytest.raises(ValueError, match=r"batch\['tokens'\] has 12 rows, .* over 8 devices"):
+        check_batch_rows({"landmarks": torch.zeros(16, 4), "tokens": torch.zeros(12, 3)}, 8)
+    monkeypatch.setenv("CPU_NUM_DEVICES", "8")
+    assert XLACPUAccelerator.parse_devices("auto") == 8
+    with pytest.raises(ValueError, match="trainer.devices 4: this run has 8 XLA CPU device"):
+        XLACPUAccelerator.parse_devices(4)
+
+
+def test_the_data_module_feeds_batch_size_rows_per_device():
+    class Trainer:  # what the data module reads of a trainer under the SPMD strategy
+        class strategy:  # noqa: N801
+            data_parallel_size = 8
+
+    dm = KaggleDataModule(data_dir="unused", batch_size=3)
+    assert dm.rows() == 3
+    dm.trainer = Trainer()
+    assert dm.rows() == 24
+
+
+class RecordFit(Callback):
+    """Per-step losses, the batches' sharding, the weights after 4 steps and each validation's
+    score, as plain values."""
+
+    def __init__(self):
+        self.losses, self.specs, self.scores = [], [], []
+        self.early: dict[str, list] = {}
+        self.param_spec = None
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        if batch["landmarks"].device.type == "xla":
+            import torch_xla
+
+            self.specs.append(torch_xla._XLAC._get_xla_sharding_spec(batch["landmarks"]))
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        self.losses.append(outputs["loss"].detach())  # read at the end: no sync in a step
+        if trainer.global_step == 4:  # before RAdam's rectification (step 6) amplifies noise
+            self.early = {k: v.cpu().tolist() for k, v in module.state_dict().items()}
+
+    def on_validation_epoch_end(self, trainer, module):
+        if not trainer.sanity_checking:
+            m = trainer.callback_metrics
+            self.scores.append((float(m["val/score"]), float(m["val/loss"])))
+
+    def on_train_epoch_end(self, trainer, module):
+        if trainer.current_epoch == 0:
+            weight = next(module.parameters())
+            if weight.device.type == "xla":
+                import torch_xla
+
+                self.param_spec = torch_xla._XLAC._get_xla_sharding_spec(weight)
+
+    def result(self) -> dict:
+        return {
+            "losses": [float(x) for x in self.losses],
+            "specs": self.specs,
+            "scores": self.scores,
+            "early": self.early,
+            "param_spec": self.param_spec,
+        }
+
+
+STEPS, EPOCHS = 8, 4
+SETTINGS = (
+    "--trainer.max_epochs", str(EPOCHS), "--trainer.limit_train_batches", str(STEPS),
+    "--trainer.limit_val_batches", "2", "--model.ctc_weight", "0.5", "--model.lookahead_k", "4",
+)  # fmt: skip
+
+FIT_CHILD = """
+import json, sys
+from aslfs_pl import cli
+from tests.helpers import CountCompilations
+from tests.test_spmd import RecordFit
+
+args = json.loads(sys.argv[1])
+record, counts = RecordFit(), CountCompilations()
+run = cli.main(args, trainer_defaults={"callbacks": [record, counts]})
+strategy = run.trainer.strategy
+print("RESULT " + json.dumps(record.result() | {
+    "strategy": type(strategy).__name__, "devices": strategy.data_parallel_size,
+    "world_size": run.trainer.world_size,
+    "counts": counts.counts, "transfers": counts.transfers, "scalars": counts.scalars,
+}))
+"""
+
+
+@pytest.mark.slow
+def test_spmd_fit_on_8_devices_equals_one_device_and_its_checkpoint_runs_on_the_cpu(
+    synthetic_dir, tmp_path
+):
+    """8 devices x 1 row against one CPU device x 8 rows, the same batches (RAdam + Lookahead,
+    CTC head on): the same losses at every step, weights after 4 steps, and validation scores;
+    no training graph compiled after the first epoch (Lookahead's period divides the epoch, as
+    in the single-device test); no host transfer inside a step; the mesh's checkpoint validates
+    on the CPU to the same score. Not asserted: validation keeps compiling graphs on the mesh
+    (docs/scaling.md, "SPMD data parallel")."""
+    mesh_dir, cpu_dir = tmp_path / "mesh", tmp_path / "cpu"
+    mesh = run_child(
+        FIT_CHILD,
+        tiny_args(
+            synthetic_dir, mesh_dir, *SETTINGS, "--xla_cpu_devices", "8", "--data.batch_size", "1"
+        ),  # fmt: skip
+        timeout=900,
+    )
+    assert mesh["strategy"] == "SPMDStrategy" and mesh["devices"] == 8
+    assert mesh["world_size"] == 1
+    assert all(s.startswith("{devices=[8,1,1]") for s in mesh["specs"]), mesh["specs"][:2]
+    assert mesh["param_spec"] in ("{replicated}", "")
+    record = RecordFit()
+    cli.main(
+        tiny_args(synthetic_dir, cpu_dir, *SETTINGS, "--data.batch_size", "8"),
+        trainer_defaults={"callbacks": [record]},
+    )
+    cpu = record.result()
+    assert mesh["losses"] == pytest.approx(cpu["losses"], rel=1e-4, abs=1e-5)
+    for key, value in cpu["early"].items():
+        tol = 1e-3 if "running" in key else 1e-5  # batch norm's statistics: ~1e-4 apart
+        torch.testing.assert_close(
+            torch.tensor(mesh["early"][key]), torch.tensor(value), rtol=1e-4, atol=tol
+        )
+    for (score_m, loss_m), (score_c, loss_c) in zip(mesh["scores"], cpu["scores"], strict=True):
+        assert score_m == pytest.approx(score_c, abs=1e-6)
+        assert loss_m == pytest.approx(loss_c, rel=1e-4)
+    counts = mesh["counts"]
+    assert len(counts) == STEPS * EPOCHS, counts
+    for e in range(1, EPOCHS):  # training: nothing new after the first epoch
+        assert counts[e * STEPS] == counts[(e + 1) * STEPS - 1], counts
+    for seen in (mesh["transfers"], mesh["scalars"]):  # the steps of each epoch but the first
+        for e in range(1, EPOCHS):  # (whose step 4 the weights were read at)
+            assert seen[e * STEPS] == seen[(e + 1) * STEPS - 1], seen
+    # the mesh's checkpoint: plain values, loads on the CPU and validates to the mesh's score
+    ckpt = mesh_dir / "checkpoints" / "last.ckpt"
+    load_checkpoint(ckpt)
+    out = cli.main(["validate", *tiny_args(synthetic_dir, tmp_path / "v", *SETTINGS)[1:],
+                    "--ckpt_path", str(ckpt)])  # fmt: skip
+    assert float(out.trainer.callback_metrics["val/score"]) == pytest.approx(
+        mesh["scores"][-1][0], abs=1e-6
+    )
+
+
+def fit_script(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-W", "ignore", "scripts/fit.py", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_spmd_settings_are_refused_in_one_line(synthetic_dir, tmp_path):
+    """A device count the run has not, and the strategy without an XLA accelerator: refused
+    when the Trainer is built or before the first XLA tensor, one line naming the setting."""
+    bad_count = fit_script(
+        *tiny_args(synthetic_dir, tmp_path, "--xla_cpu_devices", "8", "--trainer.devices", "4")[1:]
+    )
+    no_xla = fit_script(*tiny_args(synthetic_dir, tmp_path, "--trainer.strategy", "spmd")[1:])
+    for proc, message in (
+        (bad_count, "trainer.devices 4: this run has 8 XLA CPU device"),
+        (no_xla, "trainer.strategy spmd needs an XLA accelerator"),
+    ):
+        assert proc.returncode == 1, proc.stderr[-2000:]
+        assert f"fit failed: ValueError: {message}" in proc.stderr
+        assert "Traceback" not in proc.stderr
+
+
+def test_the_rehearsal_flag_sets_up_the_cpu_devices_or_refuses_another_device(monkeypatch):
+    monkeypatch.setenv("PJRT_DEVICE", "TPU")
+    monkeypatch.setenv("CPU_NUM_DEVICES", "1")
+    with pytest.raises(ValueError, match="--xla_cpu_devices 8 rehearses on the CPU, but PJRT"):
+        cli.use_xla_cpu_devices(["--xla_cpu_devices", "8"])
+    monkeypatch.delenv("PJRT_DEVICE")
+    cli.use_xla_cpu_devices(["fit", "--model.dim", "8"])  # no flag: nothing changes
+    assert "PJRT_DEVICE" not in os.environ
+    cli.use_xla_cpu_devices(["fit", "--xla_cpu_devices=8"])
+    assert os.environ["PJRT_DEVICE"] == "CPU" and os.environ["CPU_NUM_DEVICES"] == "8"
