@@ -14,7 +14,9 @@ import torch
 from lightning.pytorch import Callback
 
 from aslfs_pl import cli
+from aslfs_pl.commands import export_tflite
 from aslfs_pl.data.datamodule import KaggleDataModule
+from aslfs_pl.deploy.parity import parity_report
 from aslfs_pl.spmd import XLACPUAccelerator, check_batch_rows
 from aslfs_pl.trained import load_checkpoint
 from tests.helpers import ROOT, run_child, tiny_args
@@ -212,3 +214,67 @@ def test_the_rehearsal_flag_sets_up_the_cpu_devices_or_refuses_another_device(mo
     assert "PJRT_DEVICE" not in os.environ
     cli.use_xla_cpu_devices(["fit", "--xla_cpu_devices=8"])
     assert os.environ["PJRT_DEVICE"] == "CPU" and os.environ["CPU_NUM_DEVICES"] == "8"
+
+
+RESUME_CHILD = """
+import json, sys
+from aslfs_pl import cli
+from tests.helpers import StopAfterEpochs
+
+straight, split, test_root = json.loads(sys.argv[1])
+cli.main(straight)
+cli.main(split, trainer_defaults={"callbacks": [StopAfterEpochs(2)]})
+cli.main([*split, "--ckpt_path", "last"])
+tested = cli.main(["test", *test_root[1:]])
+cli.main(["predict", *test_root[1:]])
+print("RESULT " + json.dumps({"test_score": float(tested.trainer.callback_metrics["test/score"])}))
+"""
+
+
+@pytest.mark.slow
+def test_spmd_resume_equals_uninterrupted_and_the_checkpoint_exports(synthetic_dir, tmp_path):
+    """On 8 devices with EMA: saved after 2 of 3 epochs, stopped, resumed with ``--ckpt_path
+    last`` equals the uninterrupted run; test and predict run on the mesh and give what the CPU
+    gives from the same checkpoint; the checkpoint exports to TFLite with parity."""
+    mesh = ("--xla_cpu_devices", "8", "--data.batch_size", "1")
+    settings = (
+        "--trainer.max_epochs", "3", "--trainer.limit_train_batches", "3",
+        "--trainer.limit_val_batches", "2", "--trainer.callbacks+=aslfs_pl.callbacks.EMA",
+        "--trainer.callbacks.decay=0.5", "--data.test_split", "val",
+    )  # fmt: skip
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    ckpt = straight / "checkpoints" / "last.ckpt"
+    args = [
+        tiny_args(synthetic_dir, straight, *settings, *mesh),
+        tiny_args(synthetic_dir, split, *settings, *mesh),
+        tiny_args(synthetic_dir, straight, *settings, *mesh, "--ckpt_path", str(ckpt)),
+    ]
+    result = run_child(RESUME_CHILD, args, timeout=1500)
+    a = torch.load(ckpt, weights_only=False)
+    b = torch.load(split / "checkpoints" / "last.ckpt", weights_only=False)
+    assert a["global_step"] == b["global_step"] and a["epoch"] == b["epoch"] == 2
+    for k in a["state_dict"]:
+        torch.testing.assert_close(a["state_dict"][k], b["state_dict"][k], rtol=1e-5, atol=1e-6)
+    for x, y in zip(
+        a["optimizer_states"][0]["slow"], b["optimizer_states"][0]["slow"], strict=True
+    ):
+        torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6)
+    assert any("EMA" in key for key in a["callbacks"]), a["callbacks"].keys()
+    # the CPU, from the mesh's checkpoint: the same test score and the same predictions
+    cpu = cli.main(["test", *tiny_args(synthetic_dir, tmp_path / "cpu", *settings)[1:],
+                    "--ckpt_path", str(ckpt)])  # fmt: skip
+    assert float(cpu.trainer.callback_metrics["test/score"]) == pytest.approx(
+        result["test_score"], abs=1e-6
+    )
+    cli.main(["predict", *tiny_args(synthetic_dir, tmp_path / "cpu", *settings)[1:],
+              "--ckpt_path", str(ckpt)])  # fmt: skip
+    mesh_rows = (straight / "predictions.csv").read_text().splitlines()
+    assert mesh_rows == (tmp_path / "cpu" / "predictions.csv").read_text().splitlines()
+    assert len(mesh_rows) > 2
+    out = tmp_path / "export"
+    export_tflite.main(["--ckpt", str(ckpt), "--out", str(out), "--no_check"])
+    report = parity_report(load_checkpoint(ckpt).net, out / "model.tflite", "fp16")
+    # a model of 3 tiny epochs has exact ties (PyTorch's margin 0.000 at some step): fp16 may
+    # break one the other way; everything else must match
+    assert all(r.max_diff <= report.tolerance for r in report.rows), report.summary()
+    assert all(r.same_text or r.margin < 1e-3 for r in report.rows), report.summary()
