@@ -87,9 +87,10 @@ class Fallback(nn.Module):
         self.register_buffer("tokens", tokens, persistent=False)
 
     def hopeless(self, valid: Tensor, confidence: Tensor | None) -> Tensor:
-        """(B,) bool from the frame mask (B, T) and the confidence (B,) probabilities."""
+        """(B,) bool from the frame mask (B, T) and the confidence (B,) probabilities (None:
+        the confidence rule is off)."""
         out = valid.sum(1) < self.min_frames
-        if self.min_confidence > 0 and confidence is not None:
+        if confidence is not None:
             out = out | (confidence < self.min_confidence)
         return out
 

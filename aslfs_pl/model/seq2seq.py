@@ -145,13 +145,10 @@ class Seq2Seq(nn.Module):
         }
 
     def hopeless(self, encoded: decoding.Encoded) -> Tensor:
-        """(B,) bool: the sequences the fallback replaces (none without it)."""
-        if self.fallback is None:
-            return torch.zeros(
-                encoded.valid.shape[0], dtype=torch.bool, device=encoded.valid.device
-            )
+        """(B,) bool: the sequences the fallback (which this network must have) replaces; the
+        confidence head runs only when the confidence rule is on."""
         confidence = None
-        if self.confidence is not None:
+        if self.fallback.min_confidence > 0:
             confidence = torch.sigmoid(self.confidence(encoded.memory, encoded.valid))
         return self.fallback.hopeless(encoded.valid, confidence)
 
