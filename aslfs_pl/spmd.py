@@ -200,10 +200,15 @@ class SPMDStrategy(SingleDeviceXLAStrategy):
         if self.mesh is not None:  # what a rehearsal checks: graphs compiled over the run
             import torch_xla.debug.metrics as met
 
+            # CompileTime also counts the runtime's reassembly of each sharded result copied to
+            # the host (ReplicateShardedData: a small identity graph, compiled on every copy);
+            # the graph cache's misses are the program's own graphs
+            graphs = int(met.counter_value("UncachedCompile") or 0)
             compiled = met.metric_data("CompileTime")
+            reassembly = (0 if compiled is None else int(compiled[0])) - graphs
             rank_zero_info(
-                f"spmd: {0 if compiled is None else int(compiled[0])} XLA graphs compiled, "
-                f"{self.data_parallel_size} devices"
+                f"spmd: {graphs} XLA graphs compiled on {self.data_parallel_size} device(s), "
+                f"and {reassembly} reassemblies of sharded results copied to the host"
             )
         for loader in self._loaders:  # wake and join the prefetch threads
             parallel = getattr(loader, "_parallel_loader", None)

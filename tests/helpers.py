@@ -197,25 +197,62 @@ class CPUXLAAccelerator(XLAAccelerator):
 class CountCompilations(Callback):
     """Records torch-xla's compilation count after every training batch, and the device-to-host
     transfers so far (``TransferFromDeviceTime`` samples; ``aten::_local_scalar_dense`` calls,
-    i.e. ``.item()`` / ``bool()`` / ``int()`` of a device tensor)."""
+    i.e. ``.item()`` / ``bool()`` / ``int()`` of a device tensor); and for every validation run
+    (the sanity check included) the graphs it compiled (misses of the graph cache,
+    ``UncachedCompile``) and all its compilations (``CompileTime``: on a mesh these also count
+    the runtime's reassembly of a sharded result copied to the host, docs/scaling.md)."""
 
     def __init__(self):
         self.counts: list[int] = []
         self.transfers: list[int] = []
         self.scalars: list[int] = []
         self.shapes: set[int] = set()  # the frame axes of the training batches
+        self.val_graphs: list[int] = []
+        self.val_compiles: list[int] = []
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.shapes.add(int(batch["landmarks"].shape[1]))
+    @staticmethod
+    def _now() -> tuple[int, int]:
+        """(graphs compiled, compilations) so far, after the pending operations ran."""
         import torch_xla
         import torch_xla.debug.metrics as met
 
         torch_xla.sync()
         data = met.metric_data("CompileTime")
-        self.counts.append(0 if data is None else int(data[0]))
+        return int(met.counter_value("UncachedCompile") or 0), 0 if data is None else int(data[0])
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        import torch_xla.debug.metrics as met
+
+        self.shapes.add(int(batch["landmarks"].shape[1]))
+        self.counts.append(self._now()[1])
         moved = met.metric_data("TransferFromDeviceTime")
         self.transfers.append(0 if moved is None else int(moved[0]))
         self.scalars.append(int(met.counter_value("aten::_local_scalar_dense") or 0))
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        self._val_start = self._now()
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        (graphs, compiles), (graphs_0, compiles_0) = self._now(), self._val_start
+        self.val_graphs.append(graphs - graphs_0)
+        self.val_compiles.append(compiles - compiles_0)
+
+
+def assert_graphs_per_bucket_shape(
+    counts: list[int], steps: int, epochs: int, first_epoch_graphs: int
+) -> None:
+    """Compile counts after each training step (:class:`CountCompilations`) of a run with two
+    length buckets and no Lookahead: each kind of step compiles once per shape, when that pair
+    first occurs. The first step of an epoch (after validation and the epoch's buffer resets) is
+    a kind of its own, so a shape first seen there in a later epoch compiles one graph then;
+    inside an epoch, after the first two, nothing new is compiled."""
+    report = ",".join(map(str, counts))
+    assert len(counts) == steps * epochs, report
+    assert counts[steps - 1] - counts[0] <= first_epoch_graphs, report
+    for epoch in range(2, epochs):
+        first = epoch * steps
+        assert counts[first] - counts[first - 1] <= 1, report
+        assert counts[first + steps - 1] == counts[first], report
 
 
 class RecordSequences(Callback):

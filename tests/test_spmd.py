@@ -19,7 +19,7 @@ from aslfs_pl.data.datamodule import KaggleDataModule
 from aslfs_pl.deploy.parity import parity_report
 from aslfs_pl.spmd import XLACPUAccelerator, check_batch_rows
 from aslfs_pl.trained import load_checkpoint
-from tests.helpers import ROOT, run_child, tiny_args
+from tests.helpers import ROOT, assert_graphs_per_bucket_shape, run_child, tiny_args
 
 
 def test_tpu_shortcut_chooses_spmd_and_the_rehearsal_flag_expands():
@@ -122,6 +122,8 @@ print("RESULT " + json.dumps(record.result() | {
     "strategy": type(strategy).__name__, "devices": strategy.data_parallel_size,
     "world_size": run.trainer.world_size,
     "counts": counts.counts, "transfers": counts.transfers, "scalars": counts.scalars,
+    "val_graphs": counts.val_graphs, "val_compiles": counts.val_compiles,
+    "shapes": sorted(counts.shapes),
 }))
 """
 
@@ -134,8 +136,9 @@ def test_spmd_fit_on_8_devices_equals_one_device_and_its_checkpoint_runs_on_the_
     CTC head on): the same losses at every step, weights after 4 steps, and validation scores;
     no training graph compiled after the first epoch (Lookahead's period divides the epoch, as
     in the single-device test); no host transfer inside a step; the mesh's checkpoint validates
-    on the CPU to the same score. Not asserted: validation keeps compiling graphs on the mesh
-    (docs/scaling.md, "SPMD data parallel")."""
+    on the CPU to the same score; validation compiles no graph after the first one (each
+    still compiles the runtime's reassembly of the sharded read-outs it copies to the host, the
+    same number every time: docs/scaling.md, "Graphs on the mesh")."""
     mesh_dir, cpu_dir = tmp_path / "mesh", tmp_path / "cpu"
     mesh = run_child(
         FIT_CHILD,
@@ -167,6 +170,10 @@ def test_spmd_fit_on_8_devices_equals_one_device_and_its_checkpoint_runs_on_the_
     assert len(counts) == STEPS * EPOCHS, counts
     for e in range(1, EPOCHS):  # training: nothing new after the first epoch
         assert counts[e * STEPS] == counts[(e + 1) * STEPS - 1], counts
+    # validation (the sanity check, then one each epoch): no graph after the first epoch's
+    assert len(mesh["val_graphs"]) == EPOCHS + 1, mesh["val_graphs"]
+    assert mesh["val_graphs"][2:] == [0] * (EPOCHS - 1), mesh["val_graphs"]
+    assert len(set(mesh["val_compiles"][2:])) == 1, mesh["val_compiles"]
     for seen in (mesh["transfers"], mesh["scalars"]):  # the steps of each epoch but the first
         for e in range(1, EPOCHS):  # (whose step 4 the weights were read at)
             assert seen[e * STEPS] == seen[(e + 1) * STEPS - 1], seen
@@ -178,6 +185,25 @@ def test_spmd_fit_on_8_devices_equals_one_device_and_its_checkpoint_runs_on_the_
     assert float(out.trainer.callback_metrics["val/score"]) == pytest.approx(
         mesh["scores"][-1][0], abs=1e-6
     )
+
+
+@pytest.mark.slow
+def test_spmd_with_length_buckets_compiles_once_per_bucket_shape(synthetic_dir, tmp_path):
+    """Two length buckets on 8 devices: every batch of either shape is sharded by rows, the
+    training graphs follow the one-device rule (once per kind of step and shape, nothing new
+    inside an epoch after the first two, tests/test_cli.py), and validation compiles no graph
+    after its first run."""
+    steps, epochs = 6, 3
+    settings = (
+        "--xla_cpu_devices", "8", "--data.batch_size", "1", "--trainer.max_epochs", str(epochs),
+        "--trainer.limit_train_batches", str(steps), "--trainer.limit_val_batches", "2",
+        "--data.max_frames", "192", "--data.buckets", "[128]", "--model.lookahead_k", "0",
+    )  # fmt: skip
+    mesh = run_child(FIT_CHILD, tiny_args(synthetic_dir, tmp_path, *settings), timeout=900)
+    assert mesh["shapes"] == [128, 192], mesh["shapes"]
+    assert all(s.startswith("{devices=[8,1,1]") for s in mesh["specs"]), mesh["specs"]
+    assert_graphs_per_bucket_shape(mesh["counts"], steps, epochs, first_epoch_graphs=8)
+    assert mesh["val_graphs"][2:] == [0] * (epochs - 1), mesh["val_graphs"]
 
 
 def fit_script(*args: str) -> subprocess.CompletedProcess:
