@@ -3,11 +3,16 @@ utilisation (MFU), optionally side by side with a baseline in the same process.
 
     python scripts/bench_train.py --config configs/quickstart.yaml [--data random|real|kaggle]
         [--steps 20] [--warmup 5] [--compile] [--peak_tflops X] [--loader_batches 30]
-        [--against "--data.buckets []"]
+        [--against "--data.buckets []"] [--processes N]
         [any training CLI argument: --accelerator gpu --trainer.precision bf16-mixed ...]
     # length bucketing against one fixed length, the seed's shapes, Kaggle-like lengths
-    python scripts/bench_train.py --config configs/seed.yaml --data kaggle --steps 10 \
+    python scripts/bench_train.py --config configs/seed.yaml --data kaggle --steps 10 \\
         --warmup 3 --trainer.max_epochs 100 --against "--data.buckets []"
+    # the TPU route rehearsed: SPMD over 8 XLA CPU devices against one, the same 32-row batches,
+    # each run in its own process (an XLA runtime's device count is fixed per process), 3 times
+    python scripts/bench_train.py --config configs/quickstart.yaml --data random --steps 10 \\
+        --warmup 12 --processes 3 --xla_cpu_devices 8 --data.batch_size 4 \\
+        --against "--xla_cpu_devices 1 --data.batch_size 32"
     # one H100/H200, the seed at its batch size, bf16-mixed (the GPU check of the accelerator issue)
     python scripts/bench_train.py --config configs/seed.yaml --accelerator gpu \\
         --trainer.precision bf16-mixed --data random --steps 50
@@ -30,7 +35,9 @@ written to a temporary Kaggle-layout folder first. Prints:
   peaks; on a CPU this machine's measured fp32 matmul rate), counted twice: at the padded shapes
   the batches had (what the device computed) and at each sequence's own length (useful work);
 - with ``--against ARGS``: the same for a baseline run with ARGS added (e.g. ``"--data.buckets
-  []"``, one fixed length), then the ratios;
+  []"``, one fixed length), then the ratios; with ``--processes N`` each run is measured N times,
+  each time in a fresh process, the two alternating, and each one's median is reported (for runs
+  that differ in the XLA runtime, which is fixed per process: ``--xla_cpu_devices``);
 - with ``--data real``: the loader alone (``--loader_batches`` batches): sequences/s per worker,
   and how many workers the measured step rate needs.
 """
@@ -39,7 +46,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import shlex
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -76,7 +86,13 @@ class StepTimer(Callback):
         self.warmup, self.steps, self.max_frames = warmup, steps, max_frames
         self.start = self.seconds = None
         self.padded: list[int] = []  # each timed batch's frame axis
-        self.lengths: list[int] = []  # each timed sequence's frames (at most max_frames)
+        self._frames: list[torch.Tensor] = []  # each timed batch's num_frames, on its device
+
+    @property
+    def lengths(self) -> list[int]:
+        """Each timed sequence's frames (at most max_frames), read after the timing: a copy to
+        the host inside a step would wait for the device (and on a mesh compile a graph)."""
+        return [min(int(n), self.max_frames) for t in self._frames for n in t.cpu().tolist()]
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.global_step == self.warmup and self.start is None:
@@ -85,7 +101,7 @@ class StepTimer(Callback):
         if self.start is not None and self.seconds is None:
             b, f = batch["landmarks"].shape[:2]
             self.padded += [f] * b
-            self.lengths += batch["num_frames"].clamp(max=self.max_frames).tolist()
+            self._frames.append(batch["num_frames"])
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.global_step == self.warmup + self.steps and self.seconds is None:
@@ -94,14 +110,19 @@ class StepTimer(Callback):
 
 
 class RandomBatches(IterableDataset):
-    """A few random batches of the data module's shapes, repeated (frames ~40% padding)."""
+    """A few random batches of the data module's shapes, repeated (frames ~40% padding). A batch
+    has ``rows()`` rows (the data module's batch size by default), asked when the loader first
+    iterates: after the strategy has its devices (a mesh's batch is per device x devices)."""
 
-    def __init__(self, dm, count: int = 4, frames: int | None = None):
+    def __init__(self, dm, count: int = 4, frames: int | None = None, rows=None):
+        self.dm, self.count, self.frames = dm, count, frames or dm.max_frames
+        self.rows = rows or (lambda: dm.batch_size)
+        self.batches: list[dict[str, torch.Tensor]] = []
+
+    def _make(self) -> None:
         g = torch.Generator().manual_seed(0)
-        b, c, t = dm.batch_size, dm.num_columns, dm.max_target_len
-        f = frames or dm.max_frames
-        self.batches = []
-        for _ in range(count):
+        b, c, t, f = self.rows(), self.dm.num_columns, self.dm.max_target_len, self.frames
+        for _ in range(self.count):
             x = torch.rand(b, f, c, generator=g)
             x[:, f * 3 // 5 :] = float("nan")
             tokens = torch.randint(0, vocab.NUM_CHARACTERS, (b, t + 1), generator=g)
@@ -115,8 +136,16 @@ class RandomBatches(IterableDataset):
             )
 
     def __iter__(self):
+        if not self.batches:
+            self._make()
         while True:
             yield from self.batches
+
+
+def devices(trainer) -> int:
+    """Devices one process's batch is split over: the SPMD strategy's mesh, else 1 (as the data
+    module's ``rows()`` counts them)."""
+    return getattr(trainer.strategy, "data_parallel_size", 1)
 
 
 def flops_per_sequence(task, dm) -> np.poly1d:
@@ -235,21 +264,25 @@ def measure(args: argparse.Namespace, fit_args: list[str], root: str) -> dict:
         data = Path(root) / "kaggle_lengths"
         write_length_dataset(data, dm.selected_columns, args.sequences, dm.max_target_len - 1)
         dm.data_dir = str(data)
-    flops = flops_per_sequence(task, dm)
     if args.compile:
         task.net.forward_train = torch.compile(task.net.forward_train)
     if args.data == "random":
-        trainer.fit(task, train_dataloaders=DataLoader(RandomBatches(dm), batch_size=None))
+        rows = RandomBatches(dm, rows=lambda: dm.batch_size * devices(trainer))
+        trainer.fit(task, train_dataloaders=DataLoader(rows, batch_size=None))
     else:
         trainer.fit(task, datamodule=dm)
     if timer.seconds is None:
         raise SystemExit("the run ended before the timed steps (an epoch shorter than them?)")
+    # after the fit: a backward on the CPU before an XLA device exists leaves torch's autograd
+    # engine without queues for it
+    flops = flops_per_sequence(task, dm)
     device = trainer.strategy.root_device
     replicas = trainer.world_size
     padded, lengths = np.array(timer.padded), np.array(timer.lengths)
     out = {
         "device": device,
         "replicas": replicas,
+        "mesh": devices(trainer),
         "precision": trainer.precision,
         "parameters": task.net.num_parameters(),
         "batch": dm.batch_size,
@@ -268,14 +301,41 @@ def measure(args: argparse.Namespace, fit_args: list[str], root: str) -> dict:
     return out
 
 
+def measure_in_processes(args: argparse.Namespace, runs: dict[str, list[str]]) -> dict:
+    """Each run measured ``args.processes`` times, each time in a fresh process, the runs
+    alternating (a slow spell of the machine hits both); each run's median by sequences/s."""
+    own = [
+        *["--data", args.data, "--sequences", str(args.sequences), "--steps", str(args.steps)],
+        *["--warmup", str(args.warmup), "--loader_batches", str(args.loader_batches)],
+        *(["--compile"] if args.compile else []),
+    ]
+    seen: dict[str, list[dict]] = {name: [] for name in runs}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "measured.json"
+        for _ in range(args.processes):
+            for name, run_args in runs.items():
+                cmd = [sys.executable, __file__, *own, "--json", str(out), *run_args]
+                if subprocess.run(cmd).returncode:
+                    raise SystemExit(f"the {name} run failed: {shlex.join(cmd)}")
+                seen[name].append(json.loads(out.read_text()))
+    picked = {}
+    for name, ms in seen.items():
+        ms = sorted(ms, key=lambda m: m["sequences"])
+        rates = ", ".join(f"{m['sequences']:.1f}" for m in ms)
+        print(f"{name}: sequences/s in {len(ms)} processes: {rates}")
+        picked[name] = ms[(len(ms) - 1) // 2] | {"device": torch.device(ms[0]["device"])}
+    return picked
+
+
 def report(name: str, m: dict, peak: float | None, source: str, compiled: bool) -> None:
     def mfu(tflops: float) -> str:
         return f"{tflops / peak:.1%}" if peak else "n/a"
 
+    mesh = f" (SPMD over {m['mesh']} devices)" if m["mesh"] > 1 else ""
     print(
-        f"{name}: device {m['device']} x {m['replicas']}, precision {m['precision']}"
+        f"{name}: device {m['device']} x {m['replicas']}{mesh}, precision {m['precision']}"
         f"{', compiled' if compiled else ''}; {m['parameters'] / 1e6:.2f}M parameters, batch "
-        f"{m['batch']}, max_frames {m['max_frames']}, {len(m['buckets'])} bucket(s) "
+        f"{m['batch']}{' a device' if m['mesh'] > 1 else ''}, max_frames {m['max_frames']}, {len(m['buckets'])} bucket(s) "
         f"{list(m['buckets'])}"
     )
     print(
@@ -312,14 +372,31 @@ def main(argv: list[str] | None = None) -> None:
         help="training arguments of a baseline measured in the same process, e.g. "
         '"--data.buckets []"',
     )
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        help="measure each run in a fresh process, alternating, this many times each, and "
+        "report each one's median: for runs that differ in the XLA runtime (--xla_cpu_devices)",
+    )
+    p.add_argument("--json", default=None, help=argparse.SUPPRESS)  # a child's measurement
     args, fit_args = p.parse_known_args(argv)
+    if args.json:
+        with tempfile.TemporaryDirectory() as root:
+            m = measure(args, fit_args, root)
+        m["device"] = str(m["device"])
+        Path(args.json).write_text(json.dumps(m, default=lambda x: x.item()))  # numpy scalars
+        return
     runs = {"run": fit_args}
     if args.against is not None:
         runs = {"baseline": [*fit_args, *shlex.split(args.against)], "run": fit_args}
     measured = {}
-    for name, run_args in runs.items():
-        with tempfile.TemporaryDirectory() as root:
-            measured[name] = measure(args, run_args, root)
+    if args.processes:
+        measured = measure_in_processes(args, runs)
+    else:
+        for name, run_args in runs.items():
+            with tempfile.TemporaryDirectory() as root:
+                measured[name] = measure(args, run_args, root)
     peak, source = peak_tflops(measured["run"]["device"], args.peak_tflops)
     for name, m in measured.items():
         report(name, m, peak, source, args.compile)

@@ -28,6 +28,19 @@ def test_bench_train_times_the_trainer_step_and_reports_mfu(synthetic_dir, data)
     assert ("workers per replica" in out) == (data == "real")
 
 
+@pytest.mark.slow
+def test_bench_train_measures_the_mesh_against_one_device_in_fresh_processes():
+    """The rehearsal's throughput: SPMD over 2 XLA CPU devices against one, each run in its own
+    process (the runtime's device count is fixed per process), the same rows a step."""
+    out = run("scripts/bench_train.py", "--config", "configs/tiny.yaml", "--data", "random",
+              "--steps", "2", "--warmup", "1", "--processes", "1", "--xla_cpu_devices", "2",
+              "--data.batch_size", "2", "--against", "--xla_cpu_devices 1 --data.batch_size 4")  # fmt: skip
+    assert "baseline: sequences/s in 1 processes" in out and "run: sequences/s in 1" in out
+    assert "run: device xla:0 x 1 (SPMD over 2 devices)" in out and "batch 2 a device" in out
+    assert "baseline: device xla:0 x 1, precision" in out and "batch 4," in out
+    assert "run / baseline: sequences/s x" in out
+
+
 def test_fallback_phrase_finds_a_phrase_and_shows_a_checkpoints_hopeless_outputs(
     synthetic_dir, tmp_path
 ):
