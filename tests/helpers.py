@@ -195,12 +195,13 @@ class CPUXLAAccelerator(XLAAccelerator):
 
 
 class CountCompilations(Callback):
-    """Records torch-xla's compilation count after every training batch, and the device-to-host
-    transfers so far (``TransferFromDeviceTime`` samples; ``aten::_local_scalar_dense`` calls,
-    i.e. ``.item()`` / ``bool()`` / ``int()`` of a device tensor); and for every validation run
-    (the sanity check included) the graphs it compiled (misses of the graph cache,
-    ``UncachedCompile``) and all its compilations (``CompileTime``: on a mesh these also count
-    the runtime's reassembly of a sharded result copied to the host, docs/scaling.md)."""
+    """Records the graphs torch-xla has compiled (misses of its graph cache, ``UncachedCompile``)
+    after every training batch, and the device-to-host transfers so far
+    (``TransferFromDeviceTime`` samples; ``aten::_local_scalar_dense`` calls, i.e. ``.item()`` /
+    ``bool()`` / ``int()`` of a device tensor); and for every validation run (the sanity check
+    included) the graphs it compiled and all its compilations (``CompileTime``: on a mesh these
+    also count the runtime's reassembly of each sharded result copied to the host,
+    docs/scaling.md)."""
 
     def __init__(self):
         self.counts: list[int] = []
@@ -224,7 +225,7 @@ class CountCompilations(Callback):
         import torch_xla.debug.metrics as met
 
         self.shapes.add(int(batch["landmarks"].shape[1]))
-        self.counts.append(self._now()[1])
+        self.counts.append(self._now()[0])
         moved = met.metric_data("TransferFromDeviceTime")
         self.transfers.append(0 if moved is None else int(moved[0]))
         self.scalars.append(int(met.counter_value("aten::_local_scalar_dense") or 0))
