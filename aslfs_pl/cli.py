@@ -59,6 +59,22 @@ class ASLCLI(LightningCLI):
         ):
             parser.link_arguments(src, dst, apply_on="instantiate")
 
+    def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
+        super().parse_arguments(parser, args)
+        self._model_flags = model_flags(args if isinstance(args, list) else [])
+
+    def _parse_ckpt_path(self) -> None:
+        """Lightning puts a checkpoint's model settings (``--ckpt_path``) over the whole config,
+        the command line's ``--model.*`` flags included. Here those flags win: ``validate
+        --ckpt_path C --model.beam_width 8`` validates C with 8 beams. A flag that changes the
+        network's shape fails as the weights load, naming the tensor."""
+        sub = self.config.get("subcommand")
+        given = {k: self.config[f"{sub}.model.{k}"] for k in self._model_flags} if sub else {}
+        super()._parse_ckpt_path()
+        undone = {k: v for k, v in given.items() if self.config[f"{sub}.model.{k}"] != v}
+        if undone:
+            self.config = self.parser.parse_object({sub: {"model": undone}}, self.config)
+
     def instantiate_trainer(self, **kwargs):
         trainer = super().instantiate_trainer(**kwargs)
         if self._get(self.config, "trainer.logger") in (None, True) and trainer.loggers:
@@ -74,6 +90,13 @@ class ASLCLI(LightningCLI):
                 cb.dirpath = os.path.realpath(
                     os.path.join(self.trainer.default_root_dir, "checkpoints")
                 )
+
+
+def model_flags(args: list[str]) -> list[str]:
+    """The model settings a command line sets with ``--model.X[.Y] value`` or ``=value``: their
+    top-level names X, in order."""
+    names = [a.split("=", 1)[0].split(".")[1] for a in args if a.startswith("--model.")]
+    return list(dict.fromkeys(names))
 
 
 def default_loggers(root_dir: str) -> list:

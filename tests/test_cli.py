@@ -265,6 +265,29 @@ def test_test_and_predict_subcommands_score_and_write_the_held_out_split(synthet
     assert sorted(int(r.split(",")[0]) for r in rows[1:]) == sorted(held_out.sequence_id.tolist())
 
 
+def test_model_flags_of_the_command_line_win_over_the_checkpoints_settings(synthetic_dir, tmp_path):
+    """Lightning puts a checkpoint's hyperparameters over the command line; the project's CLI
+    lets ``--model.*`` flags win, so a checkpoint is validated with another beam width."""
+    trained = ("--model.ctc_weight", "0.5", "--model.beam_width", "3")
+    cli.main(tiny_args(synthetic_dir, tmp_path, "--trainer.max_epochs", "1", *trained,
+                       "--trainer.limit_train_batches", "2"))  # fmt: skip
+    ckpt = str(tmp_path / "checkpoints" / "last.ckpt")
+
+    def validate(*flags: str) -> int:
+        args = tiny_args(synthetic_dir, tmp_path, "--ckpt_path", ckpt, *flags)
+        task = cli.main(["validate", *args[1:]]).model
+        assert task.hparams.beam_width == task.net.config.beam_width
+        return task.net.config.beam_width
+
+    assert validate() == 3  # the checkpoint's, over the config's default (4)
+    assert validate("--model.beam_width", "1") == 1
+    assert validate("--model.beam_width=2", "--model.label_smoothing", "0.2") == 2
+    assert cli.model_flags(["--model.beam_width=2", "--model.optimizer.lr", "1", "--x"]) == [
+        "beam_width",
+        "optimizer",
+    ]
+
+
 class RecordDropout(Callback):
     """The dropout / drop path rates in force in each training epoch, and the backward passes."""
 
