@@ -331,11 +331,11 @@ def report(name: str, m: dict, peak: float | None, source: str, compiled: bool) 
     def mfu(tflops: float) -> str:
         return f"{tflops / peak:.1%}" if peak else "n/a"
 
-    mesh = f" (SPMD over {m['mesh']} devices)" if m["mesh"] > 1 else ""
+    mesh, per = (f" (SPMD over {m['mesh']} devices)", " a device") if m["mesh"] > 1 else ("", "")
     print(
         f"{name}: device {m['device']} x {m['replicas']}{mesh}, precision {m['precision']}"
         f"{', compiled' if compiled else ''}; {m['parameters'] / 1e6:.2f}M parameters, batch "
-        f"{m['batch']}{' a device' if m['mesh'] > 1 else ''}, max_frames {m['max_frames']}, {len(m['buckets'])} bucket(s) "
+        f"{m['batch']}{per}, max_frames {m['max_frames']}, {len(m['buckets'])} bucket(s) "
         f"{list(m['buckets'])}"
     )
     print(
