@@ -44,6 +44,7 @@ SUPPLEMENTAL = ("--data.sources", "[train, supplemental]", "--data.val_sources",
 TOKEN_NOISE = ("--model.token_noise", "0.2")
 FACE_POSE_DROP = ("--data.augment.face_drop_p", "0.2", "--data.augment.pose_drop_p", "0.2")
 CUTMIX = ("--data.augment.cutmix_p", "0.5")
+DECODER_ROTARY = ("--model.decoder_rotary", "true")
 
 
 @dataclass(frozen=True)
@@ -70,16 +71,10 @@ RECIPES: dict[str, Recipe] = {
     # encoder families at about the quickstart's size (0.55M, 0.69M parameters against 0.56M);
     # costs: training sequences/s against the quickstart's, scripts/bench_train.py (benchmarks.md)
     "conformer": Recipe(CONFORMER, 0.92),
-    "conformer, joint decoding": Recipe(metric="val/score_joint", run="conformer"),
     "squeezeformer + rotary": Recipe(SQUEEZEFORMER, 1.08),
-    "squeezeformer + rotary, joint decoding": Recipe(
-        metric="val/score_joint", run="squeezeformer + rotary"
-    ),
-    "squeezeformer + rotary, beam decoding": Recipe(
-        metric="val/score_beam", run="squeezeformer + rotary"
-    ),
+    # rotary positions in the decoder's self-attention too (32 positions: about no cost)
+    "squeezeformer + rotary everywhere": Recipe((*SQUEEZEFORMER, *DECODER_ROTARY), 1.08),
     "rotary": Recipe(("--model.rotary", "true"), 1.06),
-    "rotary, joint decoding": Recipe(metric="val/score_joint", run="rotary"),
     # the winners' training tricks (their rates: decoder inputs 20%, CutMix 0.5, face and pose
     # each dropped in about 1 sequence in 5)
     "token replacement": Recipe(TOKEN_NOISE),
@@ -90,6 +85,11 @@ RECIPES: dict[str, Recipe] = {
 }
 for _name in ("token replacement", "token masking", "face + pose dropout", "cutmix", "tricks"):
     RECIPES[f"{_name}, joint decoding"] = Recipe(metric="val/score_joint", run=_name)
+for _name in ("conformer", "squeezeformer + rotary", "squeezeformer + rotary everywhere", "rotary"):
+    for _decoding in ("joint", "beam"):
+        RECIPES[f"{_name}, {_decoding} decoding"] = Recipe(
+            metric=f"val/score_{_decoding}", run=_name
+        )
 
 
 def main() -> None:

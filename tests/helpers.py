@@ -35,14 +35,20 @@ TINY_MODEL = dict(
 # One block each and 16 frames: what the deployment graph and the decodings are checked on.
 ONE_BLOCK = dict(max_frames=16, conv_blocks=1, encoder_blocks=1, local_layers=1, decoder_blocks=1)
 
-# Every encoder family (and rotary positions) at tiny sizes: settings that replace TINY_MODEL's.
+# Every encoder family (and rotary positions in the encoder and the decoder) at tiny sizes:
+# settings that replace TINY_MODEL's.
 ENCODERS = {
     "seed": {},
-    "seed-rotary": dict(rotary=True),
+    "seed-rotary": dict(rotary=True, decoder_rotary=True),
     "conformer": dict(encoder="conformer", block_kernel=5),
     "squeezeformer": dict(encoder="squeezeformer", encoder_blocks=3, block_kernel=5),
     "squeezeformer-3-rotary": dict(
-        encoder="squeezeformer", encoder_blocks=4, block_kernel=3, time_reduction=3, rotary=True
+        encoder="squeezeformer",
+        encoder_blocks=4,
+        block_kernel=3,
+        time_reduction=3,
+        rotary=True,
+        decoder_rotary=True,
     ),
 }
 
@@ -93,9 +99,9 @@ def tiny_net(seed: int = 0, **overrides) -> Seq2Seq:
     return net
 
 
-def tiny_ctc_net() -> Seq2Seq:
+def tiny_ctc_net(**overrides) -> Seq2Seq:
     """:func:`tiny_net` with a CTC head (its weights: a new head's)."""
-    net = tiny_net()
+    net = tiny_net(**overrides)
     with_head = Seq2Seq(replace(net.config, ctc_head=True)).eval()
     with_head.load_state_dict(net.state_dict(), strict=False)  # the trained-like norms
     return with_head

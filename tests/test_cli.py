@@ -137,10 +137,11 @@ EVERY_SWITCH = (
 )  # fmt: skip
 
 
-# The other encoder family with merged frames, and rotary tables built inside the step.
+# The other encoder family with merged frames, and rotary tables built inside the step (the
+# encoder's) or sliced per decoder step (the decoder's).
 SQUEEZEFORMER_ROTARY = (
     "--model.encoder", "squeezeformer", "--model.encoder_blocks", "3",
-    "--model.block_kernel", "5", "--model.rotary", "true",
+    "--model.block_kernel", "5", "--model.rotary", "true", "--model.decoder_rotary", "true",
 )  # fmt: skip
 
 
@@ -172,7 +173,7 @@ def test_fit_through_xla_cpu_device_stops_compiling(
     synthetic_dir, tmp_path, switches, first_epoch_graphs
 ):
     """The tiny model with the seed's optimiser; the same as a Squeezeformer with rotary
-    positions; with every technique switch (EMA: the
+    positions in the encoder and the decoder; with every technique switch (EMA: the
     project's callback, :class:`aslfs_pl.callbacks.EMA`); and with two length buckets (without
     Lookahead, whose sync steps would multiply the graphs of each shape: a sync step with a shape
     not yet synced with compiles one more graph, whenever that first happens)."""

@@ -65,6 +65,10 @@ class ModelConfig:
     rotary: bool = False
     """Rotary position embeddings (Su et al. 2021) in every encoder self-attention layer,
     instead of the positions the embedding adds."""
+    decoder_rotary: bool = False
+    """Rotary position embeddings in every decoder self-attention layer, instead of the
+    positions added to the token embeddings (cross-attention has none: phrase positions and
+    frames share no axis). With ``rotary``: rotary positions in every self-attention layer."""
     decoder_blocks: int = 3
     """Decoder blocks."""
     dropout: float = 0.1
@@ -110,10 +114,12 @@ class ModelConfig:
                 f"model.time_reduction {self.time_reduction} needs model.encoder_blocks >= 3 "
                 f"(full rate, reduced, full rate again), got {self.encoder_blocks}"
             )
-        if self.rotary and (self.dim // self.heads) % 2:
-            raise ValueError(
-                f"model.rotary needs an even head width, got dim {self.dim} / heads {self.heads}"
-            )
+        for name in ("rotary", "decoder_rotary"):
+            if getattr(self, name) and (self.dim // self.heads) % 2:
+                raise ValueError(
+                    f"model.{name} needs an even head width, got dim {self.dim} / heads "
+                    f"{self.heads}"
+                )
         if self.beam_width < 1:
             raise ValueError(f"model.beam_width {self.beam_width} must be >= 1")
         if self.beam_width > self.vocab_size:

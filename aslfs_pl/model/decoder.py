@@ -16,7 +16,10 @@ from aslfs_pl.model.layers import (
     MASK_VALUE,
     MLP,
     Attention,
+    Rotation,
     attention_bias,
+    rotary_tables,
+    rotate,
     sinusoidal_positions,
 )
 
@@ -41,31 +44,36 @@ class DecoderBlock(nn.Module):
         cross_kv: tuple[Tensor, Tensor],
         cross_mask: Tensor,
         cache: tuple[Tensor, Tensor] | None = None,
+        rotation: Rotation = None,
     ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         """(B, L, D) -> (B, L, D) and this layer's self-attention keys/values.
 
         With ``cache`` (keys/values of the earlier positions) ``y`` holds only the new
         positions; the returned keys/values cover all of them (the next step's cache).
+        ``rotation``: rotary tables of the new positions (the cached keys come rotated).
         """
         h = self.self_norm(y)
         k, v = self.self_attn.project_kv(h)
+        if rotation is not None:
+            k = rotate(k, rotation)
         if cache is not None:
             k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)
-        y = y + self.dropout(self.self_attn.attend(h, k, v, self_mask))
+        y = y + self.dropout(self.self_attn.attend(h, k, v, self_mask, rotation))
         y = y + self.dropout(self.cross_attn.attend(self.cross_norm(y), *cross_kv, cross_mask))
         return y + self.mlp(self.mlp_norm(y)), (k, v)
 
-    def export_form(self, memory_norm: nn.LayerNorm) -> DecoderBlockExport:
-        return DecoderBlockExport(self, memory_norm)
+    def export_form(self, memory_norm: nn.LayerNorm, rotary: bool = False) -> DecoderBlockExport:
+        return DecoderBlockExport(self, memory_norm, rotary)
 
 
 class DecoderBlockExport(ExportForm):
     """:class:`DecoderBlock` for one token at a time; ``memory_norm``: the norm whose affine-free
-    output the cross-attention reads (its affine is folded into the cross keys/values)."""
+    output the cross-attention reads (its affine is folded into the cross keys/values);
+    ``rotary``: its self-attention rotates queries and keys."""
 
-    def __init__(self, block: DecoderBlock, memory_norm: nn.LayerNorm):
+    def __init__(self, block: DecoderBlock, memory_norm: nn.LayerNorm, rotary: bool = False):
         super().__init__()
-        self.self_attn = export_form(block.self_attn, block.self_norm)
+        self.self_attn = export_form(block.self_attn, block.self_norm, rotary=rotary)
         self.cross_attn = export_form(block.cross_attn, block.cross_norm, kv_norm=memory_norm)
         self.mlp = export_form(block.mlp, block.mlp_norm)
 
@@ -76,27 +84,36 @@ class DecoderBlockExport(ExportForm):
         cross_kv: tuple[Tensor, Tensor],
         cross_bias: Tensor,
         self_bias: Tensor | None = None,
+        rotation: Rotation = None,
     ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         """The next position of R hypotheses, ``y`` (R, D) -> (R, D), and the self-attention
         cache including them (R columns more). ``self_bias`` (R, S): which cached keys each row
-        may see (beam search); None: all of them (R = 1, greedy)."""
+        may see (beam search); None: all of them (R = 1, greedy). ``rotation``: the step's
+        rotary tables (1, D)."""
         xn = self.self_attn.normalise(y)
         if y.shape[0] == 1:
-            k, v = self.self_attn.step_keys_values(xn)
+            k, v = self.self_attn.step_keys_values(xn, rotation)
         else:
-            k, v = self.self_attn.keys_values(xn)
+            k, v = self.self_attn.keys_values(xn, rotation)
         if cache is not None:
             k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 1)
-        y = y + self.self_attn.attend(xn, k, v, self_bias)
+        y = y + self.self_attn.attend(xn, k, v, self_bias, rotation)
         y = y + self.cross_attn.attend(self.cross_attn.normalise(y), *cross_kv, cross_bias)
         return y + self.mlp(y), (k, v)
 
     def rows(
-        self, y: Tensor, self_bias: Tensor, cross_kv: tuple[Tensor, Tensor], cross_bias: Tensor
+        self,
+        y: Tensor,
+        self_bias: Tensor,
+        cross_kv: tuple[Tensor, Tensor],
+        cross_bias: Tensor,
+        rotation: Rotation = None,
     ) -> Tensor:
-        """All positions of known phrases at once: ``y`` (R, D), ``self_bias`` (R, R)."""
+        """All positions of known phrases at once: ``y`` (R, D), ``self_bias`` (R, R),
+        ``rotation``: each row's rotary tables (R, D)."""
         xn = self.self_attn.normalise(y)
-        y = y + self.self_attn.attend(xn, *self.self_attn.keys_values(xn), self_bias)
+        kv = self.self_attn.keys_values(xn, rotation)
+        y = y + self.self_attn.attend(xn, *kv, self_bias, rotation)
         y = y + self.cross_attn.attend(self.cross_attn.normalise(y), *cross_kv, cross_bias)
         return y + self.mlp(y)
 
@@ -109,7 +126,12 @@ def memory_mask(valid: Tensor) -> Tensor:
 
 
 class Decoder(nn.Module):
-    """(B, L) tokens + (B, T, D) frames -> (B, L, V) logits."""
+    """(B, L) tokens + (B, T, D) frames -> (B, L, V) logits.
+
+    ``rotary``: rotary position embeddings in every self-attention layer instead of the
+    sinusoidal positions added to the token embeddings (cross-attention has none: a phrase
+    position and a frame share no axis).
+    """
 
     def __init__(
         self,
@@ -120,12 +142,18 @@ class Decoder(nn.Module):
         vocab_size: int,
         max_target_len: int,
         dropout: float,
+        rotary: bool = False,
     ):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, dim)
         self.register_buffer(
             "positions", sinusoidal_positions(max_target_len, dim), persistent=False
         )
+        self.rotary = rotary
+        if rotary:
+            cos, sin = rotary_tables(max_target_len, dim // heads)
+            self.register_buffer("rotary_cos", cos, persistent=False)
+            self.register_buffer("rotary_sin", sin, persistent=False)
         self.blocks = nn.ModuleList(
             DecoderBlock(dim, heads, mlp_ratio, dropout) for _ in range(blocks)
         )
@@ -133,15 +161,23 @@ class Decoder(nn.Module):
         self.head = nn.Linear(dim, vocab_size)
         self.max_target_len = max_target_len
 
+    def inputs(self, tokens: Tensor, start: int = 0) -> tuple[Tensor, Rotation]:
+        """Tokens (B, L) at positions ``start`` .. ``start + L - 1`` -> the first block's input
+        (B, L, D) and the positions' rotary tables (None without rotary)."""
+        positions = slice(start, start + tokens.shape[1])
+        if self.rotary:
+            return self.embed(tokens), (self.rotary_cos[positions], self.rotary_sin[positions])
+        return self.embed(tokens) + self.positions[positions], None
+
     def forward(self, tokens: Tensor, memory: Tensor, valid: Tensor) -> Tensor:
         """Teacher forcing: position t sees tokens 0..t only."""
-        length = tokens.shape[1]
-        y = self.embed(tokens) + self.positions[:length]
-        i = torch.arange(length, device=tokens.device)
+        y, rotation = self.inputs(tokens)
+        i = torch.arange(tokens.shape[1], device=tokens.device)
         causal = i.unsqueeze(1) >= i.unsqueeze(0)  # (L, L)
         cross = memory_mask(valid)
         for block in self.blocks:
-            y, _ = block(y, causal, block.cross_attn.project_kv(memory), cross)
+            kv = block.cross_attn.project_kv(memory)
+            y, _ = block(y, causal, kv, cross, rotation=rotation)
         return self.head(self.norm(y))
 
     def greedy(
@@ -165,9 +201,9 @@ class Decoder(nn.Module):
         pad = torch.full_like(token, vocab.PAD)
         out_tokens, out_logits = [], []
         for t in range(steps):
-            y = self.embed(token).unsqueeze(1) + self.positions[t]  # (B, 1, D)
+            y, rotation = self.inputs(token.unsqueeze(1), t)  # (B, 1, D)
             for j, block in enumerate(self.blocks):
-                y, cache[j] = block(y, None, cross_kv[j], cross, cache[j])
+                y, cache[j] = block(y, None, cross_kv[j], cross, cache[j], rotation)
             logits = self.head(self.norm(y))[:, 0]  # (B, V)
             token = torch.where(done, pad, logits.argmax(-1))
             done = done | (token == vocab.EOS)
@@ -199,9 +235,9 @@ class Decoder(nn.Module):
         only_pad = pad_only(v, memory.device)
         first_row = torch.arange(b, device=memory.device).unsqueeze(1) * k
         for t in range(steps):
-            y = self.embed(token).unsqueeze(1) + self.positions[t]  # (Bk, 1, D)
+            y, rotation = self.inputs(token.unsqueeze(1), t)  # (Bk, 1, D)
             for j, block in enumerate(self.blocks):
-                y, cache[j] = block(y, None, cross_kv[j], cross, cache[j])
+                y, cache[j] = block(y, None, cross_kv[j], cross, cache[j], rotation)
             logp = torch.log_softmax(self.head(self.norm(y))[:, 0].float(), -1).view(b, k, v)
             logp = torch.where(ended.unsqueeze(-1), only_pad, logp)
             score, picked = (score.unsqueeze(-1) + logp).flatten(1).topk(k, -1)  # (B, k)
@@ -245,12 +281,18 @@ class DecoderExport(ExportForm):
     def __init__(self, dec: Decoder, memory_norm: nn.LayerNorm, beam_width: int = 0):
         super().__init__()
         self.steps = dec.max_target_len
-        self.blocks = nn.ModuleList(export_form(b, memory_norm) for b in dec.blocks)
+        self.rotary = dec.rotary
+        self.blocks = nn.ModuleList(export_form(b, memory_norm, dec.rotary) for b in dec.blocks)
         self.put("embed", dec.embed.weight)
         self.put("positions", dec.positions)
         self.put_linear("head", dec.head, dec.norm)
         self.put("eps", const(dec.norm.eps))
         self.covers(dec.positions, dec.embed)
+        if dec.rotary:  # the tables of every head side by side: (L, D)
+            heads = dec.blocks[0].self_attn.heads
+            self.put("rotary_cos", dec.rotary_cos.repeat(1, heads))
+            self.put("rotary_sin", dec.rotary_sin.repeat(1, heads))
+            self.covers(dec.rotary_cos, dec.rotary_sin)
         pad = torch.zeros(1, dec.head.out_features)
         pad[0, vocab.PAD] = 1e4
         self.put("pad_row", pad)
@@ -266,6 +308,15 @@ class DecoderExport(ExportForm):
             self.put("beam_ended", torch.zeros(k, 1))
             self.put("beam_sos", torch.full((k,), vocab.SOS, dtype=torch.int32))
             self.put("pad_only", pad_only(dec.head.out_features).unsqueeze(0))
+
+    def step_input(self, token: Tensor, t: int) -> tuple[Tensor, Rotation]:
+        """Step ``t``'s tokens (R,) -> the first block's input (R, D) and the step's rotary
+        tables (1, D) (None without rotary): ``t`` is static in the unrolled loop, so both are
+        slices of constants."""
+        y = F.embedding(token, self.embed)
+        if self.rotary:
+            return y, (self.rotary_cos[t : t + 1], self.rotary_sin[t : t + 1])
+        return y + self.positions[t], None
 
     def cross(self, memory: Tensor, valid: Tensor, j: Tensor) -> tuple[list, Tensor]:
         """Each block's cross-attention keys/values of ``memory`` and the (1, n) score bias."""
@@ -293,9 +344,9 @@ class DecoderExport(ExportForm):
         token = torch.tensor([vocab.SOS])
         rows, tokens = [], []
         for t in range(self.steps):
-            y = F.embedding(token, self.embed) + self.positions[t]  # (1, D)
+            y, rotation = self.step_input(token, t)  # (1, D)
             for b, block in enumerate(self.blocks):
-                y, cache[b] = block.step(y, cache[b], cross_kv[b], cross_bias)
+                y, cache[b] = block.step(y, cache[b], cross_kv[b], cross_bias, None, rotation)
             rows.append(linear(normalise(y, self.eps), self.weights("head")))
             # The next input is this step's argmax. Unlike Decoder.greedy it is not replaced by
             # pad after the end token: only rows before the end are kept, and those never see a
@@ -322,9 +373,9 @@ class DecoderExport(ExportForm):
         for t in range(self.steps):
             seen = self.beam_own if ancestry is None else torch.cat([ancestry, self.beam_own], 1)
             bias = attention_bias(seen)
-            y = F.embedding(token, self.embed) + self.positions[t]  # (k, D)
+            y, rotation = self.step_input(token, t)  # (k, D)
             for b, block in enumerate(self.blocks):
-                y, cache[b] = block.step(y, cache[b], cross_kv[b], cross_bias, bias)
+                y, cache[b] = block.step(y, cache[b], cross_kv[b], cross_bias, bias, rotation)
             logp = torch.log_softmax(linear(normalise(y, self.eps), self.weights("head")), -1)
             logp = torch.where(ended > self.half_step, self.pad_only, logp)
             candidates = (score.unsqueeze(1) + logp).reshape(1, k * v)
@@ -357,7 +408,14 @@ class DecoderExport(ExportForm):
             cross: :meth:`cross` of the frames.
         """
         cross_kv, cross_bias = cross
-        y = F.embedding(inputs, self.embed) + F.embedding(positions, self.positions)  # (R, D)
+        y, rotation = F.embedding(inputs, self.embed), None  # (R, D)
+        if self.rotary:
+            rotation = (
+                F.embedding(positions, self.rotary_cos),
+                F.embedding(positions, self.rotary_sin),
+            )
+        else:
+            y = y + F.embedding(positions, self.positions)
         for b, block in enumerate(self.blocks):
-            y = block.rows(y, self_bias, cross_kv[b], cross_bias)
+            y = block.rows(y, self_bias, cross_kv[b], cross_bias, rotation)
         return linear(normalise(y, self.eps), self.weights("head"))

@@ -152,7 +152,8 @@ class AttentionExport(ExportForm):
     for :meth:`over_frames` (splitting a frame-sized tensor into heads by reshape lowers to
     run-time shape arithmetic, measured several times slower than per-head matmuls); otherwise
     whole projections for the decoder's one-token steps, whose static shapes make the head split
-    a free reshape.
+    a free reshape. ``rotary``: queries and keys can be rotated (:meth:`project`; the rotation's
+    second term is folded into turned copies of their weights).
     """
 
     def __init__(
@@ -164,8 +165,6 @@ class AttentionExport(ExportForm):
         rotary: bool = False,
     ):
         super().__init__()
-        if rotary and not heads_apart:
-            raise ValueError("rotary attention is exported with its heads apart")
         self.heads, self.head_dim = attn.heads, attn.head_dim
         d = attn.q.out_features
         scale = 1.0 / math.sqrt(attn.head_dim)
@@ -188,6 +187,9 @@ class AttentionExport(ExportForm):
                         self.put_weights(f"{name}{h}_turned", r.t() @ w[part], b[part] @ r)
             else:
                 self.put_weights(name, w, b)
+                if rotary and name in "qk":  # every head's turn, side by side
+                    r = torch.block_diag(*[half_turn(self.head_dim)] * self.heads)
+                    self.put_weights(f"{name}_turned", r.t() @ w, b @ r)
         self.put_weights("out", attn.out.weight, attn.out.bias)
         self.put("eps", const(norm.eps))
 
@@ -195,41 +197,52 @@ class AttentionExport(ExportForm):
         """The query side's norm without its affine (folded into the projections)."""
         return normalise(x, self.eps)
 
+    def project(self, xn: Tensor, name: str, rotation: Rotation = None) -> Tensor:
+        """The projection ``name`` of normalised rows ``xn`` (n, D), rotated by ``rotation``
+        (tables as wide as the projection, one row or one per row of ``xn``) when the attention
+        was built with ``rotary`` and ``name`` is a query or key projection."""
+        y = linear(xn, self.weights(name))
+        if rotation is None:
+            return y
+        cos, sin = rotation
+        return y * cos + linear(xn, self.weights(f"{name}_turned")) * sin
+
     def over_frames(self, xn: Tensor, bias: Tensor, rotation: Rotation = None) -> Tensor:
         """Self-attention of normalised frames ``xn`` (n, D), one head at a time; ``bias``
         (n, n) additive; ``rotation``: the frames' rotary tables (n, D/H) when built with
         ``rotary``. Needs ``heads_apart``."""
         outs = []
         for h in range(self.heads):
-            q, k, v = (linear(xn, self.weights(f"{name}{h}")) for name in "qkv")
-            if rotation is not None:
-                cos, sin = rotation
-                q = q * cos + linear(xn, self.weights(f"q{h}_turned")) * sin
-                k = k * cos + linear(xn, self.weights(f"k{h}_turned")) * sin
+            q = self.project(xn, f"q{h}", rotation)
+            k = self.project(xn, f"k{h}", rotation)
             scores = q @ k.t() + bias  # (n, n)
-            outs.append(torch.softmax(scores, dim=-1) @ v)  # (n, D/H)
+            outs.append(torch.softmax(scores, dim=-1) @ linear(xn, self.weights(f"v{h}")))
         return linear(torch.cat(outs, dim=-1), self.weights("out"))
 
-    def keys_values(self, xn: Tensor) -> tuple[Tensor, Tensor]:
-        """Keys (H, D/H, S) and values (H, S, D/H) of normalised rows ``xn`` (S, D)."""
+    def keys_values(self, xn: Tensor, rotation: Rotation = None) -> tuple[Tensor, Tensor]:
+        """Keys (H, D/H, S) and values (H, S, D/H) of normalised rows ``xn`` (S, D); ``rotation``:
+        rotary tables (1 or S, D) when built with ``rotary``."""
         s, h, dh = xn.shape[0], self.heads, self.head_dim
-        k = linear(xn, self.weights("k")).reshape(s, h, dh).permute(1, 2, 0)
+        k = self.project(xn, "k", rotation).reshape(s, h, dh).permute(1, 2, 0)
         v = linear(xn, self.weights("v")).reshape(s, h, dh).permute(1, 0, 2)
         return k, v
 
-    def step_keys_values(self, xn: Tensor) -> tuple[Tensor, Tensor]:
+    def step_keys_values(self, xn: Tensor, rotation: Rotation = None) -> tuple[Tensor, Tensor]:
         """:meth:`keys_values` of one row (1, D), by free reshapes: (H, D/H, 1), (H, 1, D/H)."""
         h, dh = self.heads, self.head_dim
-        k = linear(xn, self.weights("k")).reshape(h, dh, 1)
+        k = self.project(xn, "k", rotation).reshape(h, dh, 1)
         v = linear(xn, self.weights("v")).reshape(h, 1, dh)
         return k, v
 
-    def attend(self, xn: Tensor, k: Tensor, v: Tensor, bias: Tensor | None) -> Tensor:
+    def attend(
+        self, xn: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, rotation: Rotation = None
+    ) -> Tensor:
         """Normalised queries ``xn`` (R, D), R static (one decoder step, or a whole known
         phrase), over keys (H, D/H, S) and values (H, S, D/H); ``bias`` adds to the (H, R, S)
-        scores. One query splits into heads by free reshapes."""
+        scores; ``rotation``: the queries' rotary tables (1 or R, D). One query splits into
+        heads by free reshapes."""
         r, h, dh = xn.shape[0], self.heads, self.head_dim
-        q = linear(xn, self.weights("q"))
+        q = self.project(xn, "q", rotation)
         q = q.reshape(h, 1, dh) if r == 1 else q.reshape(r, h, dh).permute(1, 0, 2)
         scores = torch.bmm(q, k)  # (H, R, S)
         if bias is not None:

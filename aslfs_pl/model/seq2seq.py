@@ -95,6 +95,7 @@ class Seq2Seq(nn.Module):
             c.vocab_size,
             c.max_target_len,
             c.dropout,
+            rotary=c.decoder_rotary,
         )
         self.ctc = nn.Linear(c.dim, c.vocab_size) if c.ctc_head else None
         self.confidence = ConfidenceHead(c.dim) if c.confidence_head else None

@@ -208,9 +208,14 @@ def test_ctc_route_matches_training_path_and_reads_only_its_head(t):
         KaggleModel(tiny_net(), "ctc")
 
 
+decoder_positions = pytest.mark.parametrize("rotary", [False, True], ids=["added", "rotary"])
+
+
+@decoder_positions
 @pytest.mark.parametrize("t", [0, 1, 5, 16, 17, 66, 200])
-def test_joint_route_matches_training_path(t):
-    net = tiny_ctc_net()
+def test_joint_route_matches_training_path(t, rotary):
+    # the teacher-forced rows gather each position's rotary tables
+    net = tiny_ctc_net(decoder_rotary=rotary)
     x = nan_frames(t, seed=t)
     with torch.no_grad():
         out = KaggleModel(net, "joint")(torch.from_numpy(x))["outputs"].numpy()
@@ -219,10 +224,11 @@ def test_joint_route_matches_training_path(t):
     np.testing.assert_array_equal(out.argmax(1), want)
 
 
+@decoder_positions
 @pytest.mark.parametrize("width", [1, 4])
 @pytest.mark.parametrize("t", [0, 1, 5, 16, 17, 66, 200])
-def test_beam_route_matches_training_path(t, width):
-    net = tiny_ctc_net()
+def test_beam_route_matches_training_path(t, width, rotary):
+    net = tiny_ctc_net(decoder_rotary=rotary)
     net.config.beam_width = width
     x = nan_frames(t, seed=t)
     with torch.no_grad():

@@ -116,7 +116,9 @@ def test_ctc_route_tflite_equals_pytorch_up_to_near_ties_at_every_length_up_to_3
 
 @pytest.mark.slow
 def test_joint_route_tflite_equals_pytorch_at_every_length_up_to_150(tmp_path):
-    net = tiny_ctc_net()
+    # a rotary decoder: its teacher-forced rows gather each position's rotary tables (the added
+    # positions are the same gather from another table; attention route: the encoder families)
+    net = tiny_ctc_net(decoder_rotary=True)
     result = convert(net, COLUMNS, tmp_path, decoding="joint")
     report = parity_report(
         net, result.model_path, "fp16", lengths=tuple(range(151)), decoding="joint"
@@ -130,8 +132,9 @@ def test_joint_route_tflite_equals_pytorch_at_every_length_up_to_150(tmp_path):
 
 
 @pytest.mark.slow
-def test_beam_route_tflite_equals_pytorch_at_every_length_up_to_60(tmp_path):
-    net = tiny_ctc_net()
+@pytest.mark.parametrize("rotary", [False, True], ids=["added", "rotary"])
+def test_beam_route_tflite_equals_pytorch_at_every_length_up_to_60(tmp_path, rotary):
+    net = tiny_ctc_net(decoder_rotary=rotary)
     net.config.beam_width = 4
     result = convert(net, COLUMNS, tmp_path, decoding="beam")
     report = parity_report(

@@ -28,6 +28,10 @@ def test_config_validation():
             "model.time_reduction 2 needs model.encoder_blocks >= 3",
         ),
         ({"rotary": True, "dim": 36, "heads": 4}, "model.rotary needs an even head width"),
+        (
+            {"decoder_rotary": True, "dim": 36, "heads": 4},
+            "model.decoder_rotary needs an even head width",
+        ),
         ({"beam_width": 0}, "model.beam_width 0 must be >= 1"),
         ({"beam_width": 100}, "model.beam_width 100 is more than the 62 classes"),
     ]

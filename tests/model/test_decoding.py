@@ -26,8 +26,8 @@ from aslfs_pl.task import Seq2SeqTask
 from tests.helpers import ONE_BLOCK, landmark_batch, tiny_model
 
 
-def tiny(ctc: bool = True) -> Seq2Seq:
-    return tiny_model(**ONE_BLOCK, ctc_head=ctc)
+def tiny(ctc: bool = True, **overrides) -> Seq2Seq:
+    return tiny_model(**(ONE_BLOCK | overrides), ctc_head=ctc)
 
 
 def frames(b: int = 3, t: int = 16) -> Tensor:
@@ -211,9 +211,11 @@ def reference_beam(net: Seq2Seq, x: Tensor, width: int) -> tuple[Tensor, Tensor]
     return torch.tensor(out_tokens), torch.tensor(out_scores)
 
 
+@pytest.mark.parametrize("rotary", [False, True], ids=["positions", "rotary"])
 @pytest.mark.parametrize("width", [1, 3, 6])
-def test_beam_search_equals_a_plain_search_without_cache(width):
-    net, x = tiny(), frames()
+def test_beam_search_equals_a_plain_search_without_cache(width, rotary):
+    # the cached keys of rotary positions are rotated once, at their own step
+    net, x = tiny(decoder_rotary=rotary), frames()
     with torch.no_grad():
         tokens, scores = net.decoder.beam(*net.encode(x), width)
         want_tokens, want_scores = reference_beam(net, x, width)
