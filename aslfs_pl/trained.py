@@ -8,7 +8,9 @@ as ``--model.dim 192`` mean in every script what they mean in training.
 
 from __future__ import annotations
 
+import argparse
 import io
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import torch
 
 from aslfs_pl.data.datamodule import KaggleDataModule
 from aslfs_pl.data.landmarks import LandmarkSet
+from aslfs_pl.model.config import ModelConfig
 from aslfs_pl.model.seq2seq import Seq2Seq
 from aslfs_pl.task import Seq2SeqTask
 
@@ -46,20 +49,33 @@ class Trained:
         return self.task.hparams.get("decoding", "attention")
 
 
-def load_checkpoint(path: str | Path, data_dir: str | None = None) -> Trained:
-    """The task and data module of a training checkpoint (``data_dir`` overrides the recorded one).
+def load_checkpoint(
+    path: str | Path, data_dir: str | None = None, model: dict | None = None
+) -> Trained:
+    """The task and data module of a training checkpoint (``data_dir`` overrides the recorded one;
+    ``model``: model settings over the recorded ones, e.g. ``{"beam_width": 8}``: how the
+    trained weights are read out, see :func:`model_settings`).
 
     Raises:
-        LoadError: ``[load]`` naming the file.
+        LoadError: ``[load]`` naming the file (and the settings, when they do not fit it).
     """
     path = Path(path)
     if not path.is_file():
         raise LoadError(f"[load] {path}: checkpoint not found")
+    model = model or {}
     try:
         data = path.read_bytes()  # read once: the task and the data settings both come from it
-        task = Seq2SeqTask.load_from_checkpoint(io.BytesIO(data), map_location="cpu")
         ckpt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)  # plain values
     except Exception as err:
+        raise LoadError(f"[load] {path}: not a loadable aslfs_pl checkpoint ({err})") from err
+    try:
+        task = Seq2SeqTask.load_from_checkpoint(io.BytesIO(data), map_location="cpu", **model)
+    except Exception as err:
+        if model:  # a refused value, or a setting that changes the shape of the network
+            flags = ", ".join(f"--model.{k} {v}" for k, v in model.items())
+            cause = " ".join(str(err).split())
+            cause = cause if len(cause) < 300 else cause[:300] + " ..."
+            raise LoadError(f"[load] {path} with {flags}: {cause}") from err
         raise LoadError(f"[load] {path}: not a loadable aslfs_pl checkpoint ({err})") from err
     if "datamodule_hyper_parameters" not in ckpt:
         raise LoadError(f"[load] {path}: records no data module settings (landmarks, split)")
@@ -77,6 +93,53 @@ def load_checkpoint(path: str | Path, data_dir: str | None = None) -> Trained:
         )
     task.eval()
     return Trained(task, datamodule)
+
+
+def model_settings(args: list[str]) -> dict[str, object]:
+    """``--model.NAME VALUE`` (or ``=VALUE``) arguments -> ``{NAME: value}``, each value typed as
+    :class:`~aslfs_pl.model.config.ModelConfig`'s field: the settings the commands that read a
+    checkpoint take over its recorded ones (the read-out: ``beam_width``, the fallback rules).
+
+    Raises:
+        ValueError: naming the first argument that is not a model setting or whose value does
+            not parse.
+    """
+    types = typing.get_type_hints(ModelConfig)
+    settings: dict[str, object] = {}
+    rest = list(args)
+    while rest:
+        arg = rest.pop(0)
+        flag, has_value, value = arg.partition("=")
+        name = flag.removeprefix("--model.")
+        if not flag.startswith("--model.") or name not in types:
+            raise ValueError(f"{arg} (not a --model.NAME setting)")
+        if not has_value:
+            if not rest:
+                raise ValueError(f"{flag} needs a value")
+            value = rest.pop(0)
+        kind = types[name]
+        try:
+            if kind is bool:
+                if value.lower() not in ("true", "false"):
+                    raise ValueError(value)
+                settings[name] = value.lower() == "true"
+            else:
+                settings[name] = kind(value)
+        except ValueError:
+            raise ValueError(f"{flag} {value!r}: not a {kind.__name__}") from None
+    return settings
+
+
+def parse_with_model_settings(
+    parser: argparse.ArgumentParser, argv: list[str] | None
+) -> tuple[argparse.Namespace, dict[str, object]]:
+    """``parser``'s arguments and the ``--model.*`` settings after them (:func:`model_settings`);
+    anything else is an error of ``parser`` (usage and exit status 2)."""
+    args, rest = parser.parse_known_args(argv)
+    try:
+        return args, model_settings(rest)
+    except ValueError as err:
+        parser.error(f"unrecognised arguments: {err}")
 
 
 # What a config is read for here is the model and the data settings; the trainer it would build

@@ -9,7 +9,7 @@ import torch
 
 from aslfs_pl.data.datamodule import KaggleDataModule
 from aslfs_pl.task import Seq2SeqTask
-from aslfs_pl.trained import LoadError, from_config, load_checkpoint
+from aslfs_pl.trained import LoadError, from_config, load_checkpoint, model_settings
 from tests.helpers import ROOT, TINY, TINY_TASK
 
 
@@ -122,3 +122,30 @@ def test_a_config_gives_a_seeded_network_and_its_data_module(capsys):
     with pytest.raises(SystemExit):  # an unknown flag: the CLI's usage message, as fit.py
         from_config(["--config", TINY, "--model.width", "48"])
     assert "model.width" in capsys.readouterr().err
+
+
+def test_model_settings_replace_the_checkpoints_and_name_what_does_not_fit(tmp_path):
+    saved = Seq2SeqTask(**TINY_TASK, ctc_weight=0.5, decoding="beam", beam_width=3)
+    path = tmp_path / "run.ckpt"
+    save_checkpoint(path, saved, dict(KaggleDataModule(max_frames=24).hparams))
+    assert load_checkpoint(path).net.config.beam_width == 3
+    wider = model_settings(["--model.beam_width", "5", "--model.fallback_phrase=e a"])
+    assert wider == {"beam_width": 5, "fallback_phrase": "e a"}
+    net = load_checkpoint(path, model=wider).net
+    assert (net.config.beam_width, net.config.fallback_phrase) == (5, "e a")
+    for name, weight in saved.net.state_dict().items():  # the same weights, read another way
+        assert torch.equal(weight, net.state_dict()[name]), name
+    with pytest.raises(LoadError, match=r"with --model.dim 48: .*size mismatch"):
+        load_checkpoint(path, model={"dim": 48})
+    with pytest.raises(LoadError, match=r"with --model.beam_width 0: model.beam_width 0 must"):
+        load_checkpoint(path, model={"beam_width": 0})
+    assert model_settings(["--model.decoder_rotary", "true"]) == {"decoder_rotary": True}
+    for args, complaint in [
+        (["--data.max_frames", "8"], r"--data.max_frames \(not a --model.NAME setting\)"),
+        (["--model.width", "8"], r"--model.width \(not a --model.NAME setting\)"),
+        (["--model.beam_width"], "--model.beam_width needs a value"),
+        (["--model.beam_width", "four"], "--model.beam_width 'four': not a int"),
+        (["--model.rotary", "yes"], "--model.rotary 'yes': not a bool"),
+    ]:
+        with pytest.raises(ValueError, match=complaint):
+            model_settings(args)

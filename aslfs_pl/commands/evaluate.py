@@ -10,7 +10,8 @@ the TFLite model (1 thread), argmax-decodes through the character map and prints
 score; with --ckpt, the PyTorch model is scored on the same sequences, side by side.
 --split val rebuilds the checkpoint's validation split exactly (its data sources, phrase filter
 and split settings are recorded in it; only the data directory is taken from --data_dir);
---split all scores every sequence of train.csv.
+--split all scores every sequence of train.csv. --model.* settings after --ckpt replace the
+checkpoint's (its read-out, e.g. --model.beam_width 8, as the export takes them).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from aslfs_pl.data.kaggle import DataError, load_index
 from aslfs_pl.deploy.runtime import TFLiteRunner
 from aslfs_pl.deploy.stages import ExportError
 from aslfs_pl.evaluate import score, torch_predictor
-from aslfs_pl.trained import LoadError, load_checkpoint
+from aslfs_pl.trained import LoadError, load_checkpoint, parse_with_model_settings
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -38,14 +39,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--split", choices=["val", "all"], default="val")
     p.add_argument("--limit", type=int, default=None, help="score only the first N sequences")
     p.add_argument("--threads", type=int, default=1, help="TFLite interpreter threads")
-    args = p.parse_args(argv)
+    args, model = parse_with_model_settings(p, argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     if not args.submission and not args.ckpt:
         p.error("give --submission and/or --ckpt")
+    if model and not args.ckpt:
+        p.error("--model.* settings read a checkpoint: give --ckpt")
     try:
         if args.split == "val" and not args.ckpt:
             p.error("--split val needs --ckpt (the split is recorded in the checkpoint)")
-        trained = load_checkpoint(args.ckpt, data_dir=args.data_dir) if args.ckpt else None
+        trained = load_checkpoint(args.ckpt, args.data_dir, model) if args.ckpt else None
         if args.split == "val":
             # the training split exactly: the checkpoint's sources, phrase filter and settings
             dm = trained.datamodule

@@ -3,9 +3,12 @@
 (``python scripts/export_tflite.py`` takes the same arguments.)
 
     aslfs-export --ckpt runs/quickstart/checkpoints/last.ckpt --out artifacts/sub
+        [--model.beam_width 8 ...]
     aslfs-export --config configs/seed.yaml --model.dim 192 --out artifacts/x
         [--fp32 | --int8] [--decoding NAME] [--no_check]
 
+With --ckpt, --model.* settings replace the checkpoint's (how its weights are read out: the beam
+width, the fallback rules; one that changes the network's shape fails as the weights load).
 Without --ckpt, every other argument is a training CLI argument (--config files, --model.*,
 --data.*), parsed as scripts/fit.py parses it. Writes OUT/model.tflite, OUT/inference_args.json
 and OUT/submission.zip, then checks the TFLite model against PyTorch at a few lengths (logits
@@ -23,7 +26,7 @@ from aslfs_pl.deploy.convert import check_writable, convert
 from aslfs_pl.deploy.parity import parity_report
 from aslfs_pl.deploy.stages import ExportError, Job
 from aslfs_pl.model.decoding import DECODINGS
-from aslfs_pl.trained import LoadError, from_config, load_checkpoint
+from aslfs_pl.trained import LoadError, from_config, load_checkpoint, model_settings
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -65,8 +68,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--no_check", action="store_true", help="skip the parity check")
     args, config_args = p.parse_known_args(argv)
-    if args.ckpt and config_args:
-        p.error(f"unrecognised arguments with --ckpt: {' '.join(config_args)}")
+    model = {}
+    if args.ckpt:
+        try:
+            model = model_settings(config_args)
+        except ValueError as err:
+            p.error(f"unrecognised arguments with --ckpt: {err}")
     if not args.ckpt and not config_args:
         p.error("give --ckpt, or training CLI arguments (--config FILE, --model.* ...)")
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -74,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("torchao").setLevel(logging.ERROR)
     try:
         check_writable(args.out)  # before minutes of conversion
-        trained = load_checkpoint(args.ckpt) if args.ckpt else from_config(config_args)
+        trained = load_checkpoint(args.ckpt, model=model) if args.ckpt else from_config(config_args)
         net, columns = trained.net, trained.landmarks.selected_columns
         print(f"model: {net.num_parameters() / 1e6:.2f}M parameters, {len(columns)} input columns")
         decoding = args.decoding or trained.decoding

@@ -5,6 +5,7 @@
     aslfs-predict --submission artifacts/quickstart/submission.zip \
         --parquet data/synthetic/train_landmarks/123.parquet --out predictions.csv
     aslfs-predict --ckpt runs/quickstart/checkpoints/last.ckpt --parquet ... --out ...
+        [--model.beam_width 8 ...]
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from aslfs_pl.data.kaggle import DataError
 from aslfs_pl.deploy.runtime import TFLiteRunner
 from aslfs_pl.deploy.stages import ExportError
 from aslfs_pl.evaluate import kaggle_sequences, torch_predictor, write_phrases
-from aslfs_pl.trained import LoadError, load_checkpoint
+from aslfs_pl.trained import LoadError, load_checkpoint, parse_with_model_settings
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -26,7 +27,9 @@ def main(argv: list[str] | None = None) -> None:
     src.add_argument("--ckpt", help="a training checkpoint")
     p.add_argument("--parquet", required=True)
     p.add_argument("--out", required=True, help="output csv")
-    args = p.parse_args(argv)
+    args, model = parse_with_model_settings(p, argv)
+    if model and not args.ckpt:
+        p.error("--model.* settings read a checkpoint: give --ckpt")
     try:
         if args.submission:
             predict = TFLiteRunner(args.submission)
@@ -34,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
             if columns is None:
                 sys.exit("the submission has no inference_args.json: cannot tell its columns")
         else:
-            trained = load_checkpoint(args.ckpt)
+            trained = load_checkpoint(args.ckpt, model=model)
             predict = torch_predictor(trained.net, trained.decoding)
             columns = trained.landmarks.selected_columns
         rows = ((sid, predict(frames)) for sid, frames in kaggle_sequences(args.parquet, columns))

@@ -28,6 +28,15 @@ def test_export_script_refuses_ckpt_with_config_arguments(tmp_path, capsys):
     with pytest.raises(SystemExit):
         export_tflite.main(["--ckpt", "x.ckpt", "--no-check", "--out", str(tmp_path)])
     assert "unrecognised arguments with --ckpt: --no-check" in capsys.readouterr().err
+    # model settings read the checkpoint another way; anything else is refused before loading
+    with pytest.raises(SystemExit):
+        export_tflite.main(["--ckpt", "x.ckpt", "--model.beam_width", "--out", str(tmp_path)])
+    assert "with --ckpt: --model.beam_width needs a value" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        export_tflite.main(
+            ["--ckpt", "x.ckpt", "--model.beam_width", "4", "--data.x", "1", "--out", "o"]
+        )
+    assert "with --ckpt: --data.x (not a --model.NAME setting)" in capsys.readouterr().err
 
 
 def test_export_script_needs_a_checkpoint_or_a_config(tmp_path, capsys):
