@@ -84,7 +84,11 @@ def test_fit_script_reports_bad_data_in_one_line(tmp_path):
 @pytest.mark.slow
 def test_every_config_parses(capsys):
     configs = [[p] for p in sorted((ROOT / "configs").glob("*.yaml"))]
-    stacked = [["quickstart.yaml", "beyond_cpu.yaml"], ["seed.yaml", "beyond.yaml"]]
+    stacked = [
+        ["quickstart.yaml", "beyond_cpu.yaml"],
+        ["seed.yaml", "beyond.yaml"],
+        ["quickstart.yaml", "squeezeformer_cpu.yaml"],
+    ]
     configs += [[ROOT / "configs" / name for name in pair] for pair in stacked]
     for paths in configs:
         with pytest.raises(SystemExit) as exit_info:
@@ -97,6 +101,14 @@ def test_every_config_parses(capsys):
             assert printed["trainer"]["callbacks"][0]["class_path"] == "aslfs_pl.callbacks.EMA"
         if paths[-1].name == "beyond.yaml":
             assert printed["data"]["val_sources"] == ["train"]
+        if [p.name for p in paths] == ["quickstart.yaml", "squeezeformer_cpu.yaml"]:
+            model = printed["model"]
+            assert (model["encoder"], model["decoding"], model["beam_width"]) == (
+                "squeezeformer",
+                "beam",
+                8,
+            )
+            assert model["dim"] == 96 and model["ctc_weight"] == 0.5  # the quickstart's
 
 
 @pytest.mark.slow
