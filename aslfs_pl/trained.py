@@ -142,6 +142,25 @@ def parse_with_model_settings(
         parser.error(f"unrecognised arguments: {err}")
 
 
+def from_arguments(parser: argparse.ArgumentParser, ckpt: str | None, rest: list[str]) -> Trained:
+    """The network of checkpoint ``ckpt`` with the ``--model.*`` settings of ``rest`` over its
+    own, or without a checkpoint, of the training CLI arguments ``rest`` (:func:`from_config`):
+    what the commands that convert a network read. A usage error exits through ``parser``.
+
+    Raises:
+        LoadError: as :func:`load_checkpoint` and :func:`from_config`.
+    """
+    if ckpt:
+        try:
+            model = model_settings(rest)
+        except ValueError as err:
+            parser.error(f"unrecognised arguments with --ckpt: {err}")
+        return load_checkpoint(ckpt, model=model)
+    if not rest:
+        parser.error("give --ckpt, or training CLI arguments (--config FILE, --model.* ...)")
+    return from_config(rest)
+
+
 # What a config is read for here is the model and the data settings; the trainer it would build
 # is forced onto the CPU, without logger, so that a TPU or GPU config (configs/tpu.yaml) loads too.
 _BUILD_ONLY = [

@@ -4,9 +4,10 @@ and PyTorch.
     python scripts/bench_export.py --config configs/seed.yaml [--model.dim 192 ...] [--sequences 40]
         [--weights fp16 fp32 int8] [--decodings attention ctc joint]
         [--baseline earlier/model.tflite ...]
-    python scripts/bench_export.py --ckpt runs/quickstart/checkpoints/last.ckpt ...
+    python scripts/bench_export.py --ckpt runs/quickstart/checkpoints/last.ckpt [--model.beam_width 8] ...
 
-Without --ckpt, the other arguments are training CLI arguments (as scripts/fit.py reads them).
+Without --ckpt, the other arguments are training CLI arguments (as scripts/fit.py reads them);
+with it, --model.* settings replace the checkpoint's (its read-out, as aslfs-export takes them).
 One run measures, on one thread and the same inputs (lengths drawn like Kaggle's: lognormal, mean
 ~160 frames, clipped to 1..807, plus one 807-frame sequence):
 - the conversion of each weight type and decoding route (``ctc`` and ``joint`` need the CTC head,
@@ -45,7 +46,7 @@ from aslfs_pl.deploy.convert import WEIGHTS, convert
 from aslfs_pl.deploy.runtime import TFLiteRunner
 from aslfs_pl.deploy.stages import ExportError
 from aslfs_pl.model.decoding import DECODINGS
-from aslfs_pl.trained import LoadError, from_config, load_checkpoint
+from aslfs_pl.trained import LoadError, from_arguments
 
 
 def kaggle_lengths(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -142,14 +143,10 @@ def main(argv: list[str] | None = None) -> None:
     args, config_args = p.parse_known_args(argv)
     if args.rounds < 1:
         p.error("--rounds must be at least 1")
-    if args.ckpt and config_args:
-        p.error(f"unrecognised arguments with --ckpt: {' '.join(config_args)}")
-    if not args.ckpt and not config_args:
-        p.error("give --ckpt, or training CLI arguments (--config FILE, --model.* ...)")
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(1)
     try:
-        trained = load_checkpoint(args.ckpt) if args.ckpt else from_config(config_args)
+        trained = from_arguments(p, args.ckpt, config_args)
         run(args, trained)
     except (ExportError, LoadError) as err:
         sys.exit(f"bench_export failed: {err}")

@@ -26,7 +26,7 @@ from aslfs_pl.deploy.convert import check_writable, convert
 from aslfs_pl.deploy.parity import parity_report
 from aslfs_pl.deploy.stages import ExportError, Job
 from aslfs_pl.model.decoding import DECODINGS
-from aslfs_pl.trained import LoadError, from_config, load_checkpoint, model_settings
+from aslfs_pl.trained import LoadError, from_arguments
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -68,20 +68,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--no_check", action="store_true", help="skip the parity check")
     args, config_args = p.parse_known_args(argv)
-    model = {}
-    if args.ckpt:
-        try:
-            model = model_settings(config_args)
-        except ValueError as err:
-            p.error(f"unrecognised arguments with --ckpt: {err}")
-    if not args.ckpt and not config_args:
-        p.error("give --ckpt, or training CLI arguments (--config FILE, --model.* ...)")
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("aslfs_pl").setLevel(logging.INFO)  # stage progress from the package
     logging.getLogger("torchao").setLevel(logging.ERROR)
     try:
+        trained = from_arguments(p, args.ckpt, config_args)
         check_writable(args.out)  # before minutes of conversion
-        trained = load_checkpoint(args.ckpt, model=model) if args.ckpt else from_config(config_args)
         net, columns = trained.net, trained.landmarks.selected_columns
         print(f"model: {net.num_parameters() / 1e6:.2f}M parameters, {len(columns)} input columns")
         decoding = args.decoding or trained.decoding
