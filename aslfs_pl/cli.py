@@ -33,6 +33,7 @@ from aslfs_pl import spmd  # noqa: F401  (registers --trainer.strategy spmd)
 from aslfs_pl.callbacks import AtomicModelCheckpoint, PhraseWriter
 from aslfs_pl.data.datamodule import KaggleDataModule
 from aslfs_pl.data.kaggle import DataError
+from aslfs_pl.model.config import NETWORK, READ_OUT
 from aslfs_pl.task import NonFiniteLossError, Seq2SeqTask
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -67,11 +68,20 @@ class ASLCLI(LightningCLI):
         """Lightning puts a checkpoint's model settings (``--ckpt_path``) over the whole config,
         the command line's ``--model.*`` flags included. Here those flags win: ``validate
         --ckpt_path C --model.beam_width 8`` validates C with 8 beams. A flag that changes the
-        network's shape fails as the weights load, naming the tensor."""
+        network the weights belong to (:data:`aslfs_pl.model.config.NETWORK`: sizes, families,
+        positions) is refused, naming it."""
         sub = self.config.get("subcommand")
         given = {k: self.config[f"{sub}.model.{k}"] for k in self._model_flags} if sub else {}
         super()._parse_ckpt_path()
         undone = {k: v for k, v in given.items() if self.config[f"{sub}.model.{k}"] != v}
+        changed = [k for k in undone if k in NETWORK]
+        if changed:
+            k = changed[0]
+            raise ValueError(
+                f"--model.{k} {undone[k]}: the checkpoint {self.config[f'{sub}.ckpt_path']} holds "
+                f"a network with {k} {self.config[f'{sub}.model.{k}']}; over a checkpoint only "
+                f"its read-out ({', '.join(READ_OUT)}) and the training-only settings change"
+            )
         if undone:
             self.config = self.parser.parse_object({sub: {"model": undone}}, self.config)
 

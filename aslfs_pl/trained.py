@@ -18,7 +18,7 @@ import torch
 
 from aslfs_pl.data.datamodule import KaggleDataModule
 from aslfs_pl.data.landmarks import LandmarkSet
-from aslfs_pl.model.config import ModelConfig
+from aslfs_pl.model.config import READ_OUT, ModelConfig
 from aslfs_pl.model.seq2seq import Seq2Seq
 from aslfs_pl.task import Seq2SeqTask
 
@@ -72,7 +72,7 @@ def load_checkpoint(
         task = Seq2SeqTask.load_from_checkpoint(io.BytesIO(data), map_location="cpu", **model)
     except Exception as err:
         if model:  # a refused value, or a setting that changes the shape of the network
-            flags = ", ".join(f"--model.{k} {v}" for k, v in model.items())
+            flags = " ".join(f"--model.{k} {v!r}" for k, v in model.items())
             cause = " ".join(str(err).split())
             cause = cause if len(cause) < 300 else cause[:300] + " ..."
             raise LoadError(f"[load] {path} with {flags}: {cause}") from err
@@ -96,37 +96,36 @@ def load_checkpoint(
 
 
 def model_settings(args: list[str]) -> dict[str, object]:
-    """``--model.NAME VALUE`` (or ``=VALUE``) arguments -> ``{NAME: value}``, each value typed as
-    :class:`~aslfs_pl.model.config.ModelConfig`'s field: the settings the commands that read a
-    checkpoint take over its recorded ones (the read-out: ``beam_width``, the fallback rules).
+    """``--model.NAME VALUE`` (or ``=VALUE``) arguments -> ``{NAME: value}``: the settings the
+    commands that read a checkpoint take over its recorded ones, its read-out
+    (:data:`~aslfs_pl.model.config.READ_OUT`: the decoding, the beam width, the fallback rules),
+    each value typed as its field.
 
     Raises:
-        ValueError: naming the first argument that is not a model setting or whose value does
-            not parse.
+        ValueError: naming the first argument that is not a read-out setting or whose value
+            does not parse.
     """
-    types = typing.get_type_hints(ModelConfig)
+    types = typing.get_type_hints(ModelConfig) | {"decoding": str}
     settings: dict[str, object] = {}
     rest = list(args)
     while rest:
         arg = rest.pop(0)
         flag, has_value, value = arg.partition("=")
         name = flag.removeprefix("--model.")
-        if not flag.startswith("--model.") or name not in types:
-            raise ValueError(f"{arg} (not a --model.NAME setting)")
+        if not flag.startswith("--model.") or name not in READ_OUT:
+            raise ValueError(
+                f"{arg} (over a checkpoint only its read-out settings: "
+                f"{', '.join(f'--model.{n}' for n in READ_OUT)})"
+            )
         if not has_value:
-            if not rest:
+            if not rest or rest[0].startswith("--"):
                 raise ValueError(f"{flag} needs a value")
             value = rest.pop(0)
-        kind = types[name]
+        kind = types[name]  # str, int or float
         try:
-            if kind is bool:
-                if value.lower() not in ("true", "false"):
-                    raise ValueError(value)
-                settings[name] = value.lower() == "true"
-            else:
-                settings[name] = kind(value)
+            settings[name] = kind(value)
         except ValueError:
-            raise ValueError(f"{flag} {value!r}: not a {kind.__name__}") from None
+            raise ValueError(f"{flag} {value!r}: expected {kind.__name__}") from None
     return settings
 
 

@@ -295,6 +295,9 @@ def test_model_flags_of_the_command_line_win_over_the_checkpoints_settings(synth
     assert validate() == 3  # the checkpoint's, over the config's default (4)
     assert validate("--model.beam_width", "1") == 1
     assert validate("--model.beam_width=2", "--model.label_smoothing", "0.2") == 2
+    # a setting of the network itself (no weight changes shape with it) is refused
+    with pytest.raises(ValueError, match=r"--model.decoder_rotary True: the checkpoint .* with "):
+        validate("--model.decoder_rotary", "true")
     assert cli.model_flags(["--model.beam_width=2", "--model.optimizer.lr", "1", "--x"]) == [
         "beam_width",
         "optimizer",

@@ -7,8 +7,9 @@
     aslfs-export --config configs/seed.yaml --model.dim 192 --out artifacts/x
         [--fp32 | --int8] [--decoding NAME] [--no_check]
 
-With --ckpt, --model.* settings replace the checkpoint's (how its weights are read out: the beam
-width, the fallback rules; one that changes the network's shape fails as the weights load).
+With --ckpt, the read-out's --model.* settings replace the checkpoint's (how its weights are read
+out: --model.decoding, beam_width, fallback_phrase, fallback_frames, fallback_confidence; any
+other setting is refused).
 Without --ckpt, every other argument is a training CLI argument (--config files, --model.*,
 --data.*), parsed as scripts/fit.py parses it. Writes OUT/model.tflite, OUT/inference_args.json
 and OUT/submission.zip, then checks the TFLite model against PyTorch at a few lengths (logits

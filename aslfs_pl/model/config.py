@@ -8,12 +8,19 @@ jsonargparse reads the fields and their docstrings from it), checkpoints record 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from aslfs_pl import vocab
 
 #: The encoder families ``model.encoder`` names.
 ENCODERS = ("seed", "conformer", "squeezeformer")
+
+#: The settings that say how a trained network's phrases are read out, not which network it is:
+#: a checkpoint can be read with other values of them (``decoding`` is the task's setting,
+#: :class:`aslfs_pl.task.Seq2SeqTask`).
+READ_OUT = ("decoding", "beam_width", "fallback_phrase", "fallback_frames", "fallback_confidence")
+#: Settings that act in training only.
+TRAINING_ONLY = ("dropout", "drop_path")
 
 
 @dataclass
@@ -151,3 +158,8 @@ class ModelConfig:
         for name in ("dropout", "drop_path"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"model.{name} {getattr(self, name)} must lie in [0, 1)")
+
+
+#: The settings that define the network its weights belong to: a checkpoint's stay as trained
+#: (the sizes, the families, the positions; several change no weight's shape).
+NETWORK = tuple(f.name for f in fields(ModelConfig) if f.name not in READ_OUT + TRAINING_ONLY)

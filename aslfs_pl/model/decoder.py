@@ -89,7 +89,7 @@ class DecoderBlockExport(ExportForm):
         """The next position of R hypotheses, ``y`` (R, D) -> (R, D), and the self-attention
         cache including them (R columns more). ``self_bias`` (R, S): which cached keys each row
         may see (beam search); None: all of them (R = 1, greedy). ``rotation``: the step's
-        rotary tables (1, D)."""
+        rotary tables (1, 1, D/H)."""
         xn = self.self_attn.normalise(y)
         if y.shape[0] == 1:
             k, v = self.self_attn.step_keys_values(xn, rotation)
@@ -110,7 +110,7 @@ class DecoderBlockExport(ExportForm):
         rotation: Rotation = None,
     ) -> Tensor:
         """All positions of known phrases at once: ``y`` (R, D), ``self_bias`` (R, R),
-        ``rotation``: each row's rotary tables (R, D)."""
+        ``rotation``: each row's rotary tables (R, 1, D/H)."""
         xn = self.self_attn.normalise(y)
         kv = self.self_attn.keys_values(xn, rotation)
         y = y + self.self_attn.attend(xn, *kv, self_bias, rotation)
@@ -288,10 +288,9 @@ class DecoderExport(ExportForm):
         self.put_linear("head", dec.head, dec.norm)
         self.put("eps", const(dec.norm.eps))
         self.covers(dec.positions, dec.embed)
-        if dec.rotary:  # the tables of every head side by side: (L, D)
-            heads = dec.blocks[0].self_attn.heads
-            self.put("rotary_cos", dec.rotary_cos.repeat(1, heads))
-            self.put("rotary_sin", dec.rotary_sin.repeat(1, heads))
+        if dec.rotary:
+            self.put("rotary_cos", dec.rotary_cos)
+            self.put("rotary_sin", dec.rotary_sin)
             self.covers(dec.rotary_cos, dec.rotary_sin)
         pad = torch.zeros(1, dec.head.out_features)
         pad[0, vocab.PAD] = 1e4
@@ -311,11 +310,11 @@ class DecoderExport(ExportForm):
 
     def step_input(self, token: Tensor, t: int) -> tuple[Tensor, Rotation]:
         """Step ``t``'s tokens (R,) -> the first block's input (R, D) and the step's rotary
-        tables (1, D) (None without rotary): ``t`` is static in the unrolled loop, so both are
-        slices of constants."""
+        tables (1, 1, D/H) (None without rotary): ``t`` is static in the unrolled loop, so both
+        are slices of constants."""
         y = F.embedding(token, self.embed)
         if self.rotary:
-            return y, (self.rotary_cos[t : t + 1], self.rotary_sin[t : t + 1])
+            return y, (self.rotary_cos[t : t + 1, None], self.rotary_sin[t : t + 1, None])
         return y + self.positions[t], None
 
     def cross(self, memory: Tensor, valid: Tensor, j: Tensor) -> tuple[list, Tensor]:
@@ -411,8 +410,8 @@ class DecoderExport(ExportForm):
         y, rotation = F.embedding(inputs, self.embed), None  # (R, D)
         if self.rotary:
             rotation = (
-                F.embedding(positions, self.rotary_cos),
-                F.embedding(positions, self.rotary_sin),
+                F.embedding(positions, self.rotary_cos).unsqueeze(1),  # (R, 1, D/H)
+                F.embedding(positions, self.rotary_sin).unsqueeze(1),
             )
         else:
             y = y + F.embedding(positions, self.positions)

@@ -152,8 +152,7 @@ class AttentionExport(ExportForm):
     for :meth:`over_frames` (splitting a frame-sized tensor into heads by reshape lowers to
     run-time shape arithmetic, measured several times slower than per-head matmuls); otherwise
     whole projections for the decoder's one-token steps, whose static shapes make the head split
-    a free reshape. ``rotary``: queries and keys can be rotated (:meth:`project`; the rotation's
-    second term is folded into turned copies of their weights).
+    a free reshape. ``rotary``: queries and keys can be rotated (:meth:`project`).
     """
 
     def __init__(
@@ -165,7 +164,7 @@ class AttentionExport(ExportForm):
         rotary: bool = False,
     ):
         super().__init__()
-        self.heads, self.head_dim = attn.heads, attn.head_dim
+        self.heads, self.head_dim, self.heads_apart = attn.heads, attn.head_dim, heads_apart
         d = attn.q.out_features
         scale = 1.0 / math.sqrt(attn.head_dim)
         self.covers(attn.q, attn.kv, attn.out, norm, kv_norm or norm)
@@ -187,9 +186,6 @@ class AttentionExport(ExportForm):
                         self.put_weights(f"{name}{h}_turned", r.t() @ w[part], b[part] @ r)
             else:
                 self.put_weights(name, w, b)
-                if rotary and name in "qk":  # every head's turn, side by side
-                    r = torch.block_diag(*[half_turn(self.head_dim)] * self.heads)
-                    self.put_weights(f"{name}_turned", r.t() @ w, b @ r)
         self.put_weights("out", attn.out.weight, attn.out.bias)
         self.put("eps", const(norm.eps))
 
@@ -198,14 +194,19 @@ class AttentionExport(ExportForm):
         return normalise(x, self.eps)
 
     def project(self, xn: Tensor, name: str, rotation: Rotation = None) -> Tensor:
-        """The projection ``name`` of normalised rows ``xn`` (n, D), rotated by ``rotation``
-        (tables as wide as the projection, one row or one per row of ``xn``) when the attention
-        was built with ``rotary`` and ``name`` is a query or key projection."""
+        """The projection ``name`` (a query or key projection when ``rotation`` is given) of
+        normalised rows ``xn`` (n, D), rotated by ``rotation``: over frames, one head's
+        projection and the tables (n, D/H), the rotation's second term folded into the weights;
+        on the decoder's static rows, the whole projection split into heads by a free reshape
+        and :func:`rotate` by tables (1 or n, 1, D/H)."""
         y = linear(xn, self.weights(name))
         if rotation is None:
             return y
-        cos, sin = rotation
-        return y * cos + linear(xn, self.weights(f"{name}_turned")) * sin
+        if self.heads_apart:  # one head's projection ("q0", "k1", ...)
+            cos, sin = rotation
+            return y * cos + linear(xn, self.weights(f"{name}_turned")) * sin
+        n = y.shape[0]
+        return rotate(y.reshape(n, self.heads, self.head_dim), rotation).reshape(n, -1)
 
     def over_frames(self, xn: Tensor, bias: Tensor, rotation: Rotation = None) -> Tensor:
         """Self-attention of normalised frames ``xn`` (n, D), one head at a time; ``bias``
@@ -221,7 +222,7 @@ class AttentionExport(ExportForm):
 
     def keys_values(self, xn: Tensor, rotation: Rotation = None) -> tuple[Tensor, Tensor]:
         """Keys (H, D/H, S) and values (H, S, D/H) of normalised rows ``xn`` (S, D); ``rotation``:
-        rotary tables (1 or S, D) when built with ``rotary``."""
+        the keys' rotary tables (1 or S, 1, D/H)."""
         s, h, dh = xn.shape[0], self.heads, self.head_dim
         k = self.project(xn, "k", rotation).reshape(s, h, dh).permute(1, 2, 0)
         v = linear(xn, self.weights("v")).reshape(s, h, dh).permute(1, 0, 2)
@@ -239,7 +240,7 @@ class AttentionExport(ExportForm):
     ) -> Tensor:
         """Normalised queries ``xn`` (R, D), R static (one decoder step, or a whole known
         phrase), over keys (H, D/H, S) and values (H, S, D/H); ``bias`` adds to the (H, R, S)
-        scores; ``rotation``: the queries' rotary tables (1 or R, D). One query splits into
+        scores; ``rotation``: the queries' rotary tables (1 or R, 1, D/H). One query splits into
         heads by free reshapes."""
         r, h, dh = xn.shape[0], self.heads, self.head_dim
         q = self.project(xn, "q", rotation)

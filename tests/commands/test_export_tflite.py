@@ -36,7 +36,7 @@ def test_export_script_refuses_ckpt_with_config_arguments(tmp_path, capsys):
         export_tflite.main(
             ["--ckpt", "x.ckpt", "--model.beam_width", "4", "--data.x", "1", "--out", "o"]
         )
-    assert "with --ckpt: --data.x (not a --model.NAME setting)" in capsys.readouterr().err
+    assert "with --ckpt: --data.x (over a checkpoint only its read-out" in capsys.readouterr().err
 
 
 def test_export_script_needs_a_checkpoint_or_a_config(tmp_path, capsys):

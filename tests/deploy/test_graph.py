@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from aslfs_pl import vocab
-from aslfs_pl.data.features import fit_length, resample_indices
+from aslfs_pl.data.features import fit_length, frame_features, resample_indices
 from aslfs_pl.deploy.graph import KaggleModel
 from aslfs_pl.deploy.stages import ExportError
 from aslfs_pl.export_ops import fold_norm
@@ -222,6 +222,44 @@ def test_joint_route_matches_training_path(t, rotary):
         want = net.decode(torch.from_numpy(fit_length(x, 16))[None], "joint")[0].numpy()
     assert out.shape == (8, vocab.VOCAB_SIZE)
     np.testing.assert_array_equal(out.argmax(1), want)
+
+
+@decoder_positions
+def test_teacher_forced_rows_of_the_graph_equal_the_decoders_logits(rotary):
+    # what the joint route rescores with: two phrases stacked, each position's own table rows
+    net = tiny_ctc_net(decoder_rotary=rotary)
+    x = torch.from_numpy(fit_length(nan_frames(17, seed=3), 16))
+    graph = net.export_form("joint")
+    j = torch.arange(16, dtype=torch.float32)
+    feats, valid = frame_features(x, net.config.num_axes)
+    memory = graph.encoder(graph.embedding(feats, valid, j), valid, j)
+    phrases = torch.tensor([[vocab.SOS, 5, 6, 7, 8, 9, 10, 11], [vocab.SOS, 9, 3, 3, 20, 4, 4, 7]])
+    with torch.no_grad():
+        want = net.decoder(phrases, *net.encode(x[None]))  # (2, L, V)
+        got = graph.head.decoder.teacher_forced(
+            phrases.reshape(-1).to(torch.int32),
+            graph.head.positions,
+            graph.head.self_bias,
+            graph.head.decoder.cross(memory, valid, j),
+        )
+    torch.testing.assert_close(got, want.reshape(16, -1), atol=1e-4, rtol=1e-4)
+
+
+def test_cross_attention_reads_no_phrase_position(monkeypatch):
+    # phrase positions and frames share no axis: only self-attention rotates
+    net = tiny_net(decoder_rotary=True)
+    seen = []
+    for block in net.decoder.blocks:
+        attend = block.cross_attn.attend
+
+        def record(*args, attend=attend, **kwargs):
+            seen.append(args[4] if len(args) > 4 else kwargs.get("rotation"))
+            return attend(*args, **kwargs)
+
+        monkeypatch.setattr(block.cross_attn, "attend", record)
+    with torch.no_grad():
+        net.generate(torch.from_numpy(nan_frames(9, seed=1))[None])
+    assert seen and all(r is None for r in seen)
 
 
 @decoder_positions
