@@ -2,9 +2,9 @@
 
 How a row is compared, and whether a token may flip at a near tie, is the decoding's own rule
 (:meth:`aslfs_pl.model.decoding.Decoding.parity_row` and ``near_ties``, documented with each
-decoding). Tolerances on logits per weight type (:data:`TOLERANCE`): fp32 and fp16 must read the
-same phrase as PyTorch wherever the decoding does not allow near ties; int8 may flip a token only
-at a near tie (the logits agree within the tolerance up to that row and PyTorch's own margin
+decoding). Tolerances on logits per weight type (:data:`TOLERANCE`): fp32 must read the same
+phrase as PyTorch wherever the decoding does not allow near ties; fp16 and int8 may flip a token
+only at a near tie (the logits agree within the tolerance up to that row and PyTorch's own margin
 between its token and TFLite's is within the tolerance too).
 """
 

@@ -18,7 +18,8 @@ class Attention(Decoding):
     TFLite rows: ``max_target_len`` rows, row t the decoder's logits at step t; rows after the
     end token a one-hot pad. Parity: the logits within the tolerance up to PyTorch's end token,
     or up to the first step where the two pick different tokens (after it they read different
-    prefixes); at fp32 and fp16 the tokens must be equal, int8 may flip a near tie.
+    prefixes); at fp32 the tokens must be equal, fp16 and int8 may flip a near tie (PyTorch's
+    own margin between the two tokens within the tolerance).
     """
 
     name = "attention"

@@ -18,13 +18,16 @@ imported (and so registered) when the package is.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+import torch
 from torch import Tensor, nn
 
+from aslfs_pl import vocab
 from aslfs_pl.export_ops import ExportForm
 
 
@@ -108,8 +111,39 @@ class Decoding:
 
     def near_ties(self, weights: str) -> bool:
         """Whether a token may differ at a near tie (margin within the logit tolerance) with
-        these stored ``weights``; by default only int8 weights, which move logits the most."""
-        return weights == "int8"
+        these stored ``weights``; by default fp16 and int8 weights, whose rounding moves a
+        trained network's logits by a few thousandths (fp16) or hundredths (int8): a greedy
+        step whose two best logits lie closer than that may flip."""
+        return weights != "fp32"
+
+
+#: Relative weight noise tried, smallest first, by :func:`nudged_margin` (three draws each).
+NUDGES = (1e-4, 1e-3, 3e-3, 1e-2)
+
+
+def nudged_margin(net: nn.Module, padded: Tensor, decoding: str, text: str) -> float:
+    """How far the network's logits must move for the read-out ``decoding`` of ``padded`` (1,
+    F, C) to read ``text``: the largest change of its greedy logits (up to the first step
+    whose token changes) under the smallest relative weight noise of :data:`NUDGES` with which
+    it does (inf when none does). A phrase route's rows carry no logits to compare; a phrase
+    the file reads because its rounded weights flipped a near tie is one that noise of the
+    rounding's size reads too, and the parity rule compares this margin with the tolerance."""
+    tokens, logits = Encoded(net, padded).greedy()
+    for scale in NUDGES:
+        for seed in range(3):
+            nudged = copy.deepcopy(net)
+            noise = torch.Generator().manual_seed(seed)
+            with torch.no_grad():
+                for p in nudged.parameters():
+                    p.mul_(1.0 + scale * torch.randn(p.shape, generator=noise))
+                encoded = Encoded(nudged, padded)
+                if vocab.decode(encoded.tokens(decoding)[0].tolist()) != text:
+                    continue
+                moved_tokens, moved = encoded.greedy()
+            turned = torch.nonzero(moved_tokens[0] != tokens[0])
+            upto = int(turned[0, 0]) + 1 if turned.numel() else tokens.shape[1]
+            return float((moved[0, :upto] - logits[0, :upto]).abs().max())
+    return float("inf")
 
 
 DECODINGS: dict[str, Decoding] = {}

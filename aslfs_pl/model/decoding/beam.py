@@ -33,8 +33,8 @@ from aslfs_pl.model.decoding.joint import (
 class Beam(Decoding):
     """See the module doc.
 
-    TFLite rows: ``max_target_len`` one-hot rows of the chosen phrase. Parity: the phrases must
-    be equal (the rows carry no logits to compare), as for ``joint``.
+    TFLite rows: ``max_target_len`` one-hot rows of the chosen phrase. Parity: as for ``joint``
+    (equal phrases, or with fp16 or int8 weights a near tie away).
     """
 
     name = "beam"
@@ -65,7 +65,7 @@ class Beam(Decoding):
         return BeamExport(net)
 
     def parity_row(self, net: nn.Module, frames: int, out: np.ndarray, padded: Tensor) -> ParityRow:
-        return same_phrase(frames, out, Encoded(net, padded).tokens(self.name)[0].numpy())
+        return same_phrase(self.name, net, frames, out, padded)
 
 
 def first_best(scores: Tensor) -> Tensor:

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from aslfs_pl import vocab
 from aslfs_pl.export_ops import ExportForm, const, export_form
 from aslfs_pl.model.ctc import blank_after_end, ctc_log_likelihood, frames_inside
-from aslfs_pl.model.decoding.base import Decoding, Encoded, ParityRow, register
+from aslfs_pl.model.decoding.base import Decoding, Encoded, ParityRow, nudged_margin, register
 from aslfs_pl.model.decoding.ctc import CTCExport
 from aslfs_pl.model.layers import attention_bias
 
@@ -34,8 +34,9 @@ class Joint(Decoding):
     """See the module doc.
 
     TFLite rows: ``max_target_len`` one-hot rows of the chosen phrase (its eos and pad rows
-    decode to nothing). Parity: the phrases must be equal at every weight type (the rows carry no
-    logits to compare).
+    decode to nothing). Parity: the phrases must be equal; with fp16 or int8 weights the file's
+    phrase may be a near tie away (one that PyTorch reads with its logits moved by no more than
+    the tolerance, :func:`~aslfs_pl.model.decoding.base.nudged_margin`).
     """
 
     name = "joint"
@@ -67,17 +68,23 @@ class Joint(Decoding):
         return JointExport(net)
 
     def parity_row(self, net: nn.Module, frames: int, out: np.ndarray, padded: Tensor) -> ParityRow:
-        return same_phrase(frames, out, Encoded(net, padded).tokens(self.name)[0].numpy())
+        return same_phrase(self.name, net, frames, out, padded)
 
 
-def same_phrase(frames: int, out: np.ndarray, reference: np.ndarray) -> ParityRow:
-    """One-hot phrase rows ``out`` (L, V) against PyTorch's phrase tokens (L,): the phrases must
-    be equal (the rows carry no logits to compare)."""
+def same_phrase(
+    decoding: str, net: nn.Module, frames: int, out: np.ndarray, padded: Tensor
+) -> ParityRow:
+    """One-hot phrase rows ``out`` (L, V) against the PyTorch read-out ``decoding`` of
+    ``padded``: the phrases must be equal, or the file's a near tie away (the rows carry no
+    logits to compare; the margin is :func:`~aslfs_pl.model.decoding.base.nudged_margin`'s)."""
+    reference = Encoded(net, padded).tokens(decoding)[0].numpy()
     picked = np.argmax(out, 1)
-    same = vocab.decode_kaggle(picked) == vocab.decode(reference)
+    text = vocab.decode_kaggle(picked)
+    same = text == vocab.decode(reference)
     differ = np.flatnonzero(picked != reference)
     diverged_at = int(differ[0]) if differ.size else None
-    return ParityRow(frames, bool(same), 0.0, diverged_at, 0.0 if same else float("inf"))
+    margin = 0.0 if same else nudged_margin(net, padded, decoding, text)
+    return ParityRow(frames, bool(same), 0.0, diverged_at, margin)
 
 
 def hypotheses(
