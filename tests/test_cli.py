@@ -87,7 +87,7 @@ def test_every_config_parses(capsys):
     stacked = [
         ["quickstart.yaml", "beyond_cpu.yaml"],
         ["seed.yaml", "beyond.yaml"],
-        ["quickstart.yaml", "squeezeformer_cpu.yaml"],
+        ["quickstart.yaml", "conformer_cpu.yaml"],
     ]
     configs += [[ROOT / "configs" / name for name in pair] for pair in stacked]
     for paths in configs:
@@ -101,14 +101,14 @@ def test_every_config_parses(capsys):
             assert printed["trainer"]["callbacks"][0]["class_path"] == "aslfs_pl.callbacks.EMA"
         if paths[-1].name == "beyond.yaml":
             assert printed["data"]["val_sources"] == ["train"]
-        if [p.name for p in paths] == ["quickstart.yaml", "squeezeformer_cpu.yaml"]:
+        if [p.name for p in paths] == ["quickstart.yaml", "conformer_cpu.yaml"]:
             model = printed["model"]
             assert (model["encoder"], model["decoding"], model["beam_width"]) == (
-                "squeezeformer",
+                "conformer",
                 "beam",
                 8,
             )
-            assert model["dim"] == 96 and model["ctc_weight"] == 0.5  # the quickstart's
+            assert model["dim"] == 96 and printed["trainer"]["max_epochs"] == 15
 
 
 @pytest.mark.slow
