@@ -129,16 +129,25 @@ def model_settings(args: list[str]) -> dict[str, object]:
     return settings
 
 
+def _settings_or_usage(parser: argparse.ArgumentParser, rest: list[str], context: str) -> dict:
+    """:func:`model_settings` of ``rest``; anything else is an error of ``parser`` (usage and
+    exit status 2)."""
+    try:
+        return model_settings(rest)
+    except ValueError as err:
+        parser.error(f"unrecognised arguments{context}: {err}")
+
+
 def parse_with_model_settings(
     parser: argparse.ArgumentParser, argv: list[str] | None
 ) -> tuple[argparse.Namespace, dict[str, object]]:
-    """``parser``'s arguments and the ``--model.*`` settings after them (:func:`model_settings`);
-    anything else is an error of ``parser`` (usage and exit status 2)."""
+    """``parser``'s arguments (it has ``--ckpt``) and the ``--model.*`` settings after them
+    (:func:`model_settings`), which need ``--ckpt``; anything else is an error of ``parser``."""
     args, rest = parser.parse_known_args(argv)
-    try:
-        return args, model_settings(rest)
-    except ValueError as err:
-        parser.error(f"unrecognised arguments: {err}")
+    settings = _settings_or_usage(parser, rest, "")
+    if settings and not args.ckpt:
+        parser.error("--model.* settings read a checkpoint: give --ckpt")
+    return args, settings
 
 
 def from_arguments(parser: argparse.ArgumentParser, ckpt: str | None, rest: list[str]) -> Trained:
@@ -150,11 +159,7 @@ def from_arguments(parser: argparse.ArgumentParser, ckpt: str | None, rest: list
         LoadError: as :func:`load_checkpoint` and :func:`from_config`.
     """
     if ckpt:
-        try:
-            model = model_settings(rest)
-        except ValueError as err:
-            parser.error(f"unrecognised arguments with --ckpt: {err}")
-        return load_checkpoint(ckpt, model=model)
+        return load_checkpoint(ckpt, model=_settings_or_usage(parser, rest, " with --ckpt"))
     if not rest:
         parser.error("give --ckpt, or training CLI arguments (--config FILE, --model.* ...)")
     return from_config(rest)

@@ -43,8 +43,6 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     if not args.submission and not args.ckpt:
         p.error("give --submission and/or --ckpt")
-    if model and not args.ckpt:
-        p.error("--model.* settings read a checkpoint: give --ckpt")
     try:
         if args.split == "val" and not args.ckpt:
             p.error("--split val needs --ckpt (the split is recorded in the checkpoint)")

@@ -28,8 +28,6 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--parquet", required=True)
     p.add_argument("--out", required=True, help="output csv")
     args, model = parse_with_model_settings(p, argv)
-    if model and not args.ckpt:
-        p.error("--model.* settings read a checkpoint: give --ckpt")
     try:
         if args.submission:
             predict = TFLiteRunner(args.submission)

@@ -342,9 +342,9 @@ def test_a_phrase_route_excuses_only_a_phrase_a_near_tie_away():
     else:
         pytest.fail("no input where the nudge changes the phrase")
     with torch.no_grad():
-        margin = nudged_margin(net, x, "joint", vocab.decode(tipped.tolist()))
+        margin = nudged_margin(Encoded(net, x), x, "joint", vocab.decode(tipped.tolist()))
         assert 0.0 < margin < 0.05
-        assert nudged_margin(net, x, "joint", "zq zq zq") == float("inf")
+        assert nudged_margin(Encoded(net, x), x, "joint", "zq zq zq") == float("inf")
         rows = np.eye(vocab.VOCAB_SIZE, dtype=np.float32)[tipped.numpy()] * 1e4
         row = DECODINGS["joint"].parity_row(net, 16, rows, x)
     assert not row.same_text and row.margin == margin

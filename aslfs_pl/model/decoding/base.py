@@ -121,17 +121,17 @@ class Decoding:
 NUDGES = (1e-4, 1e-3, 3e-3, 1e-2)
 
 
-def nudged_margin(net: nn.Module, padded: Tensor, decoding: str, text: str) -> float:
+def nudged_margin(encoded: Encoded, padded: Tensor, decoding: str, text: str) -> float:
     """How far the network's logits must move for the read-out ``decoding`` of ``padded`` (1,
-    F, C) to read ``text``: the largest change of its greedy logits (up to the first step
+    F, C; ``encoded``: the network's pass over it) to read ``text``: the largest change of its greedy logits (up to the first step
     whose token changes) under the smallest relative weight noise of :data:`NUDGES` with which
     it does (inf when none does). A phrase route's rows carry no logits to compare; a phrase
     the file reads because its rounded weights flipped a near tie is one that noise of the
     rounding's size reads too, and the parity rule compares this margin with the tolerance."""
-    tokens, logits = Encoded(net, padded).greedy()
+    tokens, logits = encoded.greedy()
     for scale in NUDGES:
         for seed in range(3):
-            nudged = copy.deepcopy(net)
+            nudged = copy.deepcopy(encoded.net)
             noise = torch.Generator().manual_seed(seed)
             with torch.no_grad():
                 for p in nudged.parameters():

@@ -77,13 +77,14 @@ def same_phrase(
     """One-hot phrase rows ``out`` (L, V) against the PyTorch read-out ``decoding`` of
     ``padded``: the phrases must be equal, or the file's a near tie away (the rows carry no
     logits to compare; the margin is :func:`~aslfs_pl.model.decoding.base.nudged_margin`'s)."""
-    reference = Encoded(net, padded).tokens(decoding)[0].numpy()
+    encoded = Encoded(net, padded)
+    reference = encoded.tokens(decoding)[0].numpy()
     picked = np.argmax(out, 1)
     text = vocab.decode_kaggle(picked)
     same = text == vocab.decode(reference)
     differ = np.flatnonzero(picked != reference)
     diverged_at = int(differ[0]) if differ.size else None
-    margin = 0.0 if same else nudged_margin(net, padded, decoding, text)
+    margin = 0.0 if same else nudged_margin(encoded, padded, decoding, text)
     return ParityRow(frames, bool(same), 0.0, diverged_at, margin)
 
 
