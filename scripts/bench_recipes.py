@@ -72,7 +72,8 @@ RECIPES: dict[str, Recipe] = {
     # costs: training sequences/s against the quickstart's, scripts/bench_train.py (benchmarks.md)
     "conformer": Recipe(CONFORMER, 0.92),
     "squeezeformer + rotary": Recipe(SQUEEZEFORMER, 1.08),
-    # rotary positions in the decoder's self-attention too (32 positions: about no cost)
+    # rotary positions in the decoder's self-attention too (its own cost not measured: the
+    # encoder-only row's)
     "squeezeformer + rotary everywhere": Recipe((*SQUEEZEFORMER, *DECODER_ROTARY), 1.08),
     "rotary": Recipe(("--model.rotary", "true"), 1.06),
     # the winners' training tricks (their rates: decoder inputs 20%, CutMix 0.5, face and pose
