@@ -83,10 +83,15 @@ RECIPES: dict[str, Recipe] = {
     "face + pose dropout": Recipe(FACE_POSE_DROP),
     "cutmix": Recipe(CUTMIX),
     "tricks": Recipe((*TOKEN_NOISE, *FACE_POSE_DROP, *CUTMIX)),
+    # the best family with the tricks: the combination at the full budget
+    "conformer + tricks": Recipe((*CONFORMER, *TOKEN_NOISE, *FACE_POSE_DROP, *CUTMIX), 0.92),
 }
 for _name in ("token replacement", "token masking", "face + pose dropout", "cutmix", "tricks"):
     RECIPES[f"{_name}, joint decoding"] = Recipe(metric="val/score_joint", run=_name)
-for _name in ("conformer", "squeezeformer + rotary", "squeezeformer + rotary everywhere", "rotary"):
+for _name in (
+    "conformer", "conformer + tricks", "squeezeformer + rotary",
+    "squeezeformer + rotary everywhere", "rotary",
+):  # fmt: skip
     for _decoding in ("joint", "beam"):
         RECIPES[f"{_name}, {_decoding} decoding"] = Recipe(
             metric=f"val/score_{_decoding}", run=_name
