@@ -10,8 +10,7 @@ import pytest
 
 os.environ.setdefault("PJRT_DEVICE", "CPU")
 # XLA's CPU backend compiles every graph through LLVM; at optimisation level 0 that takes about
-# half the time. The tests count graphs and compare values, never speed (tests/test_cli.py's XLA
-# case: 200 s -> 92 s, the same machine and load).
+# half the time. The tests count graphs and compare values, never speed.
 os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
 
 

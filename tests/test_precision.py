@@ -2,7 +2,8 @@
 
 Measured with the Trainer test below at the quickstart's full size (batch 8 x 64 frames, CTC
 head, 2026-11-27): mean loss of the last 20 of 168 steps, fp32 4.903; bf16-mixed 4.904; bf16-true
-5.063, and after 504 steps fp32 2.512 vs bf16-true 3.130: with bf16 weights and optimiser state an update smaller than ~0.4% of its weight is rounded away. That is why the
+5.063, and after 504 steps fp32 2.512 vs bf16-true 3.130: with bf16 weights and optimiser
+state an update smaller than ~0.4% of its weight is rounded away. That is why the
 ``--accelerator tpu`` shortcut trains in 32-true (see aslfs_pl/cli.py).
 
 At the tests' half size (2026-11-29, the same data): last 20 of 168 steps fp32 5.481 (from
