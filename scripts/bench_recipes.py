@@ -25,7 +25,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from aslfs_pl.quality import Results, fit_and_score, with_metric
+from aslfs_pl.bench.quality import Results, fit_and_score, with_metric
 
 EMA = ("--trainer.callbacks+=aslfs_pl.callbacks.EMA", "--trainer.callbacks.decay=0.99")
 CONFORMER = (

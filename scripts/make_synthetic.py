@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from aslfs_pl.data.difficulty import Difficulty
+from aslfs_pl.data.synthetic.difficulty import Difficulty
 from aslfs_pl.data.synthetic import write_synthetic_dataset
 
 
@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--participants", type=int, default=None, help="signers (default 12..18)")
     parser.add_argument(
         "--difficulty", choices=("plain", "hard"), default="plain",
-        help="plain: clearly separable shapes; hard: every factor of aslfs_pl/data/difficulty.py",
+        help="plain: clearly separable shapes; hard: every factor of aslfs_pl/data/synthetic/difficulty.py",
     )  # fmt: skip
     parser.add_argument(
         "--without", default="", metavar="FACTOR[,FACTOR]",

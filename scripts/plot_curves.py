@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from aslfs_pl.plots import plot_training_curves
+from aslfs_pl.bench.plots import plot_training_curves
 
 
 def newest_metrics(run_dir: str) -> Path | None:

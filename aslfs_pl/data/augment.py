@@ -6,7 +6,7 @@ coordinates (NaN where a landmark is unseen) and draw from the ``numpy.random.Ge
 augmentation depends only on (seed, epoch, sequence) and never on which worker reads it.
 
 Note that the model normalises every frame by its own centre and spread
-(:func:`aslfs_pl.data.features.normalise_frames`), so a rigid global shift or uniform scale alone
+(:func:`aslfs_pl.model.features.normalise_frames`), so a rigid global shift or uniform scale alone
 would be invisible to it; shift therefore also moves each hand relative to the body, and scale
 stretches x and y independently.
 """
@@ -280,7 +280,7 @@ def mix_sequences(
     Row i may become sequence i followed by sequence i + 1 of the batch, frames and phrases
     concatenated (no separator: nothing is signed between them), with probability ``p`` drawn
     from ``rng_for(item)``, if :func:`mix_fits`. A result longer than ``max_frames`` is resampled
-    to it later like any long sequence (:func:`~aslfs_pl.data.features.fit_length`): at 128
+    to it later like any long sequence (:func:`~aslfs_pl.model.features.fit_length`): at 128
     frames only ~0.5% of the hard benchmark's pairs would fit without it. Returns ``items``
     itself when ``p`` is 0.
     """

@@ -13,7 +13,7 @@ reported by file and sequence:
   :data:`MAX_COORDINATE` in magnitude (MediaPipe's normalised coordinates stay within a few
   units) becomes missing (NaN), like a landmark MediaPipe did not see; the count per file is
   logged. The model's features apply the same rule
-  (:func:`aslfs_pl.data.features.as_missing_if_absurd`), so the exported model reading a raw
+  (:func:`aslfs_pl.model.features.as_missing_if_absurd`), so the exported model reading a raw
   Kaggle file treats such values alike.
 - sequence level (found while streaming, in a worker): a csv sequence absent from its parquet, a
   sequence with 0 frames, a parquet that fails to decode -> the sequence becomes an empty row
@@ -35,7 +35,7 @@ import pyarrow.csv as pv
 import pyarrow.parquet as pq
 
 from aslfs_pl import vocab
-from aslfs_pl.data.features import MAX_COORDINATE
+from aslfs_pl.model.features import MAX_COORDINATE
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from aslfs_pl import vocab
 from aslfs_pl.data.augment import AugmentConfig, Augmenter, cut_mix, mix_sequences
-from aslfs_pl.data.features import fit_length
+from aslfs_pl.model.features import fit_length
 from aslfs_pl.data.kaggle import (
     DataError,
     LandmarkFile,

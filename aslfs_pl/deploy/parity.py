@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from aslfs_pl import vocab
-from aslfs_pl.data.features import fit_length
+from aslfs_pl.model.features import fit_length
 from aslfs_pl.deploy.runtime import TFLiteRunner
 from aslfs_pl.model import decoding as decodings
 from aslfs_pl.model.decoding import ParityRow

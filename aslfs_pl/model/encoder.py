@@ -143,7 +143,7 @@ class Embedding(nn.Module):
 
 class EmbeddingExport(ExportForm):
     """:class:`Embedding` on (n, 3C) features in the deployment order (axis-major per block, see
-    :func:`aslfs_pl.data.features.frame_features`): the dense layer's columns are reordered to
+    :func:`aslfs_pl.model.features.frame_features`): the dense layer's columns are reordered to
     match and the batch norm is folded into it."""
 
     def __init__(self, emb: Embedding, num_axes: int):

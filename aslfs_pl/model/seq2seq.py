@@ -1,7 +1,7 @@
 """The encoder-decoder: raw landmark frames in, character logits out.
 
 (B, T, C) raw columns (NaN = unseen or padding)
-  -> features (B, T, 3C) + frame mask            aslfs_pl.data.features
+  -> features (B, T, 3C) + frame mask            aslfs_pl.model.features
   -> embedding: dense, BN, causal conv + ECA    (B, T, D)
   -> encoder: blocks of local / global attention, (B, T, D)
      or Conformer / Squeezeformer blocks          aslfs_pl.model.conformer
@@ -21,7 +21,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from aslfs_pl.data.features import frame_features, landmark_features
+from aslfs_pl.model.features import frame_features, landmark_features
 from aslfs_pl.export_ops import ExportForm, export_form
 from aslfs_pl.model import decoding
 from aslfs_pl.model.config import ModelConfig

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from aslfs_pl import vocab
-from aslfs_pl.data.features import fit_length, frame_features, resample_indices
+from aslfs_pl.model.features import fit_length, frame_features, resample_indices
 from aslfs_pl.deploy.graph import KaggleModel
 from aslfs_pl.deploy.stages import ExportError
 from aslfs_pl.export_ops import fold_norm

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from aslfs_pl.data.features import landmark_features
+from aslfs_pl.model.features import landmark_features
 from aslfs_pl.model.encoder import local_attention, local_causal_mask
 from aslfs_pl.model.layers import Attention
 from tests.helpers import landmark_batch, tiny_model

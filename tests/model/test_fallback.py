@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from aslfs_pl import vocab
-from aslfs_pl.data.features import fit_length
+from aslfs_pl.model.features import fit_length
 from aslfs_pl.deploy.graph import KaggleModel
 from aslfs_pl.model import fallback
 from aslfs_pl.model.config import ModelConfig

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aslfs_pl.data import difficulty as hard
-from aslfs_pl.data.difficulty import Difficulty
+from aslfs_pl.data.synthetic.difficulty import Difficulty
 from aslfs_pl.data.synthetic.participants import Participant
 
 _CENTRE = np.array([0.5, 0.5])  # the body turns and scales about the image centre

@@ -1,6 +1,6 @@
 """Random motion and jitter shared by the body parts: slow wobbles and cheap Gaussian noise.
 
-Where a hand goes missing is :func:`aslfs_pl.data.difficulty.bursts`: the ``tracking`` factor
+Where a hand goes missing is :func:`aslfs_pl.data.synthetic.difficulty.bursts`: the ``tracking`` factor
 draws its losses the same way, so it lives beside that factor.
 """
 

@@ -2,7 +2,7 @@
 
 :func:`synthesize_sequence` is a pipeline: timing, the signing hand's shape and path, the resting
 hand, the pose, the camera's view, the face, then the frames where a hand is missing. Each
-difficulty factor is applied by its own function in :mod:`aslfs_pl.data.difficulty`, at its place
+difficulty factor is applied by its own function in :mod:`aslfs_pl.data.synthetic.difficulty`, at its place
 in that order. The order of the random draws is part of the data: a change to it changes every
 dataset written from a seed.
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aslfs_pl.data import difficulty as hard
-from aslfs_pl.data.difficulty import Difficulty, bursts
+from aslfs_pl.data.synthetic.difficulty import Difficulty, bursts
 from aslfs_pl.data.landmarks import PARTS
 from aslfs_pl.data.synthetic.camera import draw_view
 from aslfs_pl.data.synthetic.face import draw_face
@@ -86,7 +86,7 @@ def synthesize_sequence(
         non_dominant_fraction: mean fraction of frames showing the resting non-dominant hand.
         difficulty: the difficulty factors that are on.
         key: identifies this sequence in the factors' random streams
-            (:func:`~aslfs_pl.data.difficulty.factor_rng`).
+            (:func:`~aslfs_pl.data.synthetic.difficulty.factor_rng`).
 
     Returns:
         The rendered :class:`SyntheticSequence`.

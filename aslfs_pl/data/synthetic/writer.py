@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from aslfs_pl.data import difficulty as hard
-from aslfs_pl.data.difficulty import Difficulty
+from aslfs_pl.data.synthetic.difficulty import Difficulty
 from aslfs_pl.data.landmarks import all_columns
 from aslfs_pl.data.synthetic.participants import Participant, make_participants
 from aslfs_pl.data.synthetic.phrases import random_phrase
@@ -245,7 +245,7 @@ def write_synthetic_dataset(
         edge_cases: with ``num_sequences >= 8``, place a 1-frame sequence, one of 800..807 frames
             and three of 420..640 frames in the train split.
         difficulty: a :class:`Difficulty` or a preset name ("plain", "hard"); see
-            :mod:`aslfs_pl.data.difficulty`.
+            :mod:`aslfs_pl.data.synthetic.difficulty`.
 
     Returns:
         Summary: ``out_dir``, ``num_participants``, ``train`` and (if written) ``supplemental``

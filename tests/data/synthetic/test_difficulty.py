@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from aslfs_pl.data import difficulty as hard
-from aslfs_pl.data.difficulty import Difficulty
+from aslfs_pl.data.synthetic.difficulty import Difficulty
 from aslfs_pl.data.synthetic import (
     character_templates,
     make_participants,

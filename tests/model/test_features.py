@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from aslfs_pl.data.features import (
+from aslfs_pl.model.features import (
     fit_length,
     frame_features,
     frame_mask,

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from aslfs_pl.plots import epoch_metrics
+from aslfs_pl.bench.plots import epoch_metrics
 
 
 def fit_and_score(args: list[str], root: Path, metric: str = "val/score") -> dict:

@@ -2,7 +2,7 @@
 
 import json
 
-from aslfs_pl.quality import Results
+from aslfs_pl.bench.quality import Results
 
 
 def test_benchmark_results_shared_by_two_processes_keep_every_row(tmp_path):
