@@ -24,8 +24,11 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from pathlib import Path
 
 import jsonargparse
+import torch
+import yaml
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
@@ -33,7 +36,7 @@ from aslfs_pl import spmd  # noqa: F401  (registers --trainer.strategy spmd)
 from aslfs_pl.callbacks import AtomicModelCheckpoint, PhraseWriter
 from aslfs_pl.data.datamodule import KaggleDataModule
 from aslfs_pl.data.kaggle import DataError
-from aslfs_pl.model.config import NETWORK, READ_OUT
+from aslfs_pl.model.config import NETWORK, READ_OUT, legacy_hint, upgrade_settings
 from aslfs_pl.task import NonFiniteLossError, Seq2SeqTask
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -61,6 +64,7 @@ class ASLCLI(LightningCLI):
             parser.link_arguments(src, dst, apply_on="instantiate")
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
+        refuse_legacy_settings(args if isinstance(args, list) else [])
         super().parse_arguments(parser, args)
         self._model_flags = model_flags(args if isinstance(args, list) else [])
 
@@ -72,7 +76,7 @@ class ASLCLI(LightningCLI):
         positions) is refused, naming it."""
         sub = self.config.get("subcommand")
         given = {k: self.config[f"{sub}.model.{k}"] for k in self._model_flags} if sub else {}
-        super()._parse_ckpt_path()
+        self._read_checkpoint_settings()
         undone = {k: v for k, v in given.items() if self.config[f"{sub}.model.{k}"] != v}
         changed = [k for k in undone if k in NETWORK]
         if changed:
@@ -84,6 +88,19 @@ class ASLCLI(LightningCLI):
             )
         if undone:
             self.config = self.parser.parse_object({sub: {"model": undone}}, self.config)
+
+    def _read_checkpoint_settings(self) -> None:
+        """Lightning's reading of ``--ckpt_path``'s model settings into the config, with the
+        settings of an older version in today's form first
+        (:func:`~aslfs_pl.model.config.upgrade_settings`)."""
+        sub = self.config.get("subcommand")
+        path = self.config[sub].get("ckpt_path") if sub else None
+        if not path or not Path(path).is_file():
+            return
+        hparams = torch.load(path, weights_only=True, map_location="cpu").get("hyper_parameters")
+        if hparams:
+            hparams = upgrade_settings({k: v for k, v in hparams.items() if k != "_instantiator"})
+            self.config = self.parser.parse_object({sub: {"model": hparams}}, self.config)
 
     def instantiate_trainer(self, **kwargs):
         trainer = super().instantiate_trainer(**kwargs)
@@ -107,6 +124,25 @@ def model_flags(args: list[str]) -> list[str]:
     top-level names X, in order."""
     names = [a.split("=", 1)[0].split(".")[1] for a in args if a.startswith("--model.")]
     return list(dict.fromkeys(names))
+
+
+def refuse_legacy_settings(args: list[str]) -> None:
+    """Exit with one line saying how to write a flat model setting of an older version (given as
+    ``--model.X`` or in a ``--config`` file) that is a stem's or an encoder family's own setting
+    now (:func:`~aslfs_pl.model.config.legacy_hint`)."""
+    names = model_flags(args)
+    configs = [a.split("=", 1)[1] for a in args if a.startswith("--config=")]
+    configs += [b for a, b in zip(args, args[1:], strict=False) if a == "--config"]
+    for path in configs:
+        try:
+            model = (yaml.safe_load(Path(path).read_text()) or {}).get("model") or {}
+        except (OSError, yaml.YAMLError, AttributeError):
+            continue  # the parser reports it
+        names += [k for k in model if isinstance(model, dict)]
+    for name in names:
+        hint = legacy_hint(name)
+        if hint:
+            raise SystemExit(f"{hint} (docs/architecture.md lists each part's settings)")
 
 
 def default_loggers(root_dir: str) -> list:

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from aslfs_pl import vocab
-from aslfs_pl.model.features import fit_length
 from aslfs_pl.data.kaggle import SequenceIndex, read_sequences_table
 from aslfs_pl.metrics import CompetitionScore
+from aslfs_pl.model.features import fit_length
 from aslfs_pl.model.seq2seq import Seq2Seq
 from aslfs_pl.progress import bar
 

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from aslfs_pl import vocab
 from aslfs_pl.metrics import CompetitionScore, WeightedMean
-from aslfs_pl.model.config import ModelConfig
+from aslfs_pl.model.config import ModelConfig, upgrade_settings
 from aslfs_pl.model.ctc import ctc_loss_unrolled
 from aslfs_pl.model.decoding import get as get_decoding
 from aslfs_pl.model.decoding import usable
@@ -108,6 +108,7 @@ class Seq2SeqTask(L.LightningModule):
         if confidence_weight < 0:
             raise ValueError(f"model.confidence_weight = {confidence_weight}: must be >= 0")
         self.save_hyperparameters(ignore=["optimizer"])
+        net = upgrade_settings(net)  # a checkpoint of an older version
         self.config = ModelConfig(
             **net, ctc_head=ctc_weight > 0, confidence_head=confidence_weight > 0
         )

@@ -17,8 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from aslfs_pl.data.synthetic.difficulty import Difficulty
 from aslfs_pl.bench.quality import Results, fit_and_score
+from aslfs_pl.data.synthetic.difficulty import Difficulty
 
 MAKE_SYNTHETIC = Path(__file__).resolve().parent / "make_synthetic.py"
 

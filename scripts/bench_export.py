@@ -41,11 +41,11 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from aslfs_pl import vocab
-from aslfs_pl.model.features import fit_length
 from aslfs_pl.deploy.convert import WEIGHTS, convert
 from aslfs_pl.deploy.runtime import TFLiteRunner
 from aslfs_pl.deploy.stages import ExportError
 from aslfs_pl.model.decoding import DECODINGS
+from aslfs_pl.model.features import fit_length
 from aslfs_pl.trained import LoadError, from_arguments
 
 

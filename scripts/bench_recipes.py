@@ -33,12 +33,12 @@ CONFORMER = (
     "conformer",
     "--model.encoder_blocks",
     "2",
-    "--model.block_kernel",
-    "15",
+    "--model.encoder_conf",
+    "{kernel: 15}",
 )
 SQUEEZEFORMER = (
     "--model.encoder", "squeezeformer", "--model.encoder_blocks", "3",
-    "--model.block_kernel", "15", "--model.rotary", "true",
+    "--model.encoder_conf", "{kernel: 15}", "--model.rotary", "true",
 )  # fmt: skip
 SUPPLEMENTAL = ("--data.sources", "[train, supplemental]", "--data.val_sources", "[train]")
 TOKEN_NOISE = ("--model.token_noise", "0.2")

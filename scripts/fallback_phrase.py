@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 from aslfs_pl import vocab
-from aslfs_pl.model.features import fit_length
 from aslfs_pl.data.kaggle import read_csv_index, read_landmark_file
 from aslfs_pl.model.fallback import constant_phrase, constant_score
+from aslfs_pl.model.features import fit_length
 from aslfs_pl.model.seq2seq import Seq2Seq
 from aslfs_pl.trained import load_checkpoint
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from aslfs_pl.data.synthetic.difficulty import Difficulty
 from aslfs_pl.data.synthetic import write_synthetic_dataset
+from aslfs_pl.data.synthetic.difficulty import Difficulty
 
 
 def main() -> None:

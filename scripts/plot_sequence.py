@@ -10,9 +10,9 @@ import sys
 
 import numpy as np
 
+from aslfs_pl.bench.plots import plot_sequence
 from aslfs_pl.data.kaggle import DataError, load_index, read_landmark_file
 from aslfs_pl.data.landmarks import LandmarkSet, all_columns
-from aslfs_pl.bench.plots import plot_sequence
 
 
 def main() -> None:

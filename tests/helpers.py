@@ -29,24 +29,26 @@ COLUMNS = [f"{a}_left_hand_{i}" for a in "xy" for i in range(6)]  # what tiny_ne
 # Two blocks everywhere: the stacks' own wiring (layer to layer) is exercised.
 TINY_MODEL = dict(
     num_columns=12, num_axes=2, max_frames=40, max_target_len=8, dim=32, heads=2, mlp_ratio=2,
-    conv_blocks=2, conv_kernel=5, encoder_blocks=2, local_layers=2, window=4, decoder_blocks=2,
-    dropout=0.0,
+    stem_conf=dict(blocks=2, kernel=5), encoder_blocks=2,
+    encoder_conf=dict(local_layers=2, window=4), decoder_blocks=2, dropout=0.0,
 )  # fmt: skip
 # One block each and 16 frames: what the deployment graph and the decodings are checked on.
-ONE_BLOCK = dict(max_frames=16, conv_blocks=1, encoder_blocks=1, local_layers=1, decoder_blocks=1)
+ONE_BLOCK = dict(
+    max_frames=16, stem_conf=dict(blocks=1, kernel=5), encoder_blocks=1,
+    encoder_conf=dict(local_layers=1, window=4), decoder_blocks=1,
+)  # fmt: skip
 
 # Every encoder family (and rotary positions in the encoder and the decoder) at tiny sizes:
 # settings that replace TINY_MODEL's.
 ENCODERS = {
-    "seed": {},
-    "seed-rotary": dict(rotary=True, decoder_rotary=True),
-    "conformer": dict(encoder="conformer", block_kernel=5),
-    "squeezeformer": dict(encoder="squeezeformer", encoder_blocks=3, block_kernel=5),
+    "local_global": {},
+    "local_global-rotary": dict(rotary=True, decoder_rotary=True),
+    "conformer": dict(encoder="conformer", encoder_conf=dict(kernel=5)),
+    "squeezeformer": dict(encoder="squeezeformer", encoder_blocks=3, encoder_conf=dict(kernel=5)),
     "squeezeformer-3-rotary": dict(
         encoder="squeezeformer",
         encoder_blocks=4,
-        block_kernel=3,
-        time_reduction=3,
+        encoder_conf=dict(kernel=3, time_reduction=3),
         rotary=True,
         decoder_rotary=True,
     ),
@@ -54,8 +56,9 @@ ENCODERS = {
 
 # Seq2SeqTask's model settings for a tiny network on the 176 default columns.
 TINY_TASK = dict(
-    dim=32, heads=2, mlp_ratio=2, conv_blocks=1, conv_kernel=5, encoder_blocks=1,
-    local_layers=1, window=4, decoder_blocks=1, max_frames=24, max_target_len=8,
+    dim=32, heads=2, mlp_ratio=2, stem_conf=dict(blocks=1, kernel=5), encoder_blocks=1,
+    encoder_conf=dict(local_layers=1, window=4), decoder_blocks=1, max_frames=24,
+    max_target_len=8,
 )  # fmt: skip
 
 

@@ -153,7 +153,7 @@ EVERY_SWITCH = (
 # encoder's) or sliced per decoder step (the decoder's).
 SQUEEZEFORMER_ROTARY = (
     "--model.encoder", "squeezeformer", "--model.encoder_blocks", "3",
-    "--model.block_kernel", "5", "--model.rotary", "true", "--model.decoder_rotary", "true",
+    "--model.encoder_conf", "{kernel: 5}", "--model.rotary", "true", "--model.decoder_rotary", "true",
 )  # fmt: skip
 
 

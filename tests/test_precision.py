@@ -26,7 +26,8 @@ HALF = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # 150+ steps in several precisions, and half-precision matmuls are slow on a CPU.
 SMALL_QUICKSTART = (
     "--config", "configs/quickstart.yaml", "--model.dim", "48", "--model.heads", "2",
-    "--model.encoder_blocks", "1", "--model.conv_blocks", "1", "--model.local_layers", "1",
+    "--model.encoder_blocks", "1", "--model.stem_conf.blocks", "1",
+    "--model.encoder_conf.local_layers", "1",
     "--data.batch_size", "8", "--data.max_frames", "64", "--data.num_workers", "0",
 )  # fmt: skip
 

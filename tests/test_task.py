@@ -131,7 +131,9 @@ def test_the_same_sequences_padded_to_128_or_384_frames_give_the_same_loss(encod
     the masks and the batch norm statistics must not depend on which, in every encoder family."""
     torch.manual_seed(0)
     task = Seq2SeqTask(
-        **TINY_TASK | {"max_frames": 384, "conv_blocks": 2} | ENCODERS[encoder],
+        **TINY_TASK
+        | {"max_frames": 384, "stem_conf": {"blocks": 2, "kernel": 5}}
+        | ENCODERS[encoder],
         ctc_weight=0.5,
         dropout=0.0,
         num_columns=12,

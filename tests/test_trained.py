@@ -150,3 +150,36 @@ def test_read_out_settings_replace_the_checkpoints_and_others_are_refused(tmp_pa
     ]:
         with pytest.raises(ValueError, match=complaint):
             model_settings(args)
+
+
+def test_a_checkpoint_of_an_older_version_with_flat_part_settings_loads(tmp_path, synthetic_dir):
+    torch.manual_seed(0)
+    task = Seq2SeqTask(**TINY_TASK | {"encoder": "conformer", "encoder_conf": {"kernel": 3}})
+    hparams = {k: v for k, v in task.hparams.items() if k not in ("stem_conf", "encoder_conf")}
+    hparams |= {"conv_blocks": 1, "conv_kernel": 5, "block_kernel": 3, "window": 4}  # as saved
+    path = tmp_path / "old.ckpt"
+    datamodule = dict(KaggleDataModule(max_frames=24).hparams)
+    save_checkpoint(path, task, datamodule)
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["hyper_parameters"] = hparams
+    torch.save(ckpt, path)
+    net = load_checkpoint(path).net
+    assert net.config.encoder_settings.kernel == 3 and net.config.stem_settings.blocks == 1
+    for (name, a), b in zip(task.net.state_dict().items(), net.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    # the training CLI reads it too (validate --ckpt_path), settings of today's form
+    from aslfs_pl import cli
+
+    validated = cli.main(
+        ["validate", "--config", TINY, "--ckpt_path", str(path), "--trainer.logger", "false",
+         "--data.data_dir", str(synthetic_dir), "--trainer.limit_val_batches", "1",
+         "--trainer.enable_progress_bar", "false"],
+    )  # fmt: skip
+    assert validated.model.net.config.encoder_settings.kernel == 3
+    # a flat setting on the command line or in a config stops the run in one line
+    with pytest.raises(SystemExit, match="model.window is a part's own setting now: write "):
+        cli.main(["fit", "--config", TINY, "--model.window", "8"], run=False)
+    old_config = tmp_path / "old.yaml"
+    old_config.write_text("model:\n  encoder: conformer\n  block_kernel: 15\n")
+    with pytest.raises(SystemExit, match=r"model.encoder_conf.kernel \(model.encoder conformer"):
+        cli.main(["fit", "--config", str(old_config)], run=False)

@@ -38,7 +38,6 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from aslfs_pl import vocab
 from aslfs_pl.data.augment import AugmentConfig, Augmenter, cut_mix, mix_sequences
-from aslfs_pl.model.features import fit_length
 from aslfs_pl.data.kaggle import (
     DataError,
     LandmarkFile,
@@ -46,6 +45,7 @@ from aslfs_pl.data.kaggle import (
     read_landmark_file,
 )
 from aslfs_pl.data.landmarks import LandmarkSet
+from aslfs_pl.model.features import fit_length
 
 log = logging.getLogger(__name__)
 

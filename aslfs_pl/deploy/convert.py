@@ -238,7 +238,7 @@ def _register_size_floordiv() -> None:
 
     It lowers ``+``, ``-`` and ``*`` of sizes (``lowerings/_basic.py``) but not ``//``, which the
     merged frame count of a Squeezeformer encoder needs (``ceil(n / f)`` frames, see
-    :mod:`aslfs_pl.model.conformer`). Sizes are never negative, so the integer division that
+    :mod:`aslfs_pl.model.encoders.conformer`). Sizes are never negative, so the integer division that
     truncates (StableHLO's) is the floor division.
     """
     import operator

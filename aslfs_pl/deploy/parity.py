@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 from aslfs_pl import vocab
-from aslfs_pl.model.features import fit_length
 from aslfs_pl.deploy.runtime import TFLiteRunner
 from aslfs_pl.model import decoding as decodings
 from aslfs_pl.model.decoding import ParityRow
+from aslfs_pl.model.features import fit_length
 from aslfs_pl.model.seq2seq import Seq2Seq
 
 # Logit tolerance per weight type. Measured: fp16 moves logits by ~1e-3; int8 by ~0.02 on the

@@ -8,12 +8,18 @@ jsonargparse reads the fields and their docstrings from it), checkpoints record 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import logging
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from aslfs_pl import vocab
+from aslfs_pl.model.encoders import ENCODERS
+from aslfs_pl.model.encoders.local_global import LocalGlobalEncoder
+from aslfs_pl.model.registry import Registry
+from aslfs_pl.model.stems import STEMS
+from aslfs_pl.model.stems.conv_eca import ConvECAStem
 
-#: The encoder families ``model.encoder`` names.
-ENCODERS = ("seed", "conformer", "squeezeformer")
+log = logging.getLogger(__name__)
 
 #: The settings that say how a trained network's phrases are read out, not which network it is:
 #: a checkpoint can be read with other values of them (``decoding`` is the task's setting,
@@ -44,31 +50,25 @@ class ModelConfig:
     """Attention heads."""
     mlp_ratio: int = 4
     """MLP hidden width / dim."""
-    conv_blocks: int = 3
-    """Causal conv + ECA blocks in the embedding."""
-    conv_kernel: int = 17
-    """Depthwise conv kernel, frames."""
-    conv_expand: int = 2
-    """Channel expansion inside a conv block."""
-    encoder: str = "seed"
-    """Encoder family: ``seed`` (blocks of local causal and global self-attention, then an MLP),
-    ``conformer`` (Gulati et al. 2020: half-step MLP, self-attention, conv module, half-step
-    MLP, norm) or ``squeezeformer`` (Kim et al. 2022: self-attention, MLP, conv module, MLP,
-    with the middle blocks at a reduced frame rate, see ``time_reduction``)."""
+    stem: str = ConvECAStem.name
+    """The stem, what embeds the raw landmark frames: a name of the stem registry
+    (:mod:`aslfs_pl.model.stems`; ``conv_eca``: features, dense, batch norm, causal conv + ECA
+    blocks, the seed's)."""
+    stem_conf: dict[str, Any] = field(default_factory=dict)
+    """The stem's own settings, by name, e.g. ``{kernel: 11}`` (``--model.stem_conf.kernel 11``);
+    unset ones keep the stem's defaults. Each stem's settings: docs/architecture.md."""
+    encoder: str = LocalGlobalEncoder.name
+    """Encoder family: a name of the encoder registry (:mod:`aslfs_pl.model.encoders`):
+    ``local_global`` (blocks of local causal and global self-attention, then an MLP; the seed's,
+    ``seed`` in older configs), ``conformer`` (Gulati et al. 2020: half-step MLP,
+    self-attention, conv module, half-step MLP, norm) or ``squeezeformer`` (Kim et al. 2022:
+    self-attention, MLP, conv module, MLP, the middle blocks at a reduced frame rate)."""
+    encoder_conf: dict[str, Any] = field(default_factory=dict)
+    """The encoder family's own settings, by name, e.g. ``{kernel: 15}``
+    (``--model.encoder_conf.kernel 15``); unset ones keep the family's defaults. Each family's
+    settings: docs/architecture.md."""
     encoder_blocks: int = 6
     """Encoder blocks."""
-    local_layers: int = 3
-    """``seed`` encoder: local causal self-attention layers per block."""
-    window: int = 16
-    """``seed`` encoder: frames a local attention layer looks back over (including the current
-    one)."""
-    block_kernel: int = 31
-    """``conformer`` / ``squeezeformer``: the conv module's depthwise kernel, frames (odd:
-    centred on the frame)."""
-    time_reduction: int = 2
-    """``squeezeformer``: frames merged into one from block ``encoder_blocks // 2`` to the
-    last block, which runs at the full rate again on the restored frames plus the ones from
-    before the reduction (1 disables it)."""
     rotary: bool = False
     """Rotary position embeddings (Su et al. 2021) in every encoder self-attention layer,
     instead of the positions the embedding adds."""
@@ -110,17 +110,10 @@ class ModelConfig:
             raise ValueError(f"model.dim {self.dim} is not divisible by model.heads {self.heads}")
         if self.dim % 2:
             raise ValueError(f"model.dim {self.dim} must be even (sinusoidal positions)")
-        if self.encoder not in ENCODERS:
-            raise ValueError(f"model.encoder {self.encoder!r}: one of {', '.join(ENCODERS)}")
-        if self.block_kernel < 1 or self.block_kernel % 2 == 0:
-            raise ValueError(f"model.block_kernel {self.block_kernel} must be odd (centred)")
-        if self.time_reduction < 1:
-            raise ValueError(f"model.time_reduction {self.time_reduction} must be >= 1")
-        if self.time_reduction > 1 and self.encoder == "squeezeformer" and self.encoder_blocks < 3:
-            raise ValueError(
-                f"model.time_reduction {self.time_reduction} needs model.encoder_blocks >= 3 "
-                f"(full rate, reduced, full rate again), got {self.encoder_blocks}"
-            )
+        for registry, conf in ((STEMS, self.stem_conf), (ENCODERS, self.encoder_conf)):
+            name = getattr(self, registry.setting)
+            registry.settings(name, conf)  # raises naming the setting
+            registry.get(name).check(self)
         for name in ("rotary", "decoder_rotary"):
             if getattr(self, name) and (self.dim // self.heads) % 2:
                 raise ValueError(
@@ -153,13 +146,64 @@ class ModelConfig:
                 "model.fallback_confidence needs the confidence head: train with "
                 "model.confidence_weight > 0"
             )
-        if self.window < 1:
-            raise ValueError(f"model.window {self.window} must be >= 1")
         for name in ("dropout", "drop_path"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"model.{name} {getattr(self, name)} must lie in [0, 1)")
+
+    @property
+    def encoder_settings(self) -> Any:
+        """The encoder family's ``Settings`` (``encoder_conf`` over its defaults)."""
+        return ENCODERS.settings(self.encoder, self.encoder_conf)
+
+    @property
+    def stem_settings(self) -> Any:
+        """The stem's ``Settings`` (``stem_conf`` over its defaults)."""
+        return STEMS.settings(self.stem, self.stem_conf)
 
 
 #: The settings that define the network its weights belong to: a checkpoint's stay as trained
 #: (the sizes, the families, the positions; several change no weight's shape).
 NETWORK = tuple(f.name for f in fields(ModelConfig) if f.name not in READ_OUT + TRAINING_ONLY)
+
+
+def legacy_settings() -> dict[str, list[tuple[Registry, str, str]]]:
+    """The flat ``model.*`` fields of older versions that are a part's own settings now: each ->
+    [(its registry, the part, the setting's name there)]."""
+    moved: dict[str, list[tuple[Registry, str, str]]] = {}
+    for registry in (STEMS, ENCODERS):
+        for old, places in registry.legacy_fields().items():
+            moved.setdefault(old, []).extend((registry, part, new) for part, new in places)
+    return moved
+
+
+def upgrade_settings(net: dict[str, Any]) -> dict[str, Any]:
+    """Network settings of an older version (a checkpoint's) in today's form: each flat field
+    that is now a stem's or an encoder family's own setting moves under ``stem_conf`` /
+    ``encoder_conf`` when the part it names has it, and is dropped otherwise (it did nothing
+    there: a Conformer's ``window``). Today's settings pass through unchanged."""
+    net = dict(net)
+    moved = {k: net.pop(k) for k in list(net) if k in legacy_settings()}
+    if not moved:
+        return net
+    for registry in (STEMS, ENCODERS):
+        part = registry.get(net.get(registry.setting, getattr(ModelConfig, registry.setting)))
+        kept = {part.legacy[k]: v for k, v in moved.items() if k in part.legacy}
+        key = f"{registry.setting}_conf"
+        net[key] = {**kept, **net.get(key, {})}
+    log.info("older network settings %s read as stem_conf / encoder_conf", ", ".join(moved))
+    return net
+
+
+def legacy_hint(name: str) -> str | None:
+    """For a flat ``model.<name>`` of an older version: how to write it now (None for others)."""
+    places = legacy_settings().get(name)
+    if not places:
+        return None
+    spots: dict[str, list[str]] = {}
+    for registry, part, new in places:
+        spots.setdefault(f"model.{registry.setting}_conf.{new}", []).append(part)
+    where = " or ".join(
+        f"{spot} (model.{spot.split('.')[1].removesuffix('_conf')} {' or '.join(parts)})"
+        for spot, parts in spots.items()
+    )
+    return f"model.{name} is a part's own setting now: write {where}"

@@ -1,4 +1,4 @@
-"""Building blocks: masked attention with an optional KV cache, MLP, causal conv + ECA, positions.
+"""Building blocks: masked attention with an optional KV cache, MLP, masked batch norm, positions.
 
 Attention is written as explicit matmuls + softmax (no fused kernel) so that the same modules train
 on CPU/GPU/TPU and lower to TFLite. Masks are boolean, True = may attend; every query row keeps at
@@ -17,12 +17,10 @@ from torch import Tensor, nn
 
 from aslfs_pl.export_ops import (
     ExportForm,
-    bn_scale_shift,
     const,
     fold_norm,
     linear,
     normalise,
-    sigmoid,
 )
 
 #: Score of a masked key. Scores are masked and softmaxed in float32 (-1e9 overflows fp16, and
@@ -136,6 +134,13 @@ def half_turn(head_dim: int) -> Tensor:
     r[torch.arange(half) + half, torch.arange(half)] = -1.0
     r[torch.arange(half), torch.arange(half) + half] = 1.0
     return r
+
+
+def global_mask(valid: Tensor) -> Tensor:
+    """(B, T) -> (B, 1, T, T): every frame sees all valid frames, and itself."""
+    t = valid.shape[-1]
+    eye = torch.eye(t, dtype=torch.bool, device=valid.device)
+    return valid[:, None, None, :] | eye
 
 
 def attention_bias(allowed: Tensor) -> Tensor:
@@ -308,50 +313,6 @@ class MLPExport(ExportForm):
         )
 
 
-class ECA(nn.Module):
-    """Efficient channel attention (Wang et al. 2020, arXiv:1910.03151) over valid frames.
-
-    Channel weights come from a 1-D conv across the channels of the masked time-average, so
-    padding and NaN frames never change them.
-    """
-
-    def __init__(self, kernel: int = 5):
-        super().__init__()
-        self.conv = nn.Conv1d(1, 1, kernel, padding=kernel // 2, bias=False)
-
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        m = mask.unsqueeze(-1).to(x.dtype)  # (B, T, 1)
-        pooled = (x * m).sum(1) / m.sum(1).clamp(min=1.0)  # (B, C)
-        w = torch.sigmoid(self.conv(pooled.unsqueeze(1))).squeeze(1)  # (B, C)
-        return x * w.unsqueeze(1)
-
-    def export_form(self) -> ECAExport:
-        return ECAExport(self)
-
-
-class ECAExport(ExportForm):
-    """:class:`ECA` on (n, C) frames with ``valid`` (n, 1) float; the conv across the channels
-    as shifted slices times its (constant) taps."""
-
-    def __init__(self, eca: ECA):
-        super().__init__()
-        self.taps = [float(v) for v in eca.conv.weight[0, 0]]
-        self.covers(eca.conv)
-
-    def forward(self, x: Tensor, valid: Tensor) -> Tensor:
-        # mean over valid frames: mean(x * m) / mean(m) = sum(x * m) / sum(m)
-        pooled = (x * valid).mean(0, keepdim=True) / torch.maximum(
-            valid.mean(0, keepdim=True), const(1e-9)
-        )  # (1, C)
-        k, c = len(self.taps), pooled.shape[1]
-        zeros = torch.full((1, k // 2), 0.0)
-        padded = torch.cat([zeros, pooled, zeros], 1)  # (1, C + k - 1): the conv's zero padding
-        gate = padded[:, :c] * self.taps[0]
-        for t in range(1, k):
-            gate = gate + padded[:, t : t + c] * self.taps[t]
-        return x * sigmoid(gate)
-
-
 class MaskedBatchNorm(nn.BatchNorm1d):
     """Batch norm over the channels of (B, T, C) frames whose statistics count valid frames only.
 
@@ -380,67 +341,6 @@ class MaskedBatchNorm(nn.BatchNorm1d):
             self.num_batches_tracked.add_(1)
         y = (xf - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
         return y.to(x.dtype)
-
-
-class CausalDepthwiseConv(nn.Module):
-    """Depthwise 1-D conv over time where frame t sees frames t-k+1..t only."""
-
-    def __init__(self, channels: int, kernel: int):
-        super().__init__()
-        self.kernel = kernel
-        self.conv = nn.Conv1d(channels, channels, kernel, groups=channels)
-
-    def forward(self, x: Tensor) -> Tensor:
-        y = F.pad(x.transpose(1, 2), (self.kernel - 1, 0))  # (B, C, T + k - 1)
-        return self.conv(y).transpose(1, 2)  # (B, T, C)
-
-
-class ConvBlock(nn.Module):
-    """Expand -> causal depthwise conv -> batch norm -> ECA -> project, with a residual."""
-
-    def __init__(self, dim: int, kernel: int = 17, expand: int = 2, dropout: float = 0.0):
-        super().__init__()
-        hidden = dim * expand
-        self.expand = nn.Linear(dim, hidden)
-        self.dwconv = CausalDepthwiseConv(hidden, kernel)
-        self.norm = MaskedBatchNorm(hidden, momentum=0.05)
-        self.eca = ECA()
-        self.project = nn.Linear(hidden, dim)
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        y = F.silu(self.expand(x))
-        y = self.dwconv(y)
-        y = self.norm(y, mask)
-        y = self.eca(y, mask)
-        return x + self.dropout(self.project(y))
-
-    def export_form(self) -> ConvBlockExport:
-        return ConvBlockExport(self)
-
-
-class ConvBlockExport(ExportForm):
-    """:class:`ConvBlock` on (n, D) frames with ``valid`` (n, 1) float; the batch norm folded
-    into the depthwise conv."""
-
-    def __init__(self, block: ConvBlock):
-        super().__init__()
-        self.put_linear("expand", block.expand)
-        self.put_linear("project", block.project)
-        scale, shift = bn_scale_shift(block.norm)
-        conv = block.dwconv.conv
-        self.put("conv_w", conv.weight * scale[:, None, None])
-        self.put("conv_b", conv.bias * scale + shift)
-        self.covers(conv, block.norm)
-        self.eca = block.eca.export_form()
-
-    def forward(self, x: Tensor, valid: Tensor) -> Tensor:
-        y = linear(x, self.weights("expand"))
-        y = y * sigmoid(y)  # SiLU
-        w = self.conv_w  # (H, 1, k): causal depthwise conv, zero history before frame 0
-        padded = torch.cat([torch.full((w.shape[2] - 1, y.shape[1]), 0.0), y], 0)
-        y = F.conv1d(padded.t()[None], w, self.conv_b, groups=w.shape[0])[0].t()  # (n, H)
-        return x + linear(self.eca(y, valid), self.weights("project"))
 
 
 def sinusoidal_positions(length: int, dim: int) -> Tensor:

@@ -1,10 +1,10 @@
 """The encoder-decoder: raw landmark frames in, character logits out.
 
 (B, T, C) raw columns (NaN = unseen or padding)
-  -> features (B, T, 3C) + frame mask            aslfs_pl.model.features
-  -> embedding: dense, BN, causal conv + ECA    (B, T, D)
-  -> encoder: blocks of local / global attention, (B, T, D)
-     or Conformer / Squeezeformer blocks          aslfs_pl.model.conformer
+  -> stem ("embedding"): features, frame mask,   (B, T, D)  aslfs_pl.model.stems
+     dense, BN, causal conv + ECA (model.stem)
+  -> encoder family (model.encoder):             (B, T, D)  aslfs_pl.model.encoders
+     local / global attention, Conformer, ...
   -> decoder over (B, L) tokens                  (B, L, V)
   -> (optional) CTC head over the frames         (B, T, V)
   -> (optional) confidence head, fallback phrase aslfs_pl.model.fallback
@@ -21,14 +21,13 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from aslfs_pl.model.features import frame_features, landmark_features
 from aslfs_pl.export_ops import ExportForm, export_form
 from aslfs_pl.model import decoding
 from aslfs_pl.model.config import ModelConfig
-from aslfs_pl.model.conformer import ConformerEncoder
 from aslfs_pl.model.decoder import Decoder
-from aslfs_pl.model.encoder import Embedding, Encoder
+from aslfs_pl.model.encoders import ENCODERS
 from aslfs_pl.model.fallback import ConfidenceHead, Fallback
+from aslfs_pl.model.stems import STEMS
 
 
 class TrainingOutputs(NamedTuple):
@@ -40,53 +39,14 @@ class TrainingOutputs(NamedTuple):
     confidence: Tensor | None  # (B,) confidence logits (with the confidence head)
 
 
-def build_encoder(c: ModelConfig) -> nn.Module:
-    """The encoder family ``c.encoder`` names, at ``c``'s shape."""
-    if c.encoder == "seed":
-        return Encoder(
-            c.dim,
-            c.heads,
-            c.mlp_ratio,
-            c.encoder_blocks,
-            c.local_layers,
-            c.window,
-            c.dropout,
-            c.drop_path,
-            rotary=c.rotary,
-            max_frames=c.max_frames,
-        )
-    return ConformerEncoder(
-        c.dim,
-        c.heads,
-        c.mlp_ratio,
-        c.encoder_blocks,
-        c.block_kernel,
-        c.dropout,
-        c.drop_path,
-        macaron=c.encoder == "conformer",
-        time_reduction=c.time_reduction if c.encoder == "squeezeformer" else 1,
-        rotary=c.rotary,
-        max_frames=c.max_frames,
-    )
-
-
 class Seq2Seq(nn.Module):
     """Pre-norm encoder-decoder over landmark frames."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
         c = self.config = config
-        self.embedding = Embedding(
-            3 * c.num_columns,
-            c.dim,
-            c.max_frames,
-            c.conv_blocks,
-            c.conv_kernel,
-            c.conv_expand,
-            c.dropout,
-            absolute_positions=not c.rotary,
-        )
-        self.encoder = build_encoder(c)
+        self.embedding = STEMS.get(c.stem)(c)  # the stem
+        self.encoder = ENCODERS.get(c.encoder)(c)
         self.decoder = Decoder(
             c.dim,
             c.heads,
@@ -107,8 +67,7 @@ class Seq2Seq(nn.Module):
 
     def encode(self, landmarks: Tensor) -> tuple[Tensor, Tensor]:
         """(B, T, C) raw frames -> encoded frames (B, T, D) and frame mask (B, T)."""
-        feats, valid = landmark_features(landmarks, self.config.num_axes)
-        x = self.embedding(feats, valid)
+        x, valid = self.embedding(landmarks)
         return self.encoder(x, valid), valid
 
     def forward(self, landmarks: Tensor, tokens: Tensor) -> Tensor:
@@ -183,8 +142,7 @@ class Seq2SeqExport(ExportForm):
         super().__init__()
         method = decoding.get(name)
         method.check(net)
-        self.num_axes = net.config.num_axes
-        self.embedding = export_form(net.embedding, self.num_axes)
+        self.embedding = export_form(net.embedding)
         self.encoder = export_form(net.encoder)
         self.head = method.export_head(net)
         self.fallback = None
@@ -199,8 +157,8 @@ class Seq2SeqExport(ExportForm):
             self.covers(net.fallback)  # the ctc route's rows are frames: no fallback
 
     def forward(self, x: Tensor, j: Tensor) -> Tensor:
-        feats, valid = frame_features(x, self.num_axes)  # (n, 3C), (n, 1)
-        memory = self.encoder(self.embedding(feats, valid, j), valid, j)  # (n, D)
+        x, valid = self.embedding(x, j)  # (n, D), (n, 1)
+        memory = self.encoder(x, valid, j)  # (n, D)
         out = self.head(memory, valid, j)  # (K, V)
         if self.fallback is not None:
             out = self.fallback(out, memory, valid, j)

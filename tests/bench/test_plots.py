@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from aslfs_pl.bench import plots
+from aslfs_pl.bench.plots import epoch_metrics, plot_sequence, plot_training_curves, training_curves
 from aslfs_pl.data.kaggle import load_index, read_landmark_file
 from aslfs_pl.data.landmarks import LandmarkSet
-from aslfs_pl.bench.plots import epoch_metrics, plot_sequence, plot_training_curves, training_curves
 
 # Lightning's CSVLogger rows: per-step values, then the epoch's validation and training rows.
 CSV = """epoch,lr-RAdam/pg1,step,train/acc,train/loss_epoch,train/loss_step,val/acc,val/loss,val/score

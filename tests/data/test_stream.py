@@ -7,10 +7,10 @@ import torch
 
 from aslfs_pl import vocab
 from aslfs_pl.data.augment import AugmentConfig
-from aslfs_pl.model.features import fit_length, resample_indices
 from aslfs_pl.data.kaggle import load_index, read_landmark_file
 from aslfs_pl.data.landmarks import LandmarkSet
 from aslfs_pl.data.stream import LandmarkStream
+from aslfs_pl.model.features import fit_length, resample_indices
 from tests.helpers import random_frames, write_mini_dataset
 
 

@@ -10,12 +10,12 @@ import torch
 from torch import nn
 
 from aslfs_pl import vocab
-from aslfs_pl.model.features import fit_length, frame_features, resample_indices
 from aslfs_pl.deploy.graph import KaggleModel
 from aslfs_pl.deploy.stages import ExportError
 from aslfs_pl.export_ops import fold_norm
 from aslfs_pl.model.ctc import ctc_greedy
 from aslfs_pl.model.decoding import Encoded
+from aslfs_pl.model.features import fit_length, resample_indices
 from tests.helpers import ENCODERS, nan_frames, tiny_ctc_net, tiny_model, tiny_net
 
 
@@ -140,8 +140,8 @@ def test_graph_matches_training_path_with_deeper_nets_and_three_axes(num_axes):
         max_frames=16,
         max_target_len=6,
         heads=4,
-        conv_kernel=3,
-        window=3,
+        stem_conf=dict(blocks=2, kernel=3),
+        encoder_conf=dict(local_layers=2, window=3),
     )
     graph = KaggleModel(net)
     rng = np.random.default_rng(num_axes)
@@ -231,8 +231,8 @@ def test_teacher_forced_rows_of_the_graph_equal_the_decoders_logits(rotary):
     x = torch.from_numpy(fit_length(nan_frames(17, seed=3), 16))
     graph = net.export_form("joint")
     j = torch.arange(16, dtype=torch.float32)
-    feats, valid = frame_features(x, net.config.num_axes)
-    memory = graph.encoder(graph.embedding(feats, valid, j), valid, j)
+    embedded, valid = graph.embedding(x, j)
+    memory = graph.encoder(embedded, valid, j)
     phrases = torch.tensor([[vocab.SOS, 5, 6, 7, 8, 9, 10, 11], [vocab.SOS, 9, 3, 3, 20, 4, 4, 7]])
     with torch.no_grad():
         want = net.decoder(phrases, *net.encode(x[None]))  # (2, L, V)

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from aslfs_pl import vocab
-from aslfs_pl.model.features import fit_length
 from aslfs_pl.deploy.convert import convert
 from aslfs_pl.deploy.parity import ParityReport, falls_back, parity_report, random_input
 from aslfs_pl.deploy.runtime import TFLiteRunner
 from aslfs_pl.model.decoding import DECODINGS, ParityRow
+from aslfs_pl.model.features import fit_length
 from aslfs_pl.model.seq2seq import Seq2Seq
 from tests.helpers import (
     COLUMNS,

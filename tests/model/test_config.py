@@ -2,7 +2,7 @@
 
 import pytest
 
-from aslfs_pl.model.config import ModelConfig
+from aslfs_pl.model.config import ModelConfig, legacy_hint, upgrade_settings
 from aslfs_pl.model.seq2seq import Seq2Seq
 
 
@@ -17,16 +17,29 @@ def test_config_validation():
     refused = [
         ({"num_columns": 175}, "model.num_columns 175 is not a multiple of num_axes 2"),
         ({"dim": 33, "heads": 3}, "model.dim 33 must be even"),
-        ({"window": 0}, "model.window 0 must be >= 1"),
+        ({"encoder_conf": {"window": 0}}, "model.encoder_conf.window 0 must be >= 1"),
         ({"dropout": 1.0}, r"model.dropout 1.0 must lie in \[0, 1\)"),
         ({"drop_path": -0.1}, r"model.drop_path -0.1 must lie in \[0, 1\)"),
-        ({"encoder": "lstm"}, "model.encoder 'lstm': one of seed, conformer, squeezeformer"),
-        ({"block_kernel": 4}, "model.block_kernel 4 must be odd"),
-        ({"time_reduction": 0}, "model.time_reduction 0 must be >= 1"),
+        ({"encoder": "lstm"}, "model.encoder 'lstm': one of conformer, local_global, squeeze"),
+        ({"stem": "mlp"}, "model.stem 'mlp': one of conv_eca"),
+        (
+            {"encoder": "conformer", "encoder_conf": {"kernel": 4}},
+            "model.encoder_conf.kernel 4 must be odd",
+        ),
+        (
+            {"encoder": "squeezeformer", "encoder_conf": {"time_reduction": 0}},
+            "model.encoder_conf.time_reduction 0 must be >= 1",
+        ),
         (
             {"encoder": "squeezeformer", "encoder_blocks": 2},
-            "model.time_reduction 2 needs model.encoder_blocks >= 3",
+            "model.encoder_conf.time_reduction 2 needs model.encoder_blocks >= 3",
         ),
+        (
+            {"encoder": "conformer", "encoder_conf": {"window": 1}},
+            r"model.encoder_conf.window: not a setting of the conformer encoder family \(its "
+            r"settings: kernel; over a config that names another, give model.encoder_conf whole",
+        ),
+        ({"stem_conf": {"expand": 0}}, "model.stem_conf.expand 0 must be >= 1"),
         ({"rotary": True, "dim": 36, "heads": 4}, "model.rotary needs an even head width"),
         (
             {"decoder_rotary": True, "dim": 36, "heads": 4},
@@ -40,7 +53,27 @@ def test_config_validation():
             ModelConfig(**settings)
 
 
-def test_settings_of_other_families_are_accepted_where_they_do_nothing():
-    # a conformer ignores the seed encoder's window; a two-block conformer needs no reduction
-    ModelConfig(encoder="conformer", encoder_blocks=2, window=1)
-    ModelConfig(encoder="squeezeformer", encoder_blocks=2, time_reduction=1)
+def test_a_family_reads_its_own_settings_over_its_defaults():
+    config = ModelConfig(encoder="squeezeformer", encoder_conf={"kernel": 7})
+    assert (config.encoder_settings.kernel, config.encoder_settings.time_reduction) == (7, 2)
+    assert ModelConfig().stem_settings.kernel == 17
+    # the seed's family under its older name
+    assert ModelConfig(encoder="seed").encoder_settings == ModelConfig().encoder_settings
+
+
+def test_older_flat_settings_move_to_the_part_that_has_them():
+    old = {"encoder": "conformer", "block_kernel": 15, "window": 16, "time_reduction": 2}
+    old |= {"conv_blocks": 2, "conv_kernel": 11, "conv_expand": 2, "local_layers": 3}
+    new = upgrade_settings(old)
+    assert new == {
+        "encoder": "conformer",
+        "encoder_conf": {"kernel": 15},  # window, time_reduction, local_layers did nothing
+        "stem_conf": {"blocks": 2, "kernel": 11, "expand": 2},
+    }
+    assert upgrade_settings({"encoder": "seed", "window": 8})["encoder_conf"] == {"window": 8}
+    assert upgrade_settings({"dim": 32}) == {"dim": 32}  # today's pass through
+    assert legacy_hint("block_kernel") == (
+        "model.block_kernel is a part's own setting now: write model.encoder_conf.kernel "
+        "(model.encoder conformer or squeezeformer)"
+    )
+    assert legacy_hint("dim") is None

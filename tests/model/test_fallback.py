@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from aslfs_pl import vocab
-from aslfs_pl.model.features import fit_length
 from aslfs_pl.deploy.graph import KaggleModel
 from aslfs_pl.model import fallback
 from aslfs_pl.model.config import ModelConfig
+from aslfs_pl.model.features import fit_length
 from aslfs_pl.model.seq2seq import Seq2Seq
 from aslfs_pl.task import Seq2SeqTask
 from tests.helpers import FALLBACK_PHRASE, TINY_TASK, nan_frames, tiny_fallback_net, tiny_net

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aslfs_pl.data import difficulty as hard
+from aslfs_pl.data.synthetic import difficulty as hard
 from aslfs_pl.data.synthetic.difficulty import SignerStyle
 from aslfs_pl.vocab import NUM_CHARACTERS
 

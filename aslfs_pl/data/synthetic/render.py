@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aslfs_pl.data import difficulty as hard
-from aslfs_pl.data.synthetic.difficulty import Difficulty, bursts
 from aslfs_pl.data.landmarks import PARTS
+from aslfs_pl.data.synthetic import difficulty as hard
 from aslfs_pl.data.synthetic.camera import draw_view
+from aslfs_pl.data.synthetic.difficulty import Difficulty, bursts
 from aslfs_pl.data.synthetic.face import draw_face
 from aslfs_pl.data.synthetic.hands import in_image, rotation, shape_alphabet
 from aslfs_pl.data.synthetic.noise import smooth_noise

@@ -20,9 +20,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from aslfs_pl.data import difficulty as hard
-from aslfs_pl.data.synthetic.difficulty import Difficulty
 from aslfs_pl.data.landmarks import all_columns
+from aslfs_pl.data.synthetic import difficulty as hard
+from aslfs_pl.data.synthetic.difficulty import Difficulty
 from aslfs_pl.data.synthetic.participants import Participant, make_participants
 from aslfs_pl.data.synthetic.phrases import random_phrase
 from aslfs_pl.data.synthetic.render import NUM_LANDMARKS, SyntheticSequence, synthesize_sequence

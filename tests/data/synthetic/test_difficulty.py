@@ -11,8 +11,6 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from aslfs_pl.data import difficulty as hard
-from aslfs_pl.data.synthetic.difficulty import Difficulty
 from aslfs_pl.data.synthetic import (
     character_templates,
     make_participants,
@@ -21,9 +19,11 @@ from aslfs_pl.data.synthetic import (
     synthesize_sequence,
     write_synthetic_dataset,
 )
+from aslfs_pl.data.synthetic import difficulty as hard
+from aslfs_pl.data.synthetic.difficulty import Difficulty
 from aslfs_pl.vocab import CHAR_TO_INDEX
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 LEFT, RIGHT = slice(468, 489), slice(522, 543)
 
 

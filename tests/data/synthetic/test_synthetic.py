@@ -26,7 +26,7 @@ from aslfs_pl.data.synthetic import (
     writer,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 LEFT, RIGHT = slice(468, 489), slice(522, 543)  # landmark ranges of the hands
 
 

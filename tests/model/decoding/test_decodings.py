@@ -137,7 +137,7 @@ def test_a_new_decoding_is_one_class(monkeypatch, capsys):
         num_columns=12,
         dim=32,
         heads=2,
-        conv_blocks=1,
+        stem_conf={"blocks": 1},
         encoder_blocks=1,
         decoder_blocks=1,
         decoding="silent",

@@ -5,13 +5,17 @@ half-step MLP, layer norm. Squeezeformer (Kim et al. 2022, arXiv:2206.00888): se
 MLP, conv module, MLP, and a temporal U-Net: the middle blocks run on frames merged ``f`` at a
 time (a strided depthwise conv), and before the last block the merged frames are repeated back
 to the full rate and added to the frames from before the merge. Both pre-norm here, like the
-rest of the network.
+rest of the network. This module holds the blocks and the Conformer family;
+:mod:`aslfs_pl.model.encoders.squeezeformer` registers the Squeezeformer family on them.
 
 (B, T, D) embedded frames -> (B, T, D). Each layer's deployment twin follows it and runs on
 (n, D) frames of one sequence, n symbolic (see :mod:`aslfs_pl.export_ops`).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +31,7 @@ from aslfs_pl.export_ops import (
     normalise,
     sigmoid,
 )
-from aslfs_pl.model.encoder import global_mask
+from aslfs_pl.model.encoders.base import Encoder, register
 from aslfs_pl.model.layers import (
     MLP,
     Attention,
@@ -36,8 +40,24 @@ from aslfs_pl.model.layers import (
     RotaryExport,
     Rotation,
     attention_bias,
+    global_mask,
     rotary_tables,
 )
+
+if TYPE_CHECKING:
+    from aslfs_pl.model.config import ModelConfig
+
+
+@dataclass
+class ConformerSettings:
+    """The Conformer's settings (``model.encoder_conf``)."""
+
+    kernel: int = 31
+    """The conv module's depthwise kernel, frames (odd: centred on the frame)."""
+
+    def __post_init__(self) -> None:
+        if self.kernel < 1 or self.kernel % 2 == 0:
+            raise ValueError(f"model.encoder_conf.kernel {self.kernel} must be odd (centred)")
 
 
 class ConvModule(nn.Module):
@@ -170,49 +190,48 @@ class ConformerBlockExport(ExportForm):
         return x
 
 
-class ConformerEncoder(nn.Module):
-    """A stack of :class:`ConformerBlock` with a final layer norm: (B, T, D) -> (B, T, D).
+class ConvAttentionStack(Encoder):
+    """A stack of :class:`ConformerBlock` with a final layer norm: (B, T, D) -> (B, T, D); the
+    body of the Conformer and Squeezeformer families (each registered in its own module).
 
     Args:
+        config: the network's settings (sizes, dropout, drop path, rotary positions).
+        kernel: the conv module's depthwise kernel.
         macaron: Conformer blocks (else Squeezeformer blocks).
         time_reduction: frames merged into one (a depthwise conv of that kernel and stride over
             the valid frames) from block ``blocks // 2`` on; before the last block they are
             repeated back and added to the frames from before the merge. 1: no merge. Any frame
             count works: the last group is padded with invalid frames.
-        rotary: rotary position embeddings in every self-attention layer (tables for up to
-            ``max_frames`` frames in the export).
-    The drop path rate grows linearly with depth, to ``drop_path`` in the last block.
+    The drop path rate grows linearly with depth, to ``drop_path`` in the last block. With
+    ``model.rotary`` every self-attention layer rotates its queries and keys (tables for up to
+    ``max_frames`` frames in the export).
     """
 
-    def __init__(
-        self,
-        dim: int,
-        heads: int,
-        mlp_ratio: int,
-        blocks: int,
-        kernel: int,
-        dropout: float,
-        drop_path: float,
-        macaron: bool,
-        time_reduction: int = 1,
-        rotary: bool = False,
-        max_frames: int = 384,
-    ):
+    def __init__(self, config: ModelConfig, kernel: int, macaron: bool, time_reduction: int = 1):
         super().__init__()
+        c, blocks = config, config.encoder_blocks
         if time_reduction > 1 and blocks < 3:
             raise ValueError(f"time_reduction {time_reduction} needs >= 3 blocks, got {blocks}")
         self.blocks = nn.ModuleList(
             ConformerBlock(
-                dim, heads, mlp_ratio, kernel, dropout, drop_path * (i + 1) / blocks, macaron
+                c.dim,
+                c.heads,
+                c.mlp_ratio,
+                kernel,
+                c.dropout,
+                c.drop_path * (i + 1) / blocks,
+                macaron,
             )
             for i in range(blocks)
         )
-        self.time_reduction, self.rotary, self.max_frames = time_reduction, rotary, max_frames
-        self.head_dim = dim // heads
+        self.time_reduction, self.rotary, self.max_frames = time_reduction, c.rotary, c.max_frames
+        self.head_dim = c.dim // c.heads
         self.merge_at, self.restore_at = blocks // 2, blocks - 1
         if time_reduction > 1:
-            self.merge = nn.Conv1d(dim, dim, time_reduction, stride=time_reduction, groups=dim)
-        self.norm = nn.LayerNorm(dim)
+            self.merge = nn.Conv1d(
+                c.dim, c.dim, time_reduction, stride=time_reduction, groups=c.dim
+            )
+        self.norm = nn.LayerNorm(c.dim)
 
     def _merge(self, x: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
         f, t = self.time_reduction, x.shape[1]
@@ -244,15 +263,15 @@ class ConformerEncoder(nn.Module):
             x = block(x, *now)
         return self.norm(x)
 
-    def export_form(self) -> ConformerEncoderExport:
-        return ConformerEncoderExport(self)
+    def export_form(self) -> ConvAttentionStackExport:
+        return ConvAttentionStackExport(self)
 
 
-class ConformerEncoderExport(ExportForm):
-    """:class:`ConformerEncoder` on (n, D) frames -> (n, D) normalised WITHOUT the final norm's
+class ConvAttentionStackExport(ExportForm):
+    """:class:`ConvAttentionStack` on (n, D) frames -> (n, D) normalised WITHOUT the final norm's
     affine (the decoder's cross-attention and the CTC head fold it)."""
 
-    def __init__(self, enc: ConformerEncoder):
+    def __init__(self, enc: ConvAttentionStack):
         super().__init__()
         self.blocks = nn.ModuleList(export_form(block, enc.rotary) for block in enc.blocks)
         self.rotary = RotaryExport(enc.head_dim, enc.max_frames) if enc.rotary else None
@@ -309,3 +328,16 @@ class ConformerEncoderExport(ExportForm):
                 now = frames
             x = block(x, *now)
         return normalise(x, self.eps)
+
+
+@register
+class Conformer(ConvAttentionStack):
+    """The Conformer family (Gulati et al. 2020): half-step MLP, self-attention, conv module,
+    half-step MLP, layer norm in every block; the frame rate is kept throughout."""
+
+    name = "conformer"
+    Settings = ConformerSettings
+    legacy = {"block_kernel": "kernel"}
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config, config.encoder_settings.kernel, macaron=True)

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from aslfs_pl.model.encoders.local_global import local_attention, local_causal_mask
 from aslfs_pl.model.features import landmark_features
-from aslfs_pl.model.encoder import local_attention, local_causal_mask
 from aslfs_pl.model.layers import Attention
 from tests.helpers import landmark_batch, tiny_model
 

@@ -1,6 +1,8 @@
-"""Landmark embedding and the encoder stack.
+"""The local/global encoder (the seed's): blocks of local causal and global self-attention.
 
-Frame count is unchanged throughout: (B, T, C) raw columns -> (B, T, D) encoded frames.
+Each block: ``local_layers`` local causal self-attention layers (a frame sees the ``window``
+frames up to itself), one global self-attention layer, an MLP; pre-norm. Frame count is unchanged
+throughout: (B, T, D) embedded frames -> (B, T, D) encoded frames.
 Each layer's deployment twin (``*Export``, see :mod:`aslfs_pl.export_ops`) follows it; the
 twins run on (n, D) frames of one sequence, n symbolic.
 """
@@ -8,33 +10,46 @@ twins run on (n, D) frames of one sequence, n symbolic.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from aslfs_pl.export_ops import (
-    ExportForm,
-    bn_scale_shift,
-    const,
-    export_form,
-    linear,
-    normalise,
-)
+from aslfs_pl.export_ops import ExportForm, const, export_form, normalise
+from aslfs_pl.model.encoders.base import Encoder, register
 from aslfs_pl.model.layers import (
     MASK_VALUE,
     MLP,
     Attention,
-    ConvBlock,
     DropPath,
-    MaskedBatchNorm,
     RotaryExport,
     Rotation,
     attention_bias,
+    global_mask,
     rotary_tables,
     rotate,
-    sinusoidal_positions,
 )
+
+if TYPE_CHECKING:
+    from aslfs_pl.model.config import ModelConfig
+
+
+@dataclass
+class LocalGlobalSettings:
+    """The local/global encoder's settings (``model.encoder_conf``)."""
+
+    local_layers: int = 3
+    """Local causal self-attention layers per block."""
+    window: int = 16
+    """Frames a local attention layer looks back over (including the current one)."""
+
+    def __post_init__(self) -> None:
+        if self.window < 1:
+            raise ValueError(f"model.encoder_conf.window {self.window} must be >= 1")
+        if self.local_layers < 0:
+            raise ValueError(f"model.encoder_conf.local_layers {self.local_layers} must be >= 0")
 
 
 def local_causal_mask(valid: Tensor, window: int) -> Tensor:
@@ -98,78 +113,6 @@ def local_attention(
     return attn.out(y)
 
 
-def global_mask(valid: Tensor) -> Tensor:
-    """(B, T) -> (B, 1, T, T): every frame sees all valid frames, and itself."""
-    t = valid.shape[-1]
-    eye = torch.eye(t, dtype=torch.bool, device=valid.device)
-    return valid[:, None, None, :] | eye
-
-
-class Embedding(nn.Module):
-    """Dense -> batch norm -> conv blocks -> + positions: (B, T, F) features -> (B, T, D).
-
-    ``absolute_positions``: add the sinusoidal positions (off when the encoder rotates its
-    queries and keys instead)."""
-
-    def __init__(
-        self,
-        in_features: int,
-        dim: int,
-        max_frames: int,
-        conv_blocks: int,
-        conv_kernel: int,
-        conv_expand: int,
-        dropout: float,
-        absolute_positions: bool = True,
-    ):
-        super().__init__()
-        self.absolute_positions = absolute_positions
-        self.dense = nn.Linear(in_features, dim, bias=False)
-        self.norm = MaskedBatchNorm(dim, momentum=0.05)
-        self.convs = nn.ModuleList(
-            ConvBlock(dim, conv_kernel, conv_expand, dropout) for _ in range(conv_blocks)
-        )
-        self.register_buffer("positions", sinusoidal_positions(max_frames, dim), persistent=False)
-
-    def forward(self, feats: Tensor, mask: Tensor) -> Tensor:
-        x = self.norm(self.dense(feats), mask)  # statistics over valid frames only
-        for conv in self.convs:
-            x = conv(x, mask)
-        return x + self.positions[: x.shape[1]] if self.absolute_positions else x
-
-    def export_form(self, num_axes: int) -> EmbeddingExport:
-        return EmbeddingExport(self, num_axes)
-
-
-class EmbeddingExport(ExportForm):
-    """:class:`Embedding` on (n, 3C) features in the deployment order (axis-major per block, see
-    :func:`aslfs_pl.model.features.frame_features`): the dense layer's columns are reordered to
-    match and the batch norm is folded into it."""
-
-    def __init__(self, emb: Embedding, num_axes: int):
-        super().__init__()
-        a, c = num_axes, emb.dense.in_features // 3
-        # training features are point-major (x0, y0, x1, ...) in each of the 3 blocks
-        order = [b * c + i + a * p for b in range(3) for i in range(a) for p in range(c // a)]
-        scale, shift = bn_scale_shift(emb.norm)
-        self.put_weights("dense", emb.dense.weight[:, order] * scale[:, None], shift)
-        self.covers(emb.positions, emb.dense, emb.norm)
-        self.convs = nn.ModuleList(export_form(block) for block in emb.convs)
-        self.absolute_positions = emb.absolute_positions
-        self.put("positions", emb.positions)
-        self.put("last_position", const(emb.positions.shape[0] - 1.0))
-
-    def forward(self, feats: Tensor, valid: Tensor, j: Tensor) -> Tensor:
-        """``feats`` (n, 3C), ``valid`` (n, 1) float, ``j`` (n,) frame indices as float."""
-        x = linear(feats, self.weights("dense"))  # (n, D)
-        for conv in self.convs:
-            x = conv(x, valid)
-        if not self.absolute_positions:
-            return x
-        pos = torch.minimum(j, self.last_position).to(torch.int32)  # rows >= F are invalid
-        return x + F.embedding(pos, self.positions)
-
-
 class EncoderBlock(nn.Module):
     """``local_layers`` local causal self-attention layers, one global one, then an MLP.
 
@@ -200,7 +143,7 @@ class EncoderBlock(nn.Module):
         self, x: Tensor, valid: Tensor, window: int, full_mask: Tensor, rotation: Rotation = None
     ) -> Tensor:
         """``rotation``: rotary tables of the frames rounded up to whole windows (built once per
-        forward, see :class:`Encoder`), or None (no rotary embeddings)."""
+        forward, see :class:`LocalGlobalEncoder`), or None (no rotary embeddings)."""
         for norm, attn in zip(self.local_norms, self.local_attn, strict=True):
             y = local_attention(attn, norm(x), valid, window, rotation)
             x = x + self.drop_path(self.dropout(y))
@@ -237,34 +180,33 @@ class EncoderBlockExport(ExportForm):
         return x + self.mlp(x)
 
 
-class Encoder(nn.Module):
+@register
+class LocalGlobalEncoder(Encoder):
     """Stack of :class:`EncoderBlock` with a final layer norm: (B, T, D) -> (B, T, D).
 
-    The drop path rate grows linearly with depth, to ``drop_path`` in the last block. ``rotary``:
-    every self-attention layer rotates its queries and keys by their frame (tables for up to
-    ``max_frames`` frames in the export).
+    The drop path rate grows linearly with depth, to ``model.drop_path`` in the last block.
+    ``model.rotary``: every self-attention layer rotates its queries and keys by their frame
+    (tables for up to ``max_frames`` frames in the export). ``seed`` is its name in the configs
+    and checkpoints of older versions.
     """
 
-    def __init__(
-        self,
-        dim: int,
-        heads: int,
-        mlp_ratio: int,
-        blocks: int,
-        local_layers: int,
-        window: int,
-        dropout: float,
-        drop_path: float = 0.0,
-        rotary: bool = False,
-        max_frames: int = 384,
-    ):
+    name = "local_global"
+    aliases = ("seed",)
+    Settings = LocalGlobalSettings
+    legacy = {"local_layers": "local_layers", "window": "window"}
+
+    def __init__(self, config: ModelConfig):
         super().__init__()
-        self.window, self.rotary, self.max_frames = window, rotary, max_frames
+        c, s = config, config.encoder_settings
+        self.window, self.rotary, self.max_frames = s.window, c.rotary, c.max_frames
+        n = c.encoder_blocks
         self.blocks = nn.ModuleList(
-            EncoderBlock(dim, heads, mlp_ratio, local_layers, dropout, drop_path * (i + 1) / blocks)
-            for i in range(blocks)
+            EncoderBlock(
+                c.dim, c.heads, c.mlp_ratio, s.local_layers, c.dropout, c.drop_path * (i + 1) / n
+            )
+            for i in range(n)
         )
-        self.norm = nn.LayerNorm(dim)
+        self.norm = nn.LayerNorm(c.dim)
 
     def forward(self, x: Tensor, valid: Tensor) -> Tensor:
         full_mask = global_mask(valid)
@@ -277,15 +219,15 @@ class Encoder(nn.Module):
             x = block(x, valid, self.window, full_mask, rotation)
         return self.norm(x)
 
-    def export_form(self) -> EncoderExport:
-        return EncoderExport(self)
+    def export_form(self) -> LocalGlobalEncoderExport:
+        return LocalGlobalEncoderExport(self)
 
 
-class EncoderExport(ExportForm):
-    """:class:`Encoder` on (n, D) frames -> (n, D) normalised WITHOUT the final norm's affine
+class LocalGlobalEncoderExport(ExportForm):
+    """:class:`LocalGlobalEncoder` on (n, D) frames -> (n, D) normalised WITHOUT the final norm's affine
     (the decoder's cross-attention folds it into its keys and values)."""
 
-    def __init__(self, enc: Encoder):
+    def __init__(self, enc: LocalGlobalEncoder):
         super().__init__()
         self.blocks = nn.ModuleList(export_form(block, enc.rotary) for block in enc.blocks)
         head_dim = enc.blocks[0].global_attn.head_dim
