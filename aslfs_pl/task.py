@@ -12,9 +12,10 @@ from lightning.pytorch.cli import OptimizerCallable
 from torch import Tensor, nn
 
 from aslfs_pl import vocab
+from aslfs_pl.data.augment.tokens import TokenNoise
 from aslfs_pl.metrics import CompetitionScore, WeightedMean
 from aslfs_pl.model.config import ModelConfig, upgrade_settings
-from aslfs_pl.model.ctc import ctc_loss_unrolled
+from aslfs_pl.model.ctc_head import ctc_loss
 from aslfs_pl.model.decoding import get as get_decoding
 from aslfs_pl.model.decoding import usable
 from aslfs_pl.model.layers import DropPath
@@ -98,10 +99,7 @@ class Seq2SeqTask(L.LightningModule):
         super().__init__()
         if check_finite not in ("auto", "step", "epoch", "off"):
             raise ValueError(f"model.check_finite = {check_finite!r}: auto, step, epoch or off")
-        if not 0.0 <= token_noise < 1.0:
-            raise ValueError(f"model.token_noise = {token_noise}: a fraction in [0, 1)")
-        if token_noise_mode not in ("replace", "mask"):
-            raise ValueError(f"model.token_noise_mode = {token_noise_mode!r}: replace or mask")
+        self.token_noise = TokenNoise(token_noise, token_noise_mode)
         for head, weight in (("ctc_head", "ctc_weight"), ("confidence_head", "confidence_weight")):
             if head in net:
                 raise ValueError(f"model.{head} is set by model.{weight} > 0, not on its own")
@@ -169,8 +167,8 @@ class Seq2SeqTask(L.LightningModule):
         """
         tokens = batch["tokens"]
         inputs, target = tokens[:, :-1], tokens[:, 1:]  # (B, L)
-        if self.training and self.hparams.token_noise > 0:
-            inputs = self._noisy(inputs)
+        if self.training:
+            inputs = self.token_noise(inputs)
         out = self.net.forward_train(batch["landmarks"], inputs)
         logits = out.logits
         mask = target != vocab.PAD
@@ -183,48 +181,13 @@ class Seq2SeqTask(L.LightningModule):
         weight = mask.float()
         loss = (ce * weight).sum() / weight.sum().clamp(min=1.0)
         if out.ctc is not None:
-            loss = loss + self.hparams.ctc_weight * self._ctc(out.ctc, out.valid, target)
+            loss = loss + self.hparams.ctc_weight * ctc_loss(out.ctc, out.valid, target)
         correct = (logits.argmax(-1) == target).float()
         if out.confidence is not None:  # against each row's token accuracy, not trained through
             accuracy = (correct * weight).sum(1) / weight.sum(1).clamp(min=1.0)
             confident = F.binary_cross_entropy_with_logits(out.confidence.float(), accuracy)
             loss = loss + self.hparams.confidence_weight * confident
         return loss, correct, weight
-
-    def _noisy(self, inputs: Tensor) -> Tensor:
-        """Decoder inputs with ``token_noise`` of their characters corrupted (drawn on the
-        device: no host sync)."""
-        chars = inputs < vocab.NUM_CHARACTERS  # start, end and pad stay as they are
-        hit = chars & (torch.rand(inputs.shape, device=inputs.device) < self.hparams.token_noise)
-        if self.hparams.token_noise_mode == "mask":
-            noise = torch.full_like(inputs, vocab.PAD)
-        else:
-            noise = torch.randint_like(inputs, vocab.NUM_CHARACTERS)
-        return torch.where(hit, noise, inputs)
-
-    @staticmethod
-    def _ctc(ctc_logits: Tensor, valid: Tensor, target: Tensor) -> Tensor:
-        """CTC over frames (blank = pad), summed over rows / number of target characters."""
-        chars = target < vocab.NUM_CHARACTERS  # (B, L): the phrase, not eos/pad
-        target_lengths = chars.sum(1)
-        if ctc_logits.device.type == "xla":  # no CTC kernel there: keep it in the step's graph
-            per_row = ctc_loss_unrolled(ctc_logits, valid, target)
-        else:
-            t = valid.shape[1]
-            position = torch.arange(1, t + 1, device=valid.device)
-            input_lengths = (position * valid).amax(1).clamp(min=1)  # up to the last real frame
-            log_probs = F.log_softmax(ctc_logits.float(), -1).transpose(0, 1)  # (T, B, V)
-            per_row = F.ctc_loss(
-                log_probs,
-                torch.where(chars, target, 0),
-                input_lengths,
-                target_lengths,
-                blank=vocab.PAD,
-                reduction="none",
-                zero_infinity=True,
-            )
-        per_row = torch.where(target_lengths > 0, per_row, torch.zeros_like(per_row))
-        return per_row.sum() / target_lengths.sum().clamp(min=1)
 
     # -- training -----------------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:

@@ -37,7 +37,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from aslfs_pl import vocab
-from aslfs_pl.data.augment import AugmentConfig, Augmenter, cut_mix, mix_sequences
+from aslfs_pl.data.augment import AugmentConfig, Augmenter, BatchLimits
 from aslfs_pl.data.kaggle import (
     DataError,
     LandmarkFile,
@@ -247,11 +247,10 @@ class LandmarkStream(IterableDataset):
         yield from buf
 
     # -- assembling -----------------------------------------------------------------------------
-    def _rng(self, item: dict, stream: int) -> np.random.Generator:
-        """The draws of one augmentation ``stream`` for ``item``: (seed, epoch, sequence)."""
-        return np.random.default_rng(
-            [self.seed, self.epoch, item["sequence_id"] & 0x7FFFFFFF, stream]
-        )
+    def _key(self, item: dict) -> tuple[int, int, int]:
+        """What seeds ``item``'s augmentations (each adds its own stream): (seed, epoch,
+        sequence)."""
+        return self.seed, self.epoch, item["sequence_id"] & 0x7FFFFFFF
 
     def _augmented(self, item: dict) -> dict:
         """The item with its frames augmented (training)."""
@@ -259,24 +258,16 @@ class LandmarkStream(IterableDataset):
             return item
         frames = item["frames"]
         pts = frames.reshape(len(frames), self.landmarks.num_axes, -1)  # (T, A, P): a view
-        pts = self.augmenter(pts, self._rng(item, 1))
+        pts = self.augmenter(pts, self._key(item))
         return {**item, "frames": pts.reshape(len(pts), -1)}
 
     def _mixed(self, items: list[dict]) -> list[dict]:
-        """Sequence mixing (:func:`~aslfs_pl.data.augment.mix_sequences`), then CutMix
-        (:func:`~aslfs_pl.data.augment.cut_mix`), of a batch's items (training)."""
+        """A batch's items after the batch-level augmentations (training): sequence mixing,
+        CutMix (:mod:`aslfs_pl.data.augment.mixing`)."""
         if self.augmenter is None:
             return items
-        cfg = self.augmenter.config
-        items = mix_sequences(
-            items,
-            cfg.mix_p,
-            lambda a: self._rng(a, 2),
-            self.max_frames,
-            self.max_target_len,
-            self.min_frames_per_char,
-        )
-        return cut_mix(items, cfg.cutmix_p, lambda a: self._rng(a, 3))
+        limits = BatchLimits(self.max_frames, self.max_target_len, self.min_frames_per_char)
+        return self.augmenter.mix(items, self._key, limits)
 
     def _length(self, item: dict) -> int:
         return 0 if item["frames"] is None else len(item["frames"])

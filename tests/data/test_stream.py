@@ -180,7 +180,7 @@ def test_cutmix_in_the_stream_gives_rows_made_of_two_neighbours(tmp_path):
     mixed = stream._mixed(items)
     for i, row in enumerate(mixed):
         own, nxt = items[i], items[(i + 1) % 4]
-        draws = stream._rng(own, 3)
+        draws = stream.augmenter.batch[0].rng(stream._key(own))  # CutMix's own stream
         draws.random()  # the mixing draw (under p = 1)
         u = draws.random()
         for key in ("phrase", "frames"):

@@ -13,7 +13,7 @@ from aslfs_pl import vocab
 from aslfs_pl.deploy.graph import KaggleModel
 from aslfs_pl.deploy.stages import ExportError
 from aslfs_pl.export_ops import fold_norm
-from aslfs_pl.model.ctc import ctc_greedy
+from aslfs_pl.model.ctc_head import ctc_greedy
 from aslfs_pl.model.decoding import Encoded
 from aslfs_pl.model.features import fit_length, resample_indices
 from tests.helpers import ENCODERS, nan_frames, tiny_ctc_net, tiny_model, tiny_net

@@ -2,7 +2,7 @@
 
 The decoder keeps the ``model.beam_width`` best hypotheses by summed log-probability at every
 step (:meth:`aslfs_pl.model.decoder.Decoder.beam`); at the end each one is scored by that sum
-plus ``JOINT_CTC_WEIGHT`` x its CTC log-likelihood (:func:`aslfs_pl.model.ctc.ctc_log_likelihood`),
+plus ``JOINT_CTC_WEIGHT`` x its CTC log-likelihood (:func:`aslfs_pl.model.ctc_head.ctc_log_likelihood`),
 and the best wins (ties: the beam's order). The CTC scores rescore the final beam; they do not
 steer the search itself (a CTC prefix score per step needs a loop over the frames per step,
 which the TFLite file cannot hold at a symbolic frame count). Width 1 is the greedy phrase.
@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from aslfs_pl import vocab
 from aslfs_pl.export_ops import ExportForm
-from aslfs_pl.model.ctc import blank_after_end, ctc_log_likelihood, frames_inside
+from aslfs_pl.model.ctc_head import blank_after_end, ctc_log_likelihood, frames_inside
 from aslfs_pl.model.decoding.base import Decoding, Encoded, ParityRow, register
 from aslfs_pl.model.decoding.joint import (
     JOINT_CTC_WEIGHT,

@@ -8,13 +8,13 @@ from torch import Tensor, nn
 
 from aslfs_pl import vocab
 from aslfs_pl.export_ops import ExportForm, const, linear
-from aslfs_pl.model.ctc import ctc_greedy
+from aslfs_pl.model.ctc_head import ctc_greedy
 from aslfs_pl.model.decoding.base import Decoding, Encoded, ParityRow, register
 
 
 @register
 class CTC(Decoding):
-    """Greedy CTC (:func:`aslfs_pl.model.ctc.ctc_greedy`): each frame's best class, repeats
+    """Greedy CTC (:func:`aslfs_pl.model.ctc_head.ctc_greedy`): each frame's best class, repeats
     merged, blanks dropped.
 
     TFLite rows: T + 1 rows, a frame's CTC logits where greedy CTC emits a character there and a
@@ -73,7 +73,7 @@ def compare_frames(
 
 
 class CTCExport(ExportForm):
-    """:func:`aslfs_pl.model.ctc.ctc_greedy` for one sequence: encoded frames (n, D) normalised without the
+    """:func:`aslfs_pl.model.ctc_head.ctc_greedy` for one sequence: encoded frames (n, D) normalised without the
     encoder norm's affine, ``valid`` (n, 1) float, ``j`` (n,) frame indices as float -> per-frame
     logits (n, V) where frames that emit a character keep their logits and every other frame is a
     one-hot pad (Kaggle's argmax decoding drops it)."""

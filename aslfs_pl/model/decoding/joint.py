@@ -3,7 +3,7 @@
 Attention rescoring, as in WeNet (Yao et al. 2021, arXiv:2102.01547): the attention decoder's
 greedy phrase and greedy CTC's phrase are each scored by the attention decoder's log-probability
 of the phrase (teacher-forced, all positions at once) plus ``JOINT_CTC_WEIGHT`` x its CTC
-log-likelihood (:func:`aslfs_pl.model.ctc.ctc_log_likelihood`); the higher total wins, ties go to
+log-likelihood (:func:`aslfs_pl.model.ctc_head.ctc_log_likelihood`); the higher total wins, ties go to
 the attention hypothesis.
 
 The PyTorch read-out (:meth:`Joint.read`, a batch) and the export form (:class:`JointExport`,
@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from aslfs_pl import vocab
 from aslfs_pl.export_ops import ExportForm, const, export_form
-from aslfs_pl.model.ctc import blank_after_end, ctc_log_likelihood, frames_inside
+from aslfs_pl.model.ctc_head import blank_after_end, ctc_log_likelihood, frames_inside
 from aslfs_pl.model.decoding.base import Decoding, Encoded, ParityRow, nudged_margin, register
 from aslfs_pl.model.decoding.ctc import CTCExport
 from aslfs_pl.model.layers import attention_bias

@@ -17,7 +17,7 @@ from aslfs_pl.deploy.graph import KaggleModel
 from aslfs_pl.deploy.parity import ParityReport
 from aslfs_pl.export_ops import ExportForm
 from aslfs_pl.model import decoding
-from aslfs_pl.model.ctc import blank_after_end, ctc_log_likelihood, frames_inside
+from aslfs_pl.model.ctc_head import blank_after_end, ctc_log_likelihood, frames_inside
 from aslfs_pl.model.decoding import DECODINGS, Decoding, Encoded, ParityRow
 from aslfs_pl.model.decoding.attention import compare_steps
 from aslfs_pl.model.decoding.base import NUDGES, nudged_margin

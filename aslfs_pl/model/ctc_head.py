@@ -119,3 +119,30 @@ def ctc_loss_unrolled(logits: Tensor, valid: Tensor, target: Tensor) -> Tensor:
     repeats = (chars[:, 1:] & chars[:, :-1] & (target[:, 1:] == target[:, :-1])).sum(1)
     fits = chars.sum(1) + repeats <= length[:, 0]
     return torch.where(fits, nll, torch.zeros_like(nll))
+
+
+def ctc_loss(ctc_logits: Tensor, valid: Tensor, target: Tensor) -> Tensor:
+    """The training loss of the CTC head: (B, T, V) logits, (B, T) frame mask, (B, L) target
+    tokens -> CTC over the frames up to the last valid one (blank = pad), summed over rows / the
+    number of target characters. torch's kernel, or :func:`ctc_loss_unrolled` on torch-xla, which
+    has none (it stays in the step's graph)."""
+    chars = target < vocab.NUM_CHARACTERS  # (B, L): the phrase, not eos/pad
+    target_lengths = chars.sum(1)
+    if ctc_logits.device.type == "xla":
+        per_row = ctc_loss_unrolled(ctc_logits, valid, target)
+    else:
+        t = valid.shape[1]
+        position = torch.arange(1, t + 1, device=valid.device)
+        input_lengths = (position * valid).amax(1).clamp(min=1)  # up to the last real frame
+        log_probs = F.log_softmax(ctc_logits.float(), -1).transpose(0, 1)  # (T, B, V)
+        per_row = F.ctc_loss(
+            log_probs,
+            torch.where(chars, target, 0),
+            input_lengths,
+            target_lengths,
+            blank=vocab.PAD,
+            reduction="none",
+            zero_infinity=True,
+        )
+    per_row = torch.where(target_lengths > 0, per_row, torch.zeros_like(per_row))
+    return per_row.sum() / target_lengths.sum().clamp(min=1)

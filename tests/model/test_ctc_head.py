@@ -5,7 +5,12 @@ import torch
 import torch.nn.functional as F
 
 from aslfs_pl import vocab
-from aslfs_pl.model.ctc import blank_after_end, ctc_greedy, ctc_log_likelihood, ctc_loss_unrolled
+from aslfs_pl.model.ctc_head import (
+    blank_after_end,
+    ctc_greedy,
+    ctc_log_likelihood,
+    ctc_loss_unrolled,
+)
 from aslfs_pl.model.decoding.joint import compact
 
 
