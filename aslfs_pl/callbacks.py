@@ -11,7 +11,7 @@ import torch
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from lightning.pytorch.callbacks import BasePredictionWriter, EMAWeightAveraging, ModelCheckpoint
 
-from aslfs_pl.evaluate import write_phrases
+from aslfs_pl.kaggle_scoring import write_phrases
 
 log = logging.getLogger(__name__)
 

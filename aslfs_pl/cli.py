@@ -36,8 +36,9 @@ from aslfs_pl import spmd  # noqa: F401  (registers --trainer.strategy spmd)
 from aslfs_pl.callbacks import AtomicModelCheckpoint, PhraseWriter
 from aslfs_pl.data.datamodule import KaggleDataModule
 from aslfs_pl.data.kaggle import DataError
+from aslfs_pl.finite import NonFiniteLossError
 from aslfs_pl.model.config import NETWORK, READ_OUT, legacy_hint, upgrade_settings
-from aslfs_pl.task import NonFiniteLossError, Seq2SeqTask
+from aslfs_pl.task import Seq2SeqTask
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 ACCELERATOR_DEFAULTS = {

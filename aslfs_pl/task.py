@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from aslfs_pl import vocab
 from aslfs_pl.data.augment.tokens import TokenNoise
+from aslfs_pl.finite import FiniteLossCheck
 from aslfs_pl.metrics import CompetitionScore, WeightedMean
 from aslfs_pl.model.config import ModelConfig, upgrade_settings
 from aslfs_pl.model.ctc_head import ctc_loss
@@ -23,10 +24,6 @@ from aslfs_pl.model.seq2seq import Seq2Seq
 from aslfs_pl.optim import AdversarialWeights, Lookahead, warmup_cosine
 
 log = logging.getLogger(__name__)
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or inf; the message names the step."""
 
 
 class Seq2SeqTask(L.LightningModule):
@@ -97,8 +94,7 @@ class Seq2SeqTask(L.LightningModule):
         **net: Any,
     ):
         super().__init__()
-        if check_finite not in ("auto", "step", "epoch", "off"):
-            raise ValueError(f"model.check_finite = {check_finite!r}: auto, step, epoch or off")
+        self.finite = FiniteLossCheck(check_finite)
         self.token_noise = TokenNoise(token_noise, token_noise_mode)
         for head, weight in (("ctc_head", "ctc_weight"), ("confidence_head", "confidence_weight")):
             if head in net:
@@ -141,22 +137,10 @@ class Seq2SeqTask(L.LightningModule):
         if len(every) > 1:  # every decoding's score, from one encoder pass
             self.val_scores = nn.ModuleDict({d: CompetitionScore() for d in every})
             self.test_scores = nn.ModuleDict({d: CompetitionScore() for d in every})
-        # "epoch" finite check, on the device: training steps of this epoch so far, and the
-        # first of them with a non-finite loss (-1: none). A counter kept on the device, not
-        # torch.tensor(global_step) each step: torch-xla compiled a new graph for each of the
-        # first few such values.
-        self.register_buffer("epoch_steps", torch.tensor(0), persistent=False)
-        self.register_buffer("first_bad_step", torch.tensor(-1), persistent=False)
-        self._epoch_start_step = 0
 
     # -- shared -------------------------------------------------------------------------------
     def _on_xla(self) -> bool:
         return self.device.type == "xla"
-
-    def _check_mode(self) -> str:
-        if self.hparams.check_finite == "auto":
-            return "epoch" if self._on_xla() else "step"
-        return self.hparams.check_finite
 
     def _loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         """Training loss, per-token correctness and the target mask.
@@ -192,9 +176,7 @@ class Seq2SeqTask(L.LightningModule):
     # -- training -----------------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:
         """Late dropout: regularisation off for the first ``dropout_start`` of the epochs."""
-        self.epoch_steps.zero_()
-        self.first_bad_step.fill_(-1)
-        self._epoch_start_step = self.global_step
+        self.finite.start_epoch(self.global_step)
         epochs = max(1, self.trainer.max_epochs or 1)
         on = self.current_epoch >= self.hparams.dropout_start * epochs
         for module, rate in self._rates:
@@ -232,17 +214,13 @@ class Seq2SeqTask(L.LightningModule):
         if self._awp_on():
             self._awp_batch = batch
         loss, correct, weight = self._loss(batch)
-        mode = self._check_mode()
-        if mode == "step" and not torch.isfinite(loss):
-            raise NonFiniteLossError(
-                f"training loss is {loss.item()} at global step {self.global_step} "
-                f"(epoch {self.current_epoch}, batch {batch_idx}; sequence ids "
-                f"{batch['sequence_id'][:8].tolist()}...)"
-            )
-        if mode == "epoch":
-            bad = (~torch.isfinite(loss)) & (self.first_bad_step < 0)
-            self.first_bad_step = torch.where(bad, self.epoch_steps, self.first_bad_step)
-            self.epoch_steps += 1
+        self.finite.step(
+            loss,
+            lambda: (
+                f"global step {self.global_step} (epoch {self.current_epoch}, batch "
+                f"{batch_idx}; sequence ids {batch['sequence_id'][:8].tolist()}...)"
+            ),
+        )
         self.train_acc.update(correct, weight)
         on_step = not self._on_xla()
         self.log("train/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True)
@@ -250,12 +228,7 @@ class Seq2SeqTask(L.LightningModule):
         return loss
 
     def on_train_epoch_end(self) -> None:
-        if self._check_mode() == "epoch" and int(self.first_bad_step) >= 0:
-            step = self._epoch_start_step + int(self.first_bad_step)
-            raise NonFiniteLossError(
-                f"training loss became non-finite at global step {step} "
-                f"(found at the end of epoch {self.current_epoch})"
-            )
+        self.finite.end_epoch(self.current_epoch, self.device)
 
     # -- validation, test, prediction -----------------------------------------------------------
     def _texts(self, landmarks: Tensor) -> list[str]:

@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from aslfs_pl import cli, task, vocab
+from aslfs_pl.finite import NonFiniteLossError
 from aslfs_pl.model.config import ModelConfig
 from aslfs_pl.model.layers import MaskedBatchNorm
-from aslfs_pl.task import NonFiniteLossError, Seq2SeqTask
+from aslfs_pl.task import Seq2SeqTask
 from tests.helpers import ENCODERS, TINY, TINY_TASK, PoisonWeights, tiny_args
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from aslfs_pl.data.kaggle import DataError, load_index
 from aslfs_pl.deploy.runtime import TFLiteRunner
 from aslfs_pl.deploy.stages import ExportError
-from aslfs_pl.evaluate import score, torch_predictor
+from aslfs_pl.kaggle_scoring import score, torch_predictor
 from aslfs_pl.trained import LoadError, load_checkpoint, parse_with_model_settings
 
 

@@ -16,7 +16,7 @@ import sys
 from aslfs_pl.data.kaggle import DataError
 from aslfs_pl.deploy.runtime import TFLiteRunner
 from aslfs_pl.deploy.stages import ExportError
-from aslfs_pl.evaluate import kaggle_sequences, torch_predictor, write_phrases
+from aslfs_pl.kaggle_scoring import kaggle_sequences, torch_predictor, write_phrases
 from aslfs_pl.trained import LoadError, load_checkpoint, parse_with_model_settings
 
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aslfs_pl.data.synthetic import difficulty as hard
-from aslfs_pl.data.synthetic.difficulty import SignerStyle
+from aslfs_pl.data.synthetic import signers
+from aslfs_pl.data.synthetic.signers import SignerStyle
 from aslfs_pl.vocab import NUM_CHARACTERS
 
 
@@ -64,7 +64,7 @@ def make_participants(
             finger[1 + 4 * f : 5 + 4 * f] = rng.uniform(0.92, 1.08)
         speed = float(rng.uniform(0.8, 1.25))
         hand_size = float(rng.uniform(0.9, 1.1))
-        style = None if style_rng is None else hard.draw_style(style_rng, NUM_CHARACTERS)
+        style = None if style_rng is None else signers.draw_style(style_rng, NUM_CHARACTERS)
         out.append(
             Participant(
                 participant_id=int(ids[i]),

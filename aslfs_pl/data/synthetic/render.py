@@ -16,6 +16,7 @@ import numpy as np
 
 from aslfs_pl.data.landmarks import PARTS
 from aslfs_pl.data.synthetic import difficulty as hard
+from aslfs_pl.data.synthetic import signers
 from aslfs_pl.data.synthetic.camera import draw_view
 from aslfs_pl.data.synthetic.difficulty import Difficulty, bursts
 from aslfs_pl.data.synthetic.face import draw_face
@@ -161,7 +162,7 @@ def _signing_shape(
     letters = hard.letter_shapes(d, templates)[idx]  # (n, 21, 3)
     keys = np.concatenate([letters, neutral[None]], 0)  # (n+1, 21, 3): letters, then rest
     keys = keys * participant.finger_scale[None, :, None] + participant.shape_offset
-    keys = hard.own_letter_forms(participant.style, keys, idx)
+    keys = signers.own_letter_forms(participant.style, keys, idx)
     keys = keys + rng.normal(0.0, 0.015, keys.shape)
     keys[:n] = hard.held_shapes(d, style, keys[:n], skipped)
     keys = keys @ style_rot.T

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from aslfs_pl.data.synthetic import difficulty as hard
+from aslfs_pl.data.synthetic import signers
 from aslfs_pl.data.synthetic.difficulty import Difficulty
 from aslfs_pl.data.synthetic.participants import Participant
 from aslfs_pl.vocab import NUM_CHARACTERS
 
 #: What ``coarticulation`` and ``skips`` use for a participant without a style of their own.
-AVERAGE_STYLE = hard.average_style(NUM_CHARACTERS)
+AVERAGE_STYLE = signers.average_style(NUM_CHARACTERS)
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ def plan_timing(
         return Timing(ones, none, 0, 0, repeat, repeat.copy(), np.zeros(n, dtype=bool))
     d = difficulty
     style = participant.style or AVERAGE_STYLE
-    rate = hard.hold_rate(participant.style, participant.speed, fewest, most)
+    rate = signers.hold_rate(participant.style, participant.speed, fewest, most)
     speed = rate * math.exp(rng.normal(0.0, 0.2))
     base = rng.integers(fewest, most + 1, n)
     holds = np.maximum(1, np.round(base * speed * rng.uniform(0.8, 1.2, n))).astype(int)

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from aslfs_pl.data.landmarks import all_columns
 from aslfs_pl.data.synthetic import difficulty as hard
+from aslfs_pl.data.synthetic import signers
 from aslfs_pl.data.synthetic.difficulty import Difficulty
 from aslfs_pl.data.synthetic.participants import Participant, make_participants
 from aslfs_pl.data.synthetic.phrases import random_phrase
@@ -266,7 +267,7 @@ def write_synthetic_dataset(
         difficulty = Difficulty.preset(difficulty)
     prng = np.random.default_rng([seed, 99])
     n_part = int(num_participants or prng.integers(12, 19))
-    styles = hard.signer_styles(difficulty, seed)
+    styles = signers.signer_styles(difficulty, seed)
     participants = make_participants(prng, n_part, left_handed_fraction, styles)
     taken: set[int] = set()
     kwargs = {

@@ -11,7 +11,7 @@ from aslfs_pl.model.decoding.base import Decoding, Encoded, ParityRow, register
 
 
 @register
-class Attention(Decoding):
+class AttentionGreedy(Decoding):
     """Greedy decoding with the attention decoder and its KV cache
     (:meth:`aslfs_pl.model.decoder.Decoder.greedy`).
 

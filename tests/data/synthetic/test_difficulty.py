@@ -16,6 +16,7 @@ from aslfs_pl.data.synthetic import (
     make_participants,
     normalize_hand,
     random_phrase,
+    signers,
     synthesize_sequence,
     write_synthetic_dataset,
 )
@@ -68,7 +69,7 @@ def test_lookalike_families_are_close_and_other_letters_unchanged():
 def test_signers_have_their_own_rate_and_letter_forms():
     people = make_participants(np.random.default_rng(4), 6, 0.0, np.random.default_rng(5))
     rates = [p.style.frames_per_letter for p in people]
-    assert min(rates) >= hard.FRAMES_PER_LETTER[0] and max(rates) <= hard.FRAMES_PER_LETTER[1]
+    assert min(rates) >= signers.FRAMES_PER_LETTER[0] and max(rates) <= signers.FRAMES_PER_LETTER[1]
     assert np.std([p.hand_size for p in people]) > 0.05
     assert not np.allclose(people[0].style.letter_forms, people[1].style.letter_forms)
     d = Difficulty(signers=True)

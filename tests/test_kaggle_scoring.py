@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from aslfs_pl.data.landmarks import LandmarkSet
-from aslfs_pl.evaluate import kaggle_sequences
+from aslfs_pl.kaggle_scoring import kaggle_sequences
 
 
 @pytest.mark.parametrize("as_index", [True, False])
