@@ -29,7 +29,9 @@ def save_checkpoint(path, task: Seq2SeqTask, datamodule: dict | None) -> None:
 def test_a_checkpoint_gives_its_network_and_data_module(tmp_path):
     torch.manual_seed(0)
     saved = Seq2SeqTask(**TINY_TASK, ctc_weight=0.5, decoding="ctc")
-    data = KaggleDataModule(str(tmp_path / "recorded"), max_frames=24, val_fraction=0.3, seed=5)
+    data = KaggleDataModule(
+        data_dir=str(tmp_path / "recorded"), max_frames=24, val_fraction=0.3, seed=5
+    )
     path = tmp_path / "run.ckpt"
     save_checkpoint(path, saved, dict(data.hparams))
     trained = load_checkpoint(path)

@@ -30,7 +30,8 @@ from aslfs_pl.model.decoding import DECODINGS
 from aslfs_pl.trained import LoadError, from_arguments
 
 
-def main(argv: list[str] | None = None) -> None:
+def parser() -> argparse.ArgumentParser:
+    """The command line (``--help`` lists the decodings from the registry)."""
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter, allow_abbrev=False
     )
@@ -68,6 +69,11 @@ def main(argv: list[str] | None = None) -> None:
         + "\n".join(f"  {name}: {d.summary}" for name, d in DECODINGS.items()),
     )
     p.add_argument("--no_check", action="store_true", help="skip the parity check")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = parser()
     args, config_args = p.parse_known_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("aslfs_pl").setLevel(logging.INFO)  # stage progress from the package

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -15,7 +16,8 @@ from aslfs_pl import vocab
 from aslfs_pl.data.augment import AugmentConfig
 from aslfs_pl.data.kaggle import DataError, SequenceIndex, check_parquet, load_index
 from aslfs_pl.data.landmarks import LandmarkSet
-from aslfs_pl.data.split import GROUPINGS, split_index
+from aslfs_pl.data.settings import DataSettings
+from aslfs_pl.data.split import split_index
 from aslfs_pl.data.stream import EpochLoader, LandmarkStream, bucket_lengths, landmark_dict
 
 __all__ = ["KaggleDataModule", "LandmarkStream"]
@@ -26,99 +28,40 @@ log = logging.getLogger(__name__)
 class KaggleDataModule(L.LightningDataModule):
     """Kaggle-format ASL fingerspelling data: splits, streaming, sharding, loaders.
 
+    Its settings are :class:`~aslfs_pl.data.settings.DataSettings`: they arrive here as
+    ``**settings`` (``--data.batch_size 32``) and go to it unchanged, so a new data setting is
+    one field there; each reads as an attribute of the module too (``datamodule.batch_size``).
+
     Args:
-        data_dir: dataset root holding train.csv, train_landmarks/ (and the supplemental files).
-        sources: index csvs to read: "train" and/or "supplemental".
-        val_sources: the sources validation scores (default: all of ``sources``). With
-            ``sources: [train, supplemental]`` and ``val_sources: [train]`` the held-out signers'
-            supplemental sequences are left out of both sides, so validation scores the same
-            sequences as a run on ``train`` alone.
         landmarks: the landmark subset read from disk and fed to the model.
-        max_frames: the most frames a sequence keeps: a longer one is resampled to this many
-            (evenly spaced frames); the model's positions cover this many.
-        buckets: the frame counts batches are padded to (length bucketing): sequences of
-            similar lengths are batched together and padded to the smallest of these that holds
-            the longest, so the padding stays small and XLA compiles one graph per bucket. Sorted
-            and distinct, each at most ``max_frames`` (which is always the last). Default: every
-            32 frames up to ``max_frames``; ``[]``: one fixed length, ``max_frames``.
-        max_target_len: decoder steps: phrase characters + end token (phrases of up to
-            ``max_target_len - 1`` characters are kept; Kaggle's longest is 31).
-        batch_size: sequences per batch and per replica.
-        num_workers: DataLoader worker processes per replica.
-        val_by: hold out whole "participant"s or whole "file"s for validation.
-        val_fraction: share of participants (or files) held out.
-        val_ids: explicit participant ids (or file ids) to hold out; overrides ``val_fraction``.
         augment: training augmentations.
-        shuffle_buffer: sequences held per worker for shuffling across files.
-        min_frames_per_char: training drops sequences with fewer frames per character (0: keep).
-        seed: seed of the split, the order and the augmentations.
-        test_split: the sequences ``fit.py test`` scores and ``fit.py predict`` writes: "val"
-            (the held-out groups of the split above) or "all" (every sequence of ``sources``).
     """
 
     def __init__(
         self,
-        data_dir: str = "data/synthetic",
-        sources: tuple[str, ...] = ("train",),
-        val_sources: tuple[str, ...] | None = None,
         landmarks: LandmarkSet | None = None,
-        max_frames: int = 384,
-        buckets: list[int] | None = None,
-        max_target_len: int = 32,
-        batch_size: int = 64,
-        num_workers: int = 2,
-        val_by: str = "participant",
-        val_fraction: float = 0.1,
-        val_ids: list[int] | None = None,
         augment: AugmentConfig | None = None,
-        shuffle_buffer: int = 1000,
-        min_frames_per_char: float = 0.0,
-        seed: int = 42,
-        test_split: str = "val",
+        **settings: Any,
     ):
         super().__init__()
-        if val_by not in GROUPINGS:
-            raise ValueError(f"data.val_by = {val_by!r}: choose 'participant' or 'file'")
-        if test_split not in ("val", "all"):
-            raise ValueError(f"data.test_split = {test_split!r}: choose 'val' or 'all'")
-        if not 0.0 <= val_fraction < 1.0:
-            raise ValueError(f"data.val_fraction = {val_fraction}: must lie in [0, 1)")
-        for name, value in (
-            ("max_frames", max_frames),
-            ("max_target_len", max_target_len),
-            ("batch_size", batch_size),
-        ):
-            if value < 1:
-                raise ValueError(f"data.{name} = {value}: must be >= 1")
-        self.data_dir = data_dir
-        self.sources = tuple(sources)
-        self.val_sources = tuple(val_sources) if val_sources is not None else None
-        if self.val_sources is not None and not set(self.val_sources) <= set(self.sources):
-            raise ValueError(
-                f"data.val_sources = {list(self.val_sources)}: must be among data.sources "
-                f"{list(self.sources)}"
-            )
+        self.settings = DataSettings(**settings)
         self.landmarks = landmarks or LandmarkSet()
-        self.max_frames = max_frames
-        self.buckets = bucket_lengths(max_frames, buckets)
-        self.max_target_len = max_target_len
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.val_by = val_by
-        self.val_fraction = val_fraction
-        self.val_ids = val_ids
         self.augment = augment or AugmentConfig()
-        self.shuffle_buffer = shuffle_buffer
-        self.min_frames_per_char = min_frames_per_char
-        self.seed = seed
-        self.test_split = test_split
+        self.buckets = bucket_lengths(self.settings.max_frames, self.settings.buckets)
         self.test_set: LandmarkStream | None = None
+        self.train_set: LandmarkStream | None = None
+        self.val_set: LandmarkStream | None = None
         # Plain values only (no dataclass objects) so a checkpoint loads with weights_only.
         self.save_hyperparameters(ignore=["landmarks", "augment"])
         self.hparams["landmarks"] = landmark_dict(self.landmarks)
         self.hparams["augment"] = asdict(self.augment)
-        self.train_set: LandmarkStream | None = None
-        self.val_set: LandmarkStream | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        """A setting read as the module's attribute (``datamodule.max_frames``)."""
+        settings = self.__dict__.get("settings")
+        if settings is not None and name in settings.__dataclass_fields__:
+            return getattr(settings, name)
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     # Values other components link to (LightningCLI link_arguments, export).
     @property

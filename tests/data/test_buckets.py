@@ -47,7 +47,7 @@ def test_bucket_settings_are_checked():
         with pytest.raises(ValueError, match=r"data.buckets = \[.*\]: .*1..max_frames \(384\)"):
             bucket_lengths(384, bad)
     with pytest.raises(ValueError, match="data.buckets"):
-        KaggleDataModule("nowhere", max_frames=128, buckets=[64, 256])
+        KaggleDataModule(data_dir="nowhere", max_frames=128, buckets=[64, 256])
     assert [bucket_of(n, BUCKETS) for n in (0, 1, 16, 17, 48, 64, 65, 900)] == [
         0, 0, 0, 1, 2, 3, 3, 3,
     ]  # fmt: skip

@@ -27,9 +27,12 @@ def test_validation_holds_out_whole_groups(synthetic_dir, val_by):
 
 def test_supplemental_trains_while_validation_keeps_the_train_sources_held_out_signers(tmp_path):
     write_synthetic_dataset(tmp_path, 60, seed=1, supplemental_sequences=40, sequences_per_file=20)
-    alone = KaggleDataModule(str(tmp_path), val_fraction=0.3)
+    alone = KaggleDataModule(data_dir=str(tmp_path), val_fraction=0.3)
     both = KaggleDataModule(
-        str(tmp_path), sources=("train", "supplemental"), val_sources=("train",), val_fraction=0.3
+        data_dir=str(tmp_path),
+        sources=("train", "supplemental"),
+        val_sources=("train",),
+        val_fraction=0.3,
     )
     train_a, val_a = alone.split(alone.index())
     train_b, val_b = both.split(both.index())
@@ -37,4 +40,4 @@ def test_supplemental_trains_while_validation_keeps_the_train_sources_held_out_s
     assert set(train_b.source) == {"train", "supplemental"} and len(train_b) > len(train_a)
     assert not set(train_b.participant_id) & set(val_b.participant_id)  # still by signer
     with pytest.raises(ValueError, match="val_sources"):
-        KaggleDataModule(str(tmp_path), val_sources=("supplemental",))
+        KaggleDataModule(data_dir=str(tmp_path), val_sources=("supplemental",))

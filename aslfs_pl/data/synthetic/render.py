@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -109,25 +110,16 @@ def synthesize_sequence(
     )
     frames = frame_schedule(timing)
     side = -1.0 if participant.left_handed else 1.0  # +1: signer's right hand (image left)
-    shape = _signing_shape(idx, participant, rng, d, timing.skipped, frames, side)
-    hand_size = 0.09 * participant.hand_size  # image units per hand-local unit
-    wrist = _signing_wrist(rng, len(idx), frames, side)
-    hand = in_image(wrist, shape, hand_size)
-    sigma = noise_scale * rng.uniform(0.001, 0.0025)
-    hand += rng.normal(0.0, 0.001 * noise_scale, (frames.num_frames, 1, 3))  # per-frame shake
-    hand += rng.normal(0.0, sigma, hand.shape)
-    rest_wrist, other = _resting_hand(rng, frames.t, side, hand_size, sigma)
-    hand, other = hard.noisy_hands(d, key, hand, other, hand_size)
-    head, pose = draw_pose(rng, frames.t, side, wrist, hand, rest_wrist, noise_scale)
+    hands = _draw_hands(idx, participant, rng, d, key, timing, frames, side, noise_scale)
+    head, pose = draw_pose(rng, frames.t, side, hands.wrist, hands.hand, hands.rest, noise_scale)
     view = draw_view(rng, participant, d, key)
-
     cols = np.empty((3, NUM_LANDMARKS, frames.num_frames), np.float32)  # axis-major, like Kaggle
     draw_face(cols[:, FACE0:LEFT0], rng, idx, frames, head, view, noise_scale)
     cols[:, POSE0:RIGHT0] = view.place(pose).transpose(2, 1, 0)
     dom_sl = slice(RIGHT0, NUM_LANDMARKS) if side > 0 else slice(LEFT0, POSE0)
     non_sl = slice(LEFT0, POSE0) if side > 0 else slice(RIGHT0, NUM_LANDMARKS)
-    cols[:, dom_sl] = view.place(hand).transpose(2, 1, 0)
-    cols[:, non_sl] = view.place(other).transpose(2, 1, 0)
+    cols[:, dom_sl] = view.place(hands.hand).transpose(2, 1, 0)
+    cols[:, non_sl] = view.place(hands.other).transpose(2, 1, 0)
     dominant, other_cols = cols[:, dom_sl], cols[:, non_sl]  # (3, 21, T) views
     _hide_hands(
         rng, d, key, dominant, other_cols, single_frame, drop_fraction, non_dominant_fraction
@@ -138,6 +130,28 @@ def synthesize_sequence(
         char_at_frame=frames.label,
         left_handed=participant.left_handed,
     )
+
+
+class _Hands(NamedTuple):
+    hand: np.ndarray  # (T, 21, 3) the signing hand, image units
+    other: np.ndarray  # (T, 21, 3) the resting one
+    wrist: np.ndarray
+    rest: np.ndarray  # the resting hand's wrist
+
+
+def _draw_hands(idx, participant, rng, d, key, timing, frames, side, noise_scale) -> _Hands:
+    """Both hands in the image: the signing one's shapes at its wrist path, shaken and jittered,
+    the resting one, and the ``tracking`` factor's noise on both."""
+    shape = _signing_shape(idx, participant, rng, d, timing.skipped, frames, side)
+    hand_size = 0.09 * participant.hand_size  # image units per hand-local unit
+    wrist = _signing_wrist(rng, len(idx), frames, side)
+    hand = in_image(wrist, shape, hand_size)
+    sigma = noise_scale * rng.uniform(0.001, 0.0025)
+    hand += rng.normal(0.0, 0.001 * noise_scale, (frames.num_frames, 1, 3))  # per-frame shake
+    hand += rng.normal(0.0, sigma, hand.shape)
+    rest_wrist, other = _resting_hand(rng, frames.t, side, hand_size, sigma)
+    hand, other = hard.noisy_hands(d, key, hand, other, hand_size)
+    return _Hands(hand, other, wrist, rest_wrist)
 
 
 def _signing_shape(

@@ -13,6 +13,7 @@ import logging
 import math
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -127,85 +128,111 @@ def _make_sequence(
     return label, seq
 
 
-def _write_split(
-    out_dir: Path,
-    folder: str,
-    csv_name: str,
-    num: int,
-    seed: int,
-    split_id: int,
-    participants: list[Participant],
-    taken_ids: set[int],
-    sequences_per_file: int,
-    edge_cases: bool,
-    difficulty: Difficulty,
-    seq_kwargs: dict,
-) -> dict:
-    """Generate and write one split (train or supplemental); returns its summary."""
-    rng = np.random.default_rng([seed, split_id, 1])
-    (out_dir / folder).mkdir(parents=True, exist_ok=True)
-    n_files = max(1, math.ceil(num / sequences_per_file)) if num else 0
-    file_ids = sorted(_unique_ints(rng, n_files, 1_000_000, 2_147_483_647, taken_ids))
-    seq_ids = _unique_ints(rng, num, 1_000_000, 2_147_483_647, taken_ids)
-    # Participants: each appears once first (so small sets see both hands), then by weight.
-    w = np.array([p.weight for p in participants])
-    first = rng.permutation(len(participants))[:num]
-    who = np.concatenate([first, rng.choice(len(participants), num - len(first), p=w / w.sum())])
-    special = _edge_cases(rng, num) if edge_cases and num >= 8 else {}
+@dataclass
+class _Split:
+    """One split to write (train or supplemental) and what every split of a dataset shares."""
 
-    lengths, phrase_lens, left, rows_csv, files = [], [], 0, [], []
-    mislabelled = 0
+    out_dir: Path
+    folder: str
+    csv_name: str
+    num: int
+    split_id: int
+    edge_cases: bool
+    seq_kwargs: dict
+    seed: int
+    participants: list[Participant]
+    taken_ids: set[int]
+    sequences_per_file: int
+    difficulty: Difficulty
+
+
+@dataclass
+class _Written:
+    """What a split's sequences were: the rows of its csv and the summary's counts."""
+
+    rows: list = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
+    phrase_lens: list[int] = field(default_factory=list)
+    left: int = 0
+    mislabelled: int = 0
+
+
+def _write_split(split: _Split) -> dict:
+    """Generate and write one split (train or supplemental); returns its summary."""
+    s = split
+    rng = np.random.default_rng([s.seed, s.split_id, 1])
+    (s.out_dir / s.folder).mkdir(parents=True, exist_ok=True)
+    n_files = max(1, math.ceil(s.num / s.sequences_per_file)) if s.num else 0
+    file_ids = sorted(_unique_ints(rng, n_files, 1_000_000, 2_147_483_647, s.taken_ids))
+    seq_ids = _unique_ints(rng, s.num, 1_000_000, 2_147_483_647, s.taken_ids)
+    # Participants: each appears once first (so small sets see both hands), then by weight.
+    w = np.array([p.weight for p in s.participants])
+    first = rng.permutation(len(s.participants))[: s.num]
+    rest = rng.choice(len(s.participants), s.num - len(first), p=w / w.sum())
+    who = np.concatenate([first, rest])
+    special = _edge_cases(rng, s.num) if s.edge_cases and s.num >= 8 else {}
+    done = _Written()
     # Parquet encoding releases the GIL: write file f in a thread while generating file f + 1.
-    pool = ThreadPoolExecutor(max_workers=1)
-    pending: Future | None = None
-    for f in bar(range(n_files), n_files, f"writing {folder}"):
-        chunk = []
-        for i in range(f * sequences_per_file, min(num, (f + 1) * sequences_per_file)):
-            part = participants[int(who[i])]
-            phrase, seq = _make_sequence(
-                seed, split_id, i, part, special.get(i, ("normal", 0)), difficulty, seq_kwargs
-            )
-            mislabelled += seq.phrase != phrase  # signed something else (label_noise)
-            chunk.append((seq_ids[i], seq))
-            lengths.append(seq.num_frames)
-            phrase_lens.append(len(phrase))
-            left += int(part.left_handed)
-            path = f"{folder}/{file_ids[f]}.parquet"
-            rows_csv.append((path, file_ids[f], seq_ids[i], part.participant_id, phrase))
-        path = out_dir / folder / f"{file_ids[f]}.parquet"
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending: Future | None = None
+        for f in bar(range(n_files), n_files, f"writing {s.folder}"):
+            chunk = []
+            for i in range(f * s.sequences_per_file, min(s.num, (f + 1) * s.sequences_per_file)):
+                part = s.participants[int(who[i])]
+                kind = special.get(i, ("normal", 0))
+                phrase, seq = _make_sequence(
+                    s.seed, s.split_id, i, part, kind, s.difficulty, s.seq_kwargs
+                )
+                done.mislabelled += seq.phrase != phrase  # signed something else (label_noise)
+                chunk.append((seq_ids[i], seq))
+                done.lengths.append(seq.num_frames)
+                done.phrase_lens.append(len(phrase))
+                done.left += int(part.left_handed)
+                path = f"{s.folder}/{file_ids[f]}.parquet"
+                done.rows.append((path, file_ids[f], seq_ids[i], part.participant_id, phrase))
+            path = s.out_dir / s.folder / f"{file_ids[f]}.parquet"
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(_write_parquet, path, chunk)
+            done.files.append(str(path.relative_to(s.out_dir)))
         if pending is not None:
             pending.result()
-        pending = pool.submit(_write_parquet, path, chunk)
-        files.append(str(path.relative_to(out_dir)))
-    if pending is not None:
-        pending.result()
-    pool.shutdown()
-    written = {Path(f).name for f in files}
-    stale = [p for p in (out_dir / folder).glob("*.parquet") if p.name not in written]
+    _write_csv(s, done)
+    return _summary(s, done)
+
+
+def _write_csv(s: _Split, done: _Written) -> None:
+    """The split's index csv; a warning for parquet files of its folder the csv does not list."""
+    written = {Path(f).name for f in done.files}
+    stale = [p for p in (s.out_dir / s.folder).glob("*.parquet") if p.name not in written]
     if stale:
         log.warning(
             "%s holds %d parquet files not listed in %s (from an earlier run?)",
-            out_dir / folder,
+            s.out_dir / s.folder,
             len(stale),
-            csv_name,
+            s.csv_name,
         )
-    with open(out_dir / csv_name, "w", newline="", encoding="utf-8") as fh:
+    with open(s.out_dir / s.csv_name, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(_CSV_COLUMNS)
-        writer.writerows(rows_csv)
-    arr = np.array(lengths) if lengths else np.zeros(1)
+        writer.writerows(done.rows)
+
+
+def _summary(s: _Split, done: _Written) -> dict:
+    arr = np.array(done.lengths) if done.lengths else np.zeros(1)
     return {
-        "num_sequences": num,
-        "num_frames": int(np.sum(lengths)) if lengths else 0,
-        "files": files,
-        "csv": csv_name,
+        "num_sequences": s.num,
+        "num_frames": int(np.sum(done.lengths)) if done.lengths else 0,
+        "files": done.files,
+        "csv": s.csv_name,
         "mean_frames": float(arr.mean()),
         "median_frames": float(np.median(arr)),
         "min_frames": int(arr.min()),
         "max_frames": int(arr.max()),
-        "mean_phrase_len": float(np.mean(phrase_lens)) if phrase_lens else 0.0,
-        "left_handed_fraction": left / max(num, 1),
-        "mislabelled": mislabelled,
+        "mean_phrase_len": float(np.mean(done.phrase_lens)) if done.phrase_lens else 0.0,
+        "left_handed_fraction": done.left / max(s.num, 1),
+        "mislabelled": done.mislabelled,
     }
 
 
@@ -269,47 +296,37 @@ def write_synthetic_dataset(
     n_part = int(num_participants or prng.integers(12, 19))
     styles = signers.signer_styles(difficulty, seed)
     participants = make_participants(prng, n_part, left_handed_fraction, styles)
-    taken: set[int] = set()
     kwargs = {
         "min_frames_per_char": min_frames_per_char,
         "max_frames_per_char": max_frames_per_char,
         "drop_fraction": drop_fraction,
         "noise_scale": noise_scale,
     }
-    summary: dict = {
-        "out_dir": str(out),
-        "num_participants": n_part,
-        "difficulty": difficulty.describe(),
-    }
+    shared = dict(
+        seed=seed,
+        participants=participants,
+        taken_ids=set(),
+        sequences_per_file=sequences_per_file,
+        difficulty=difficulty,
+    )
+    summary: dict = {"out_dir": str(out), "num_participants": n_part}
+    summary["difficulty"] = difficulty.describe()
     summary["train"] = _write_split(
-        out,
-        "train_landmarks",
-        "train.csv",
-        num_sequences,
-        seed,
-        0,
-        participants,
-        taken,
-        sequences_per_file,
-        edge_cases,
-        difficulty,
-        kwargs,
+        _Split(out, "train_landmarks", "train.csv", num_sequences, 0, edge_cases, kwargs, **shared)
     )
     if supplemental_sequences > 0:
         sup_kwargs = {**kwargs, "noise_scale": 1.5 * noise_scale}
         summary["supplemental"] = _write_split(
-            out,
-            "supplemental_landmarks",
-            "supplemental_metadata.csv",
-            supplemental_sequences,
-            seed,
-            1,
-            participants,
-            taken,
-            sequences_per_file,
-            False,
-            difficulty,
-            sup_kwargs,
+            _Split(
+                out,
+                "supplemental_landmarks",
+                "supplemental_metadata.csv",
+                supplemental_sequences,
+                1,
+                False,
+                sup_kwargs,
+                **shared,
+            )
         )
     summary["seconds"] = round(time.perf_counter() - start, 2)
     log.info(
