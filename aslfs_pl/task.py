@@ -107,16 +107,7 @@ class Seq2SeqTask(L.LightningModule):
             **net, ctc_head=ctc_weight > 0, confidence_head=confidence_weight > 0
         )
         self.net = Seq2Seq(self.config)
-        try:
-            decoding_method = get_decoding(decoding)
-            decoding_method.check(self.net)
-        except ValueError as err:
-            raise ValueError(f"model.decoding = {decoding!r}: {err}") from None
-        if self.net.fallback is not None and not decoding_method.phrase_rows:
-            raise ValueError(
-                f"model.decoding = {decoding!r}: its rows are frames, the fallback phrase needs "
-                "a decoding whose rows are phrase positions (attention, joint or beam)"
-            )
+        self._check_decoding(decoding)
         if not 0.0 <= dropout_start < 1.0:
             raise ValueError(f"model.dropout_start = {dropout_start}: a fraction in [0, 1)")
         if not 0.0 <= awp_start <= 1.0:
@@ -126,6 +117,23 @@ class Seq2SeqTask(L.LightningModule):
         # configured rate of every dropout / drop path module (late dropout switches them)
         self._rates = [(m, m.p) for m in self.net.modules() if isinstance(m, nn.Dropout | DropPath)]
         self.optimizer_factory = optimizer
+        self._add_metrics()
+
+    def _check_decoding(self, decoding: str) -> None:
+        try:
+            method = get_decoding(decoding)
+            method.check(self.net)
+        except ValueError as err:
+            raise ValueError(f"model.decoding = {decoding!r}: {err}") from None
+        if self.net.fallback is not None and not method.phrase_rows:
+            raise ValueError(
+                f"model.decoding = {decoding!r}: its rows are frames, the fallback phrase needs "
+                "a decoding whose rows are phrase positions (attention, joint or beam)"
+            )
+
+    def _add_metrics(self) -> None:
+        """One metric object per stage and quantity (torchmetrics), and with the CTC head one
+        score per decoding, each stage's."""
         self.train_acc = WeightedMean()
         self.val_acc = WeightedMean()
         self.val_loss = WeightedMean()

@@ -73,14 +73,14 @@ def synthesize_sequence(
     difficulty: Difficulty = PLAIN,
     key: tuple[int, ...] = (),
 ) -> SyntheticSequence:
-    """Render one phrase signed by ``participant``.
+    """Render one phrase signed by ``participant``: a :class:`SyntheticSequence`.
 
     Args:
         phrase: text to sign (vocabulary characters, non-empty).
         participant: the signer.
         rng: random generator of this sequence.
-        min_frames_per_char: fewest hold frames per character before the speed scaling.
-        max_frames_per_char: most hold frames per character before the speed scaling.
+        min_frames_per_char, max_frames_per_char: hold frames per character before the speed
+            scaling.
         target_frames: if given, stretch holds and transitions to exactly this many frames.
         single_frame: one frame per character, no transitions, no lead-in/out, no drops.
         noise_scale: multiplier of the jitter noise.
@@ -89,25 +89,13 @@ def synthesize_sequence(
         difficulty: the difficulty factors that are on.
         key: identifies this sequence in the factors' random streams
             (:func:`~aslfs_pl.data.synthetic.difficulty.factor_rng`).
-
-    Returns:
-        The rendered :class:`SyntheticSequence`.
     """
     d = difficulty
     idx = np.array([CHAR_TO_INDEX[c] for c in phrase])  # (n,)
     if len(idx) == 0:
         raise ValueError("empty phrase")
-    timing = plan_timing(
-        idx,
-        participant,
-        rng,
-        d,
-        key,
-        fewest=min_frames_per_char,
-        most=max_frames_per_char,
-        target_frames=target_frames,
-        single_frame=single_frame,
-    )
+    hold = dict(fewest=min_frames_per_char, most=max_frames_per_char, target_frames=target_frames)
+    timing = plan_timing(idx, participant, rng, d, key, **hold, single_frame=single_frame)
     frames = frame_schedule(timing)
     side = -1.0 if participant.left_handed else 1.0  # +1: signer's right hand (image left)
     hands = _draw_hands(idx, participant, rng, d, key, timing, frames, side, noise_scale)
@@ -115,12 +103,7 @@ def synthesize_sequence(
     view = draw_view(rng, participant, d, key)
     cols = np.empty((3, NUM_LANDMARKS, frames.num_frames), np.float32)  # axis-major, like Kaggle
     draw_face(cols[:, FACE0:LEFT0], rng, idx, frames, head, view, noise_scale)
-    cols[:, POSE0:RIGHT0] = view.place(pose).transpose(2, 1, 0)
-    dom_sl = slice(RIGHT0, NUM_LANDMARKS) if side > 0 else slice(LEFT0, POSE0)
-    non_sl = slice(LEFT0, POSE0) if side > 0 else slice(RIGHT0, NUM_LANDMARKS)
-    cols[:, dom_sl] = view.place(hands.hand).transpose(2, 1, 0)
-    cols[:, non_sl] = view.place(hands.other).transpose(2, 1, 0)
-    dominant, other_cols = cols[:, dom_sl], cols[:, non_sl]  # (3, 21, T) views
+    dominant, other_cols = _place_body(cols, view, pose, hands, side)
     _hide_hands(
         rng, d, key, dominant, other_cols, single_frame, drop_fraction, non_dominant_fraction
     )
@@ -152,6 +135,19 @@ def _draw_hands(idx, participant, rng, d, key, timing, frames, side, noise_scale
     rest_wrist, other = _resting_hand(rng, frames.t, side, hand_size, sigma)
     hand, other = hard.noisy_hands(d, key, hand, other, hand_size)
     return _Hands(hand, other, wrist, rest_wrist)
+
+
+def _place_body(
+    cols: np.ndarray, view, pose: np.ndarray, hands: _Hands, side: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pose and both hands into ``cols`` (3, 543, T) as the camera sees them; the
+    signing and the resting hand's (3, 21, T) views of it."""
+    cols[:, POSE0:RIGHT0] = view.place(pose).transpose(2, 1, 0)
+    dom_sl = slice(RIGHT0, NUM_LANDMARKS) if side > 0 else slice(LEFT0, POSE0)
+    non_sl = slice(LEFT0, POSE0) if side > 0 else slice(RIGHT0, NUM_LANDMARKS)
+    cols[:, dom_sl] = view.place(hands.hand).transpose(2, 1, 0)
+    cols[:, non_sl] = view.place(hands.other).transpose(2, 1, 0)
+    return cols[:, dom_sl], cols[:, non_sl]
 
 
 def _signing_shape(

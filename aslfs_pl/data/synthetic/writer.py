@@ -16,6 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -130,7 +131,7 @@ def _make_sequence(
 
 @dataclass
 class _Split:
-    """One split to write (train or supplemental) and what every split of a dataset shares."""
+    """One split to write (train or supplemental)."""
 
     out_dir: Path
     folder: str
@@ -138,12 +139,6 @@ class _Split:
     num: int
     split_id: int
     edge_cases: bool
-    seq_kwargs: dict
-    seed: int
-    participants: list[Participant]
-    taken_ids: set[int]
-    sequences_per_file: int
-    difficulty: Difficulty
 
 
 @dataclass
@@ -158,18 +153,25 @@ class _Written:
     mislabelled: int = 0
 
 
-def _write_split(split: _Split) -> dict:
-    """Generate and write one split (train or supplemental); returns its summary."""
-    s = split
-    rng = np.random.default_rng([s.seed, s.split_id, 1])
+def _write_split(s: _Split, seq_kwargs: dict, shared: dict) -> dict:
+    """Generate and write one split (train or supplemental), its sequences rendered with
+    ``seq_kwargs``; ``shared``: what every split of the dataset shares (seed, participants, the
+    ids taken, sequences per file, difficulty). Returns the split's summary."""
+    seed, participants, per_file = (
+        shared["seed"],
+        shared["participants"],
+        shared["sequences_per_file"],
+    )
+    taken = shared["taken_ids"]
+    rng = np.random.default_rng([seed, s.split_id, 1])
     (s.out_dir / s.folder).mkdir(parents=True, exist_ok=True)
-    n_files = max(1, math.ceil(s.num / s.sequences_per_file)) if s.num else 0
-    file_ids = sorted(_unique_ints(rng, n_files, 1_000_000, 2_147_483_647, s.taken_ids))
-    seq_ids = _unique_ints(rng, s.num, 1_000_000, 2_147_483_647, s.taken_ids)
+    n_files = max(1, math.ceil(s.num / per_file)) if s.num else 0
+    file_ids = sorted(_unique_ints(rng, n_files, 1_000_000, 2_147_483_647, taken))
+    seq_ids = _unique_ints(rng, s.num, 1_000_000, 2_147_483_647, taken)
     # Participants: each appears once first (so small sets see both hands), then by weight.
-    w = np.array([p.weight for p in s.participants])
-    first = rng.permutation(len(s.participants))[: s.num]
-    rest = rng.choice(len(s.participants), s.num - len(first), p=w / w.sum())
+    w = np.array([p.weight for p in participants])
+    first = rng.permutation(len(participants))[: s.num]
+    rest = rng.choice(len(participants), s.num - len(first), p=w / w.sum())
     who = np.concatenate([first, rest])
     special = _edge_cases(rng, s.num) if s.edge_cases and s.num >= 8 else {}
     done = _Written()
@@ -178,11 +180,11 @@ def _write_split(split: _Split) -> dict:
         pending: Future | None = None
         for f in bar(range(n_files), n_files, f"writing {s.folder}"):
             chunk = []
-            for i in range(f * s.sequences_per_file, min(s.num, (f + 1) * s.sequences_per_file)):
-                part = s.participants[int(who[i])]
+            for i in range(f * per_file, min(s.num, (f + 1) * per_file)):
+                part = participants[int(who[i])]
                 kind = special.get(i, ("normal", 0))
                 phrase, seq = _make_sequence(
-                    s.seed, s.split_id, i, part, kind, s.difficulty, s.seq_kwargs
+                    seed, s.split_id, i, part, kind, shared["difficulty"], seq_kwargs
                 )
                 done.mislabelled += seq.phrase != phrase  # signed something else (label_noise)
                 chunk.append((seq_ids[i], seq))
@@ -236,103 +238,99 @@ def _summary(s: _Split, done: _Written) -> dict:
     }
 
 
-def write_synthetic_dataset(
-    out_dir: str | Path,
-    num_sequences: int,
-    seed: int = 0,
-    supplemental_sequences: int = 0,
-    sequences_per_file: int = 250,
-    min_frames_per_char: int = 2,
-    max_frames_per_char: int = 9,
-    num_participants: int | None = None,
-    left_handed_fraction: float = 0.25,
-    drop_fraction: tuple[float, float] = (0.05, 0.30),
-    noise_scale: float = 1.0,
-    edge_cases: bool = True,
-    difficulty: Difficulty | str = "plain",
-) -> dict:
-    """Write a synthetic dataset in Kaggle's layout under ``out_dir``.
+@dataclass
+class SyntheticOptions:
+    """How :func:`write_synthetic_dataset` draws the sequences."""
+
+    seed: int = 0
+    """Seed of phrases, participants and sequences (the shape alphabet is fixed)."""
+    supplemental_sequences: int = 0
+    """Number of supplemental sequences (0: none written)."""
+    sequences_per_file: int = 250
+    """Sequences per parquet file."""
+    min_frames_per_char: int = 2
+    """Fewest hold frames per character before the speed scaling."""
+    max_frames_per_char: int = 9
+    """Most hold frames per character before the speed scaling."""
+    num_participants: int | None = None
+    """Number of signers (default: 12..18, drawn from ``seed``)."""
+    left_handed_fraction: float = 0.25
+    """Fraction of left-handed participants."""
+    drop_fraction: tuple[float, float] = (0.05, 0.30)
+    """Range of the per-sequence fraction of frames without the dominant hand."""
+    noise_scale: float = 1.0
+    """Multiplier of the jitter noise."""
+    edge_cases: bool = True
+    """With ``num_sequences >= 8``, place a 1-frame sequence, one of 800..807 frames and three of
+    420..640 frames in the train split."""
+    difficulty: Difficulty | str = "plain"
+    """A :class:`Difficulty` or a preset name ("plain", "hard"); see
+    :mod:`aslfs_pl.data.synthetic.difficulty`."""
+
+    def __post_init__(self) -> None:
+        if self.supplemental_sequences < 0:
+            raise ValueError("sequence counts must be >= 0")
+        if self.sequences_per_file < 1:
+            raise ValueError("sequences_per_file must be >= 1")
+        if not 1 <= self.min_frames_per_char <= self.max_frames_per_char:
+            raise ValueError("need 1 <= min_frames_per_char <= max_frames_per_char")
+        if isinstance(self.difficulty, str):
+            self.difficulty = Difficulty.preset(self.difficulty)
+
+    def sequence_kwargs(self, noise: float = 1.0) -> dict:
+        """What every sequence of a split is rendered with (``noise`` x the noise scale)."""
+        return {
+            "min_frames_per_char": self.min_frames_per_char,
+            "max_frames_per_char": self.max_frames_per_char,
+            "drop_fraction": self.drop_fraction,
+            "noise_scale": noise * self.noise_scale,
+        }
+
+
+def write_synthetic_dataset(out_dir: str | Path, num_sequences: int, **options: Any) -> dict:
+    """Write a synthetic dataset in Kaggle's layout under ``out_dir`` (created if needed):
+    ``num_sequences`` train sequences drawn as :class:`SyntheticOptions` ``options`` say.
 
     Writes ``character_to_prediction_index.json``, ``train.csv`` and
     ``train_landmarks/<file_id>.parquet``; with ``supplemental_sequences > 0`` also
     ``supplemental_metadata.csv`` and ``supplemental_landmarks/<file_id>.parquet`` (sentence-like
     phrases, 1.5x the noise, same participants). Deterministic under ``seed``.
 
-    Args:
-        out_dir: dataset root (created if needed).
-        num_sequences: number of train sequences.
-        seed: seed of phrases, participants and sequences (the shape alphabet is fixed).
-        supplemental_sequences: number of supplemental sequences (0: none written).
-        sequences_per_file: sequences per parquet file.
-        min_frames_per_char: fewest hold frames per character before the speed scaling.
-        max_frames_per_char: most hold frames per character before the speed scaling.
-        num_participants: number of signers (default: 12..18, drawn from ``seed``).
-        left_handed_fraction: fraction of left-handed participants.
-        drop_fraction: range of the per-sequence fraction of frames without the dominant hand.
-        noise_scale: multiplier of the jitter noise.
-        edge_cases: with ``num_sequences >= 8``, place a 1-frame sequence, one of 800..807 frames
-            and three of 420..640 frames in the train split.
-        difficulty: a :class:`Difficulty` or a preset name ("plain", "hard"); see
-            :mod:`aslfs_pl.data.synthetic.difficulty`.
-
     Returns:
         Summary: ``out_dir``, ``num_participants``, ``train`` and (if written) ``supplemental``
         dicts with counts, frame statistics, phrase length, left-handed fraction and files.
     """
-    if num_sequences < 0 or supplemental_sequences < 0:
+    o = SyntheticOptions(**options)
+    if num_sequences < 0:
         raise ValueError("sequence counts must be >= 0")
-    if sequences_per_file < 1:
-        raise ValueError("sequences_per_file must be >= 1")
-    if not 1 <= min_frames_per_char <= max_frames_per_char:
-        raise ValueError("need 1 <= min_frames_per_char <= max_frames_per_char")
     start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "character_to_prediction_index.json", "w", encoding="utf-8") as fh:
         json.dump(CHAR_TO_INDEX, fh)
-    if isinstance(difficulty, str):
-        difficulty = Difficulty.preset(difficulty)
-    prng = np.random.default_rng([seed, 99])
-    n_part = int(num_participants or prng.integers(12, 19))
-    styles = signers.signer_styles(difficulty, seed)
-    participants = make_participants(prng, n_part, left_handed_fraction, styles)
-    kwargs = {
-        "min_frames_per_char": min_frames_per_char,
-        "max_frames_per_char": max_frames_per_char,
-        "drop_fraction": drop_fraction,
-        "noise_scale": noise_scale,
-    }
+    prng = np.random.default_rng([o.seed, 99])
+    n_part = int(o.num_participants or prng.integers(12, 19))
+    styles = signers.signer_styles(o.difficulty, o.seed)
     shared = dict(
-        seed=seed,
-        participants=participants,
+        seed=o.seed,
+        participants=make_participants(prng, n_part, o.left_handed_fraction, styles),
         taken_ids=set(),
-        sequences_per_file=sequences_per_file,
-        difficulty=difficulty,
+        sequences_per_file=o.sequences_per_file,
+        difficulty=o.difficulty,
     )
     summary: dict = {"out_dir": str(out), "num_participants": n_part}
-    summary["difficulty"] = difficulty.describe()
-    summary["train"] = _write_split(
-        _Split(out, "train_landmarks", "train.csv", num_sequences, 0, edge_cases, kwargs, **shared)
-    )
-    if supplemental_sequences > 0:
-        sup_kwargs = {**kwargs, "noise_scale": 1.5 * noise_scale}
-        summary["supplemental"] = _write_split(
-            _Split(
-                out,
-                "supplemental_landmarks",
-                "supplemental_metadata.csv",
-                supplemental_sequences,
-                1,
-                False,
-                sup_kwargs,
-                **shared,
-            )
-        )
+    summary["difficulty"] = o.difficulty.describe()
+    train = _Split(out, "train_landmarks", "train.csv", num_sequences, 0, o.edge_cases)
+    summary["train"] = _write_split(train, o.sequence_kwargs(), shared)
+    if o.supplemental_sequences > 0:
+        names = ("supplemental_landmarks", "supplemental_metadata.csv")
+        sup = _Split(out, *names, o.supplemental_sequences, 1, False)
+        summary["supplemental"] = _write_split(sup, o.sequence_kwargs(noise=1.5), shared)
     summary["seconds"] = round(time.perf_counter() - start, 2)
     log.info(
         "wrote %d train + %d supplemental synthetic sequences to %s in %.1fs",
         num_sequences,
-        supplemental_sequences,
+        o.supplemental_sequences,
         out,
         summary["seconds"],
     )
