@@ -293,9 +293,7 @@ class Jitter(A.SequenceAugmentation):
 
     name, probability, order = "jitter", "jitter_p", 15
 
-    def __call__(self, pts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        if rng.random() >= self.p:
-            return pts
+    def apply(self, pts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return pts + rng.normal(0.0, self.config.jitter_std, pts.shape).astype(np.float32)
 
 

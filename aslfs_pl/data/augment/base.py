@@ -89,9 +89,18 @@ class Augmentation:
 
 
 class SequenceAugmentation(Augmentation):
-    """Changes one sequence: ``(T, A, P)`` -> ``(T', A, P)``, never its input."""
+    """Changes one sequence: ``(T, A, P)`` -> ``(T', A, P)``, never its input. It applies with
+    probability ``p`` (its stream's first draw) where it can (:meth:`can_apply`)."""
 
     def __call__(self, pts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if not self.can_apply(pts) or rng.random() >= self.p:
+            return pts
+        return self.apply(pts, rng)
+
+    def can_apply(self, pts: np.ndarray) -> bool:
+        return True
+
+    def apply(self, pts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError
 
 

@@ -114,8 +114,8 @@ class FlipSettings:
 class Flip(SequenceAugmentation):
     name, Settings, probability, order = "flip", FlipSettings, "flip_p", 10
 
-    def __call__(self, pts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return flip(pts, self.parts.mirror) if rng.random() < self.p else pts
+    def apply(self, pts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return flip(pts, self.parts.mirror)
 
 
 @dataclass
@@ -130,9 +130,7 @@ class RotateSettings:
 class Rotate(SequenceAugmentation):
     name, Settings, probability, order = "rotate", RotateSettings, "rotate_p", 20
 
-    def __call__(self, pts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        if rng.random() >= self.p:
-            return pts
+    def apply(self, pts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         limit = self.config.rotate_max_deg
         return rotate(pts, rng.uniform(-limit, limit))
 
@@ -152,9 +150,7 @@ class ScaleSettings:
 class Scale(SequenceAugmentation):
     name, Settings, probability, order = "scale", ScaleSettings, "scale_p", 30
 
-    def __call__(self, pts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        if rng.random() >= self.p:
-            return pts
+    def apply(self, pts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return scale(pts, *rng.uniform(*self.config.scale_range, size=2))
 
 
@@ -172,9 +168,7 @@ class ShiftSettings:
 class Shift(SequenceAugmentation):
     name, Settings, probability, order = "shift", ShiftSettings, "shift_p", 40
 
-    def __call__(self, pts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        if rng.random() >= self.p:
-            return pts
+    def apply(self, pts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         c = self.config
         offset = rng.uniform(-c.shift_max, c.shift_max, size=2).astype(np.float32)
         hands = {
@@ -207,9 +201,10 @@ class FingerAffine(SequenceAugmentation):
         50,
     )
 
-    def __call__(self, pts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        if not self.parts.hands or rng.random() >= self.p:
-            return pts
+    def can_apply(self, pts: np.ndarray) -> bool:
+        return bool(self.parts.hands)
+
+    def apply(self, pts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         c = self.config
         for hand in self.parts.hands:
             deg = rng.uniform(-c.finger_affine_deg, c.finger_affine_deg, len(HAND_FINGERS))

@@ -29,10 +29,11 @@ class FingerDropSettings:
 class FingerDrop(SequenceAugmentation):
     name, Settings, probability, order = "finger_drop", FingerDropSettings, "finger_drop_p", 80
 
-    def __call__(self, pts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def can_apply(self, pts: np.ndarray) -> bool:
+        return bool(self.parts.hands)
+
+    def apply(self, pts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         hands, t = self.parts.hands, pts.shape[0]
-        if not hands or rng.random() >= self.p:
-            return pts
         hand = hands[rng.integers(len(hands))]
         n = rng.integers(1, self.config.finger_drop_max + 1)
         fingers = rng.choice(len(HAND_FINGERS), size=n, replace=False)
@@ -58,10 +59,11 @@ class HandDropSettings:
 class HandDrop(SequenceAugmentation):
     name, Settings, probability, order = "hand_drop", HandDropSettings, "hand_drop_p", 90
 
-    def __call__(self, pts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def can_apply(self, pts: np.ndarray) -> bool:
+        return bool(self.parts.hands)
+
+    def apply(self, pts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         hands = self.parts.hands
-        if not hands or rng.random() >= self.p:
-            return pts
         hand = hands[rng.integers(len(hands))]
         return hide(pts, hand, rng.random(pts.shape[0]) < self.config.hand_drop_rate)
 
@@ -71,11 +73,11 @@ class WholePartDrop(SequenceAugmentation):
 
     part: str
 
-    def __call__(self, pts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        points = getattr(self.parts, self.part)
-        if not points or rng.random() >= self.p:
-            return pts
-        return hide(pts, points, np.ones(pts.shape[0], bool))
+    def can_apply(self, pts: np.ndarray) -> bool:
+        return bool(getattr(self.parts, self.part))
+
+    def apply(self, pts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return hide(pts, getattr(self.parts, self.part), np.ones(pts.shape[0], bool))
 
 
 @dataclass

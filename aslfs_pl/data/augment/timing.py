@@ -41,9 +41,7 @@ class SpeedSettings:
 class Speed(SequenceAugmentation):
     name, Settings, probability, order = "speed", SpeedSettings, "speed_p", 60
 
-    def __call__(self, pts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        if rng.random() >= self.p:
-            return pts
+    def apply(self, pts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return resample_time(pts, rng.uniform(*self.config.speed_range))
 
 
@@ -63,7 +61,8 @@ class FrameDropSettings:
 class FrameDrop(SequenceAugmentation):
     name, Settings, probability, order = "frame_drop", FrameDropSettings, "frame_drop_p", 70
 
-    def __call__(self, pts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        if pts.shape[0] < 2 or rng.random() >= self.p:
-            return pts
+    def can_apply(self, pts: np.ndarray) -> bool:
+        return pts.shape[0] > 1
+
+    def apply(self, pts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return drop_frames(pts, rng.random(pts.shape[0]) >= self.config.frame_drop_rate)
