@@ -40,6 +40,7 @@ def test_accelerator_shortcut_expands_and_can_be_overridden():
     assert expanded == ["validate", "--trainer.accelerator", "cpu"]
 
 
+@pytest.mark.slow  # two epochs of training
 def test_fit_on_cpu_writes_checkpoints_and_metrics(synthetic_dir, tmp_path):
     run = cli.main(tiny_args(synthetic_dir, tmp_path, "--trainer.max_epochs", "2"))
     metrics = run.trainer.callback_metrics

@@ -105,6 +105,7 @@ def test_validation_scores_every_decoding_the_network_can_run():
     assert list(joint.test_scores) == ["attention", "ctc", "joint", "beam"]
 
 
+@pytest.mark.slow  # up to three epochs of training each
 @pytest.mark.parametrize(("mode", "step"), [("step", 3), ("epoch", 3), ("epoch", 17)])
 def test_non_finite_loss_is_a_clear_error_naming_the_step(synthetic_dir, tmp_path, mode, step):
     """ "step" (the CPU/GPU default) stops at the bad step; "epoch" (the XLA default: no host

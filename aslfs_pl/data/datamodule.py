@@ -14,11 +14,12 @@ from torch.utils.data import DataLoader
 
 from aslfs_pl import vocab
 from aslfs_pl.data.augment import AugmentConfig
+from aslfs_pl.data.batching import bucket_lengths
 from aslfs_pl.data.kaggle import DataError, SequenceIndex, check_parquet, load_index
 from aslfs_pl.data.landmarks import LandmarkSet
 from aslfs_pl.data.settings import DataSettings
 from aslfs_pl.data.split import split_index
-from aslfs_pl.data.stream import EpochLoader, LandmarkStream, bucket_lengths, landmark_dict
+from aslfs_pl.data.stream import EpochLoader, LandmarkStream, landmark_dict
 
 __all__ = ["KaggleDataModule", "LandmarkStream"]
 

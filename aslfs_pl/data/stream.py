@@ -10,7 +10,7 @@ Streaming and sharding (one epoch):
    reads local: a shard opens only its own files, and a file is read by at most a few shards.
    Training drops the < (shards) sequences left over; evaluation pads shards with empty rows.
 3. Each worker reads its files one at a time (selected columns only), passes sequences through a
-   shuffle buffer and augments them, then groups them by length (:func:`bucket_of`): a batch is
+   shuffle buffer and augments them, then groups them by length (:mod:`aslfs_pl.data.batching`): a batch is
    emitted as soon as one length bucket holds ``batch_size`` sequences, and is padded to that
    bucket's length, so a batch holds sequences of similar lengths and the accelerator sees one
    of a few fixed shapes. At the shard's end the sequences left in the buckets are batched in
@@ -25,7 +25,6 @@ An empty row (no frames, all-pad target) stands in for a sequence that could not
 
 from __future__ import annotations
 
-import bisect
 import logging
 import math
 from collections import Counter
@@ -36,8 +35,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from aslfs_pl import vocab
 from aslfs_pl.data.augment import AugmentConfig, Augmenter, BatchLimits
+from aslfs_pl.data.batching import Batcher, bucket_lengths
 from aslfs_pl.data.kaggle import (
     DataError,
     LandmarkFile,
@@ -45,7 +44,6 @@ from aslfs_pl.data.kaggle import (
     read_landmark_file,
 )
 from aslfs_pl.data.landmarks import LandmarkSet
-from aslfs_pl.model.features import fit_length
 
 log = logging.getLogger(__name__)
 
@@ -53,39 +51,6 @@ log = logging.getLogger(__name__)
 def landmark_dict(landmarks: LandmarkSet) -> dict[str, list]:
     """The init fields of a LandmarkSet as plain lists (for hparams and checkpoints)."""
     return {k: list(v) for k, v in asdict(landmarks).items() if k != "points"}
-
-
-def encode_target(phrase: str, max_target_len: int) -> np.ndarray:
-    """[sos, c1..cn, eos, pad...] of length ``max_target_len + 1`` (decoder input + target)."""
-    ids = [vocab.SOS, *vocab.encode(phrase), vocab.EOS]
-    out = np.full(max_target_len + 1, vocab.PAD, np.int64)
-    out[: len(ids)] = ids
-    return out
-
-
-def bucket_lengths(max_frames: int, buckets: list[int] | None = None, width: int = 32) -> tuple:
-    """The frame counts batches are padded to: ``buckets`` (sorted, each in 1..max_frames),
-    with ``max_frames`` added as the last; None: every ``width`` frames up to ``max_frames``;
-    ``[]``: ``max_frames`` alone, one fixed length.
-
-    Raises:
-        ValueError: naming ``data.buckets``.
-    """
-    if buckets is None:
-        buckets = list(range(width, max_frames, width))
-    buckets = list(buckets)
-    if buckets != sorted(set(buckets)) or any(not 1 <= b <= max_frames for b in buckets):
-        raise ValueError(
-            f"data.buckets = {buckets}: frame counts must be distinct, sorted and in 1..max_frames"
-            f" ({max_frames})"
-        )
-    return tuple(b for b in buckets if b < max_frames) + (max_frames,)
-
-
-def bucket_of(length: int, buckets: tuple[int, ...]) -> int:
-    """Index of the smallest bucket holding ``length`` frames (the last for longer ones, which
-    are resampled to it)."""
-    return min(bisect.bisect_left(buckets, length), len(buckets) - 1)
 
 
 class LandmarkStream(IterableDataset):
@@ -134,6 +99,7 @@ class LandmarkStream(IterableDataset):
         self.num_workers = max(1, num_workers)
         self.min_frames_per_char = min_frames_per_char
         self.buckets = bucket_lengths(max_frames, list(buckets or ()))
+        self.batcher = Batcher(self.buckets, batch_size, len(self.columns), max_target_len)
         self.rank, self.world_size, self.epoch = 0, 1, 0
         parts = landmarks.part_slices()
         self._hand_points = parts.get("left_hand", []) + parts.get("right_hand", [])
@@ -269,50 +235,9 @@ class LandmarkStream(IterableDataset):
         limits = BatchLimits(self.max_frames, self.max_target_len, self.min_frames_per_char)
         return self.augmenter.mix(items, self._key, limits)
 
-    def _length(self, item: dict) -> int:
-        return 0 if item["frames"] is None else len(item["frames"])
-
-    def _row(self, item: dict, frames_out: int) -> tuple[np.ndarray, np.ndarray, int, int, bool]:
-        c = len(self.columns)
-        if item["frames"] is None:
-            frames = np.full((frames_out, c), np.nan, np.float32)
-            return (
-                frames,
-                np.full(self.max_target_len + 1, vocab.PAD, np.int64),
-                item["sequence_id"],
-                0,
-                item.get("skipped", False),
-            )
-        frames = item["frames"]
-        target = encode_target(item["phrase"], self.max_target_len)
-        return fit_length(frames, frames_out), target, item["sequence_id"], len(frames), False
-
     def _collate(self, items: list[dict]) -> dict[str, torch.Tensor]:
         """A batch of (augmented) items, mixed, padded to the bucket of its longest sequence."""
-        items = self._mixed(items)
-        frames_out = self.buckets[bucket_of(max(map(self._length, items)), self.buckets)]
-        rows = [self._row(it, frames_out) for it in items]
-        return {
-            "landmarks": torch.from_numpy(np.stack([r[0] for r in rows])),  # (B, F, C)
-            "tokens": torch.from_numpy(np.stack([r[1] for r in rows])),  # (B, L + 1)
-            "sequence_id": torch.tensor([r[2] for r in rows], dtype=torch.int64),  # (B,)
-            "num_frames": torch.tensor([r[3] for r in rows], dtype=torch.int64),  # (B,)
-            "skipped": torch.tensor([r[4] for r in rows], dtype=torch.bool),  # (B,) skip policy
-        }
-
-    def _grouped(self, items: Iterator[dict]) -> Iterator[list[dict]]:
-        """Batches of ``batch_size`` items, each from one length bucket while the shard lasts,
-        then the items left in the buckets in bucket order; the last one may be partial."""
-        waiting: list[list[dict]] = [[] for _ in self.buckets]
-        for item in items:
-            bucket = waiting[bucket_of(self._length(item), self.buckets)]
-            bucket.append(item)
-            if len(bucket) == self.batch_size:
-                yield list(bucket)
-                bucket.clear()
-        left = [item for bucket in waiting for item in bucket]
-        for start in range(0, len(left), self.batch_size):
-            yield left[start : start + self.batch_size]
+        return self.batcher.collate(self._mixed(items))
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         info = get_worker_info()
@@ -330,7 +255,7 @@ class LandmarkStream(IterableDataset):
         if self.train:
             items = self._shuffled(items, rng)
         total = self.batches_per_shard()
-        batches = self._grouped(self._augmented(item) for item in items)
+        batches = self.batcher.grouped(self._augmented(item) for item in items)
         for emitted, batch in enumerate(batches, start=1):
             if len(batch) < self.batch_size:
                 if self.train:  # training drops a partial last batch

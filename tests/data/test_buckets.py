@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+from aslfs_pl.data.batching import bucket_lengths, bucket_of
 from aslfs_pl.data.datamodule import KaggleDataModule
 from aslfs_pl.data.kaggle import load_index
 from aslfs_pl.data.landmarks import LandmarkSet
-from aslfs_pl.data.stream import LandmarkStream, bucket_lengths, bucket_of
+from aslfs_pl.data.stream import LandmarkStream
 from tests.helpers import random_frames, write_mini_dataset
 
 MAX_FRAMES = 64
