@@ -1,4 +1,11 @@
-"""LightningModule: teacher-forced loss, masked accuracy, greedy-decode score, optimiser."""
+"""LightningModule: the training loss, its metrics, the optimiser and its schedule.
+
+What it calls lives where it belongs: the network (:mod:`aslfs_pl.model`), the CTC loss
+(:mod:`aslfs_pl.model.ctc_head`), decoder-input noise (:mod:`aslfs_pl.data.augment.tokens`),
+late dropout's switch (:class:`~aslfs_pl.model.layers.Regularisation`), AWP and Lookahead
+(:mod:`aslfs_pl.optim`), the finite-loss check (:mod:`aslfs_pl.finite`), the competition score
+(:mod:`aslfs_pl.metrics`).
+"""
 
 from __future__ import annotations
 
@@ -19,7 +26,7 @@ from aslfs_pl.model.config import ModelConfig, upgrade_settings
 from aslfs_pl.model.ctc_head import ctc_loss
 from aslfs_pl.model.decoding import get as get_decoding
 from aslfs_pl.model.decoding import usable
-from aslfs_pl.model.layers import DropPath
+from aslfs_pl.model.layers import Regularisation
 from aslfs_pl.model.seq2seq import Seq2Seq
 from aslfs_pl.optim import AdversarialWeights, Lookahead, warmup_cosine
 
@@ -114,8 +121,7 @@ class Seq2SeqTask(L.LightningModule):
             raise ValueError(f"model.awp_start = {awp_start}: a fraction in [0, 1] (1: off)")
         self._awp = AdversarialWeights(self._decayed(), awp_lr, awp_eps) if awp_start < 1 else None
         self._awp_batch: dict[str, Tensor] | None = None
-        # configured rate of every dropout / drop path module (late dropout switches them)
-        self._rates = [(m, m.p) for m in self.net.modules() if isinstance(m, nn.Dropout | DropPath)]
+        self._regularisation = Regularisation(self.net)  # late dropout switches it
         self.optimizer_factory = optimizer
         self._add_metrics()
 
@@ -187,8 +193,7 @@ class Seq2SeqTask(L.LightningModule):
         self.finite.start_epoch(self.global_step)
         epochs = max(1, self.trainer.max_epochs or 1)
         on = self.current_epoch >= self.hparams.dropout_start * epochs
-        for module, rate in self._rates:
-            module.p = rate if on else 0.0
+        self._regularisation.switch(on)
 
     def _log_skipped(self, stage: str, batch: dict[str, Tensor]) -> None:
         """Rows the data's skip policy set aside (empty sequences, no hand seen, unreadable

@@ -282,6 +282,18 @@ class DropPath(nn.Module):
         return f"p={self.p}"
 
 
+class Regularisation:
+    """Every dropout and drop path of a network, switched off and on again with their configured
+    rates kept (late dropout: regularisation only after the first part of the training)."""
+
+    def __init__(self, net: nn.Module):
+        self.rates = [(m, m.p) for m in net.modules() if isinstance(m, nn.Dropout | DropPath)]
+
+    def switch(self, on: bool) -> None:
+        for module, rate in self.rates:
+            module.p = rate if on else 0.0
+
+
 class MLP(nn.Module):
     """Position-wise feed-forward: D -> ratio * D -> D."""
 
