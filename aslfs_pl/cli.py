@@ -301,12 +301,16 @@ def run(args: list[str] | None = None) -> None:
     """The command line (``scripts/fit.py``, ``aslfs-fit``): :func:`main`, with bad data or a
     rejected setting reported in one line (exit status 1); ``ASLFS_DEBUG=1`` shows the
     traceback instead."""
+    args = sys.argv[1:] if args is None else list(args)
+    subcommand = args[0] if args and args[0] in SUBCOMMANDS else "fit"
     try:
         main(args)
     except (DataError, NonFiniteLossError, ValueError) as err:
         if os.environ.get("ASLFS_DEBUG"):
             raise
-        sys.exit(f"fit failed: {type(err).__name__}: {err} (ASLFS_DEBUG=1 shows the traceback)")
+        sys.exit(
+            f"{subcommand} failed: {type(err).__name__}: {err} (ASLFS_DEBUG=1 shows the traceback)"
+        )
 
 
 if __name__ == "__main__":  # python -m aslfs_pl.cli, what the quality benchmarks run

@@ -112,13 +112,24 @@ class KaggleDataModule(L.LightningDataModule):
         return train, val
 
     def setup(self, stage: str | None = None) -> None:
+        """The streams ``stage`` reads, and only those: ``fit`` the training and validation
+        splits, ``validate`` the validation split, ``test`` / ``predict`` the test sequences."""
         if stage in ("test", "predict"):
             self._setup_test()
             return
-        if self.train_set is not None:
+        if self.train_set is not None or (stage == "validate" and self.val_set is not None):
             return
         index = self._checked_index()
         train, val = self.split(index)
+        if stage == "validate":
+            if len(val) == 0:
+                raise DataError(
+                    f"the validation split holds no sequence (data.val_fraction "
+                    f"{self.val_fraction}, data.val_ids {self.val_ids})"
+                )
+            log.info("data: %d validation sequences (by %s)", len(val), self.val_by)
+            self.val_set = LandmarkStream(val, train=False, **self._stream_settings())
+            return
         log.info(
             "data: %d sequences (%d train, %d validation by %s) in %d files",
             len(index),
@@ -127,15 +138,7 @@ class KaggleDataModule(L.LightningDataModule):
             self.val_by,
             len(np.unique(index.path)),
         )
-        common = dict(
-            landmarks=self.landmarks,
-            batch_size=self.rows(),
-            max_frames=self.max_frames,
-            max_target_len=self.max_target_len,
-            seed=self.seed,
-            num_workers=self.num_workers,
-            buckets=self.buckets,
-        )
+        common = self._stream_settings()
         self.train_set = LandmarkStream(
             train,
             train=True,
@@ -165,13 +168,15 @@ class KaggleDataModule(L.LightningDataModule):
                 f"{self.val_fraction}): use --data.test_split all"
             )
         log.info("data: %d sequences to test / predict (%s)", len(index), self.test_split)
-        self.test_set = LandmarkStream(
-            index,
-            self.landmarks,
+        self.test_set = LandmarkStream(index, train=False, **self._stream_settings())
+
+    def _stream_settings(self) -> dict:
+        """What every stage's stream is built with."""
+        return dict(
+            landmarks=self.landmarks,
             batch_size=self.rows(),
             max_frames=self.max_frames,
             max_target_len=self.max_target_len,
-            train=False,
             seed=self.seed,
             num_workers=self.num_workers,
             buckets=self.buckets,
@@ -213,7 +218,6 @@ class KaggleDataModule(L.LightningDataModule):
         return self._loader(self.test_set)
 
     def val_dataloader(self) -> DataLoader:
-        assert self.train_set is not None, "call setup() first"
         if self.val_set is None:
             return []
         return self._loader(self.val_set)

@@ -3,7 +3,7 @@
 import pytest
 
 from aslfs_pl.data.datamodule import KaggleDataModule
-from aslfs_pl.data.kaggle import load_index
+from aslfs_pl.data.kaggle import DataError, load_index
 from aslfs_pl.data.synthetic import write_synthetic_dataset
 
 
@@ -41,3 +41,35 @@ def test_supplemental_trains_while_validation_keeps_the_train_sources_held_out_s
     assert not set(train_b.participant_id) & set(val_b.participant_id)  # still by signer
     with pytest.raises(ValueError, match="val_sources"):
         KaggleDataModule(data_dir=str(tmp_path), val_sources=("supplemental",))
+
+
+def test_each_stage_reads_only_its_own_splits(synthetic_dir):
+    # a batch no training shard can fill: fit refuses, validation (which reads no training
+    # batch) streams the held-out split
+    dm = KaggleDataModule(
+        data_dir=str(synthetic_dir), batch_size=500, num_workers=0, max_frames=24, val_fraction=0.3
+    )
+    dm.setup("validate")
+    assert dm.train_set is None and len(dm.val_set.index) > 0
+    assert next(iter(dm.val_dataloader()))["landmarks"].shape[0] == 500  # padded with empty rows
+    with pytest.raises(DataError, match="do not fill one batch of 500"):
+        dm.setup("fit")
+
+
+def test_a_failed_subcommand_is_named_in_its_one_line(tmp_path, capsys):
+    from aslfs_pl import cli
+    from tests.helpers import TINY
+
+    args = ["--config", TINY, "--data.data_dir", str(tmp_path / "nowhere")]
+    for sub in ("validate", "fit"):
+        with pytest.raises(SystemExit, match=f"^{sub} failed: DataError: .*nowhere"):
+            cli.run(
+                [
+                    sub,
+                    *args,
+                    "--trainer.default_root_dir",
+                    str(tmp_path),
+                    "--trainer.logger",
+                    "false",
+                ]
+            )
