@@ -9,9 +9,15 @@ from weakref import proxy
 
 import torch
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
-from lightning.pytorch.callbacks import BasePredictionWriter, EMAWeightAveraging, ModelCheckpoint
+from lightning.pytorch.callbacks import (
+    BasePredictionWriter,
+    Callback,
+    EMAWeightAveraging,
+    ModelCheckpoint,
+)
 
 from aslfs_pl.kaggle_scoring import write_phrases
+from aslfs_pl.metrics import decoding_scores
 
 log = logging.getLogger(__name__)
 
@@ -142,3 +148,45 @@ class EMA(EMAWeightAveraging):
         for a, c in copied:
             a.copy_(c)
         average.n_averaged += 1
+
+
+class RunReport(Callback):
+    """What a fit trains on what, and where its results went, in a few lines (the ``aslfs_pl``
+    logger; ``scripts/fit.py`` shows them): the network and the device at the start; at the
+    end the checkpoints, the logs and the last held-out score of each decoding."""
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        net = pl_module.net
+        c = net.config
+        log.info(
+            "model: %.2fM parameters: %s stem, %s encoder x%d, %d decoder blocks; read-out %s",
+            net.num_parameters() / 1e6,
+            c.stem,
+            c.encoder,
+            c.encoder_blocks,
+            c.decoder_blocks,
+            pl_module.hparams.decoding,
+        )
+        log.info(
+            "training on %s x%d, precision %s, for %s epochs",
+            type(trainer.accelerator).__name__.removesuffix("Accelerator").lower(),
+            trainer.num_devices,
+            trainer.precision,
+            trainer.max_epochs,
+        )
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        if not trainer.is_global_zero:
+            return
+        for cb in trainer.checkpoint_callbacks:
+            path = cb.best_model_path or cb.last_model_path  # no monitor: the latest is "best"
+            if path:
+                what = f"best by {cb.monitor}" if cb.monitor else "latest"
+                log.info("checkpoint (%s): %s", what, path)
+        for logger in trainer.loggers:
+            log.info("logs: %s", logger.log_dir)
+        metrics = trainer.callback_metrics
+        scores = decoding_scores(metrics, pl_module.hparams.decoding)
+        if scores:
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(scores.items()))
+            log.info("held-out scores (epoch %d): %s", trainer.current_epoch - 1, shown)

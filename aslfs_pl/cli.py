@@ -33,12 +33,13 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from aslfs_pl import spmd  # noqa: F401  (registers --trainer.strategy spmd)
-from aslfs_pl.callbacks import AtomicModelCheckpoint, PhraseWriter
+from aslfs_pl.callbacks import AtomicModelCheckpoint, PhraseWriter, RunReport
 from aslfs_pl.data.datamodule import KaggleDataModule
 from aslfs_pl.data.kaggle import DataError
 from aslfs_pl.finite import NonFiniteLossError
 from aslfs_pl.model.config import NETWORK, READ_OUT, legacy_hint, upgrade_settings
 from aslfs_pl.task import Seq2SeqTask
+from aslfs_pl.terminal import quiet_logging
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 ACCELERATOR_DEFAULTS = {
@@ -104,10 +105,14 @@ class ASLCLI(LightningCLI):
             self.config = self.parser.parse_object({sub: {"model": hparams}}, self.config)
 
     def instantiate_trainer(self, **kwargs):
-        trainer = super().instantiate_trainer(**kwargs)
-        if self._get(self.config, "trainer.logger") in (None, True) and trainer.loggers:
-            trainer.loggers = default_loggers(trainer.default_root_dir)
-        return trainer
+        config = self._get(self.config_init, "trainer", default={})
+        if config.get("logger") in (None, True):  # the Trainer builds no default logger of its own
+            kwargs["logger"] = default_loggers(config.get("default_root_dir") or os.getcwd())
+        if config.get("accelerator") in ("cpu", "gpu", "cuda", "mps"):
+            # Lightning's device report imports torch-xla, which would pick a device of its own
+            # (and say so) for a run that asked for none
+            os.environ.setdefault("PJRT_SELECT_DEFAULT_DEVICE", "0")
+        return super().instantiate_trainer(**kwargs)
 
     def before_fit(self) -> None:
         # Checkpoints go to <default_root_dir>/checkpoints rather than the logger's version_N
@@ -264,7 +269,11 @@ def trainer_defaults() -> dict:
             AtomicModelCheckpoint(monitor=None, save_top_k=1, filename="last"),
             LearningRateMonitor(logging_interval="step"),  # the warm-up is visible
             PhraseWriter(),  # fit.py predict -> <default_root_dir>/predictions.csv
+            RunReport(),  # what is trained on what; where the results went
         ],
+        # its FLOPs column needs an example input, its metric rows are noise: RunReport says
+        # the size instead (--trainer.enable_model_summary true shows the table)
+        "enable_model_summary": False,
     }
 
 
@@ -285,6 +294,9 @@ def main(args: list[str] | None = None, run: bool = True, **kwargs) -> ASLCLI:
         # The args are sys.argv's, rewritten by expand_shortcuts; sys.argv itself stays intact
         # because Lightning's DDP launcher re-runs it for the other ranks.
         warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter is intended")
+        # Lightning warns of any IterableDataset with a length; the stream's is exact: every
+        # worker of every replica reads its own shard (aslfs_pl/data/stream.py)
+        warnings.filterwarnings("ignore", message="Your `IterableDataset` has `__len__` defined")
         return ASLCLI(
             Seq2SeqTask,
             KaggleDataModule,
@@ -303,6 +315,7 @@ def run(args: list[str] | None = None) -> None:
     traceback instead."""
     args = sys.argv[1:] if args is None else list(args)
     subcommand = args[0] if args and args[0] in SUBCOMMANDS else "fit"
+    quiet_logging()
     try:
         main(args)
     except (DataError, NonFiniteLossError, ValueError) as err:

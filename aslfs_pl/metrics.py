@@ -7,6 +7,9 @@ the two sums are ``dist_reduce_fx="sum"`` states), which is exactly ``1 - CharEr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from torch import Tensor
 from torchmetrics import Metric
@@ -63,3 +66,16 @@ class CompetitionScore(CharErrorRate):
 
     def compute(self) -> Tensor:
         return 1.0 - super().compute()
+
+
+def decoding_scores(metrics: Mapping[str, Any], decoding: str) -> dict[str, float]:
+    """Each decoding's held-out score among the logged ``metrics`` (``val/score_<decoding>``,
+    logged with the CTC head), or the configured ``decoding``'s ``val/score`` alone."""
+    scores = {
+        k.removeprefix("val/score_"): float(v)
+        for k, v in metrics.items()
+        if k.startswith("val/score_")
+    }
+    if not scores and "val/score" in metrics:
+        scores = {decoding: float(metrics["val/score"])}
+    return scores

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from aslfs_pl import vocab
 from aslfs_pl.data.augment.tokens import TokenNoise
 from aslfs_pl.finite import FiniteLossCheck
-from aslfs_pl.metrics import CompetitionScore, WeightedMean
+from aslfs_pl.metrics import CompetitionScore, WeightedMean, decoding_scores
 from aslfs_pl.model.config import ModelConfig, upgrade_settings
 from aslfs_pl.model.ctc_head import ctc_loss
 from aslfs_pl.model.decoding import get as get_decoding
@@ -186,6 +186,14 @@ class Seq2SeqTask(L.LightningModule):
             confident = F.binary_cross_entropy_with_logits(out.confidence.float(), accuracy)
             loss = loss + self.hparams.confidence_weight * confident
         return loss, correct, weight
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record each decoding's held-out score at this checkpoint, ``checkpoint["val_scores"]``
+        (``{"epoch": E, "scores": {decoding: score}}``): what the export's ``--decoding best``
+        chooses by (:func:`aslfs_pl.trained.choose_decoding`)."""
+        scores = decoding_scores(self.trainer.callback_metrics, self.hparams.decoding)
+        if scores:
+            checkpoint["val_scores"] = {"epoch": self.current_epoch, "scores": scores}
 
     # -- training -----------------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:

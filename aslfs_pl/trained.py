@@ -19,6 +19,7 @@ import torch
 from aslfs_pl.data.datamodule import KaggleDataModule
 from aslfs_pl.data.landmarks import LandmarkSet
 from aslfs_pl.model.config import READ_OUT, ModelConfig
+from aslfs_pl.model.decoding import DECODINGS, usable
 from aslfs_pl.model.seq2seq import Seq2Seq
 from aslfs_pl.task import Seq2SeqTask
 
@@ -34,6 +35,10 @@ class Trained:
 
     task: Seq2SeqTask
     datamodule: KaggleDataModule
+    val_scores: dict | None = None
+    """The checkpoint's held-out score of each decoding (``{"epoch": E, "scores": {...}}``, see
+    :meth:`aslfs_pl.task.Seq2SeqTask.on_save_checkpoint`); None from a config or an older
+    checkpoint."""
 
     @property
     def net(self) -> Seq2Seq:
@@ -92,7 +97,7 @@ def load_checkpoint(
             f"the model reads {task.net.config.num_columns}"
         )
     task.eval()
-    return Trained(task, datamodule)
+    return Trained(task, datamodule, ckpt.get("val_scores"))
 
 
 def model_settings(args: list[str]) -> dict[str, object]:
@@ -188,3 +193,36 @@ def from_config(args: list[str]) -> Trained:
     except (TypeError, ValueError) as err:
         raise LoadError(f"[config] {err}") from err
     return Trained(parsed.model.cpu().eval(), parsed.datamodule)
+
+
+#: What ``--decoding`` takes besides a registered decoding: the one the checkpoint scored best.
+BEST = "best"
+
+
+def choose_decoding(trained: Trained, requested: str | None) -> tuple[str, str]:
+    """The read-out to ship for ``trained`` and why, in words.
+
+    ``requested`` names a decoding (taken as it is), ``best`` (the decoding with the best
+    held-out score the checkpoint logged at its epoch, among those this network can run; a tie
+    goes to ``model.decoding``, then to the registry's order), or None: ``best`` when the checkpoint logged more than one decoding's
+    score, else ``model.decoding``.
+
+    Raises:
+        LoadError: ``best`` asked of a network whose checkpoint logged no decoding's score.
+    """
+    if requested not in (None, BEST):
+        return requested, "asked for"
+    logged = (trained.val_scores or {}).get("scores", {})
+    runnable = {d: s for d, s in logged.items() if d in usable(trained.net)}
+    if requested is None and len(runnable) < 2:
+        return trained.decoding, "the checkpoint's model.decoding"
+    if not runnable:
+        raise LoadError(
+            "[load] --decoding best: the checkpoint logged no held-out score per decoding "
+            "(a checkpoint of this version records them at each validation)"
+        )
+    names = list(DECODINGS)
+    order = sorted(runnable, key=lambda d: (-runnable[d], d != trained.decoding, names.index(d)))
+    ranked = ", ".join(f"{d} {runnable[d]:.4f}" for d in order)
+    epoch = trained.val_scores.get("epoch")
+    return order[0], f"the best held-out score of the checkpoint (epoch {epoch}): {ranked}"

@@ -185,3 +185,50 @@ def test_a_checkpoint_of_an_older_version_with_flat_part_settings_loads(tmp_path
     old_config.write_text("model:\n  encoder: conformer\n  block_kernel: 15\n")
     with pytest.raises(SystemExit, match=r"model.encoder_conf.kernel \(model.encoder conformer"):
         cli.main(["fit", "--config", str(old_config)], run=False)
+
+
+def test_the_export_ships_the_read_out_with_the_best_held_out_score(tmp_path):
+    from types import SimpleNamespace
+
+    from aslfs_pl.trained import choose_decoding
+
+    task = Seq2SeqTask(**TINY_TASK, ctc_weight=0.5, decoding="attention")
+    # what a checkpoint records at validation: every decoding's score of that epoch
+    task._trainer = SimpleNamespace(
+        current_epoch=3,
+        callback_metrics={
+            "val/score": torch.tensor(0.5),
+            "val/score_attention": torch.tensor(0.5),
+            "val/score_ctc": torch.tensor(0.25),
+            "val/score_joint": torch.tensor(0.75),
+            "val/score_beam": torch.tensor(0.75),
+            "val/acc": torch.tensor(0.9),
+        },
+    )
+    ckpt: dict = {}
+    task.on_save_checkpoint(ckpt)
+    assert ckpt["val_scores"]["scores"] == {
+        "attention": 0.5,
+        "ctc": 0.25,
+        "joint": 0.75,
+        "beam": 0.75,
+    }
+    task._trainer = None
+    path = tmp_path / "run.ckpt"
+    save_checkpoint(path, task, dict(KaggleDataModule(max_frames=24).hparams))
+    saved = torch.load(path, weights_only=True) | {"val_scores": ckpt["val_scores"]}
+    torch.save(saved, path)
+    trained = load_checkpoint(path)
+    decoding, why = choose_decoding(trained, None)
+    assert decoding == "joint"  # a tie goes to the registry's order (attention, ctc, joint, beam)
+    assert why.startswith("the best held-out score of the checkpoint (epoch 3): ")
+    assert why.endswith("joint 0.7500, beam 0.7500, attention 0.5000, ctc 0.2500")
+    assert choose_decoding(trained, "ctc") == ("ctc", "asked for")
+    # the checkpoint's own decoding wins a tie
+    trained.task.hparams.decoding = "beam"
+    assert choose_decoding(trained, "best")[0] == "beam"
+    # without logged scores (a config, an older checkpoint): model.decoding, and best refused
+    trained.val_scores = None
+    assert choose_decoding(trained, None) == ("beam", "the checkpoint's model.decoding")
+    with pytest.raises(LoadError, match="logged no held-out score per decoding"):
+        choose_decoding(trained, "best")

@@ -11,13 +11,14 @@ score; with --ckpt, the PyTorch model is scored on the same sequences, side by s
 --split val rebuilds the checkpoint's validation split exactly (its data sources, phrase filter
 and split settings are recorded in it; only the data directory is taken from --data_dir);
 --split all scores every sequence of train.csv. --model.* settings after --ckpt replace the
-checkpoint's (its read-out, e.g. --model.beam_width 8, as the export takes them).
+checkpoint's (its read-out, e.g. --model.beam_width 8, as the export takes them). The checkpoint is
+read with the decoding the export ships by default (the best held-out score it logged, see
+aslfs-export) unless --model.decoding names one.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 import numpy as np
@@ -26,7 +27,13 @@ from aslfs_pl.data.kaggle import DataError, load_index
 from aslfs_pl.deploy.runtime import TFLiteRunner
 from aslfs_pl.deploy.stages import ExportError
 from aslfs_pl.kaggle_scoring import score, torch_predictor
-from aslfs_pl.trained import LoadError, load_checkpoint, parse_with_model_settings
+from aslfs_pl.terminal import quiet_logging
+from aslfs_pl.trained import (
+    LoadError,
+    choose_decoding,
+    load_checkpoint,
+    parse_with_model_settings,
+)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--limit", type=int, default=None, help="score only the first N sequences")
     p.add_argument("--threads", type=int, default=1, help="TFLite interpreter threads")
     args, model = parse_with_model_settings(p, argv)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    quiet_logging()
     if not args.submission and not args.ckpt:
         p.error("give --submission and/or --ckpt")
     try:
@@ -60,13 +67,15 @@ def main(argv: list[str] | None = None) -> None:
             )
         if args.limit:
             index = index.subset(np.arange(min(args.limit, len(index))))
-        predictors, columns = {}, None
+        predictors, columns, read_out = {}, None, None
         if args.submission:
             runner = TFLiteRunner(args.submission, num_threads=args.threads)
             predictors["tflite"] = runner
             columns = runner.selected_columns
         if trained is not None:
-            predictors["pytorch"] = torch_predictor(trained.net, trained.decoding)
+            decoding, why = choose_decoding(trained, model.get("decoding"))
+            read_out = f"  the checkpoint read with {decoding}: {why}"
+            predictors["pytorch"] = torch_predictor(trained.net, decoding)
             ckpt_columns = trained.landmarks.selected_columns
             if columns is not None and columns != ckpt_columns:
                 sys.exit("the submission and the checkpoint read different columns")
@@ -77,6 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     except (DataError, ExportError, LoadError) as err:
         sys.exit(f"evaluate failed: {err}")
     print(f"{len(index)} sequences ({args.split} split of {args.data_dir})")
+    if read_out:
+        print(read_out)
     for name, r in results.items():
         print(f"  {name:8s} score {r.score:.4f}   {1000 * r.seconds_per_sequence:.1f} ms/sequence")
     if len(results) == 2:

@@ -5,11 +5,13 @@
     aslfs-export --ckpt runs/quickstart/checkpoints/last.ckpt --out artifacts/sub
         [--model.beam_width 8 ...]
     aslfs-export --config configs/seed.yaml --model.dim 192 --out artifacts/x
-        [--fp32 | --int8] [--decoding NAME] [--no_check]
+        [--fp32 | --int8] [--decoding NAME | best] [--no_check]
 
 With --ckpt, the read-out's --model.* settings replace the checkpoint's (how its weights are read
 out: --model.decoding, beam_width, fallback_phrase, fallback_frames, fallback_confidence; any
-other setting is refused).
+other setting is refused). The read-out in the file: --decoding; by default the one with the best
+held-out score the checkpoint logged (when it logged several: a run with the CTC head scores every
+decoding at each validation), else the checkpoint's model.decoding. The summary names it and why.
 Without --ckpt, every other argument is a training CLI argument (--config files, --model.*,
 --data.*), parsed as scripts/fit.py parses it. Writes OUT/model.tflite, OUT/inference_args.json
 and OUT/submission.zip, then checks the TFLite model against PyTorch at a few lengths (logits
@@ -27,7 +29,8 @@ from aslfs_pl.deploy.convert import check_writable, convert
 from aslfs_pl.deploy.parity import parity_report
 from aslfs_pl.deploy.stages import ExportError, Job
 from aslfs_pl.model.decoding import DECODINGS
-from aslfs_pl.trained import LoadError, from_arguments
+from aslfs_pl.terminal import quiet_logging
+from aslfs_pl.trained import BEST, LoadError, choose_decoding, from_arguments
 
 
 def parser() -> argparse.ArgumentParser:
@@ -63,10 +66,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--decoding",
-        choices=list(DECODINGS),
+        choices=[*DECODINGS, BEST],
         default=None,
-        help="the read-out in the graph (default: the checkpoint's model.decoding):\n"
-        + "\n".join(f"  {name}: {d.summary}" for name, d in DECODINGS.items()),
+        help="the read-out in the graph (default: best when the checkpoint logged more than one "
+        "decoding's held-out score, else its model.decoding):\n"
+        + "\n".join(f"  {name}: {d.summary}" for name, d in DECODINGS.items())
+        + f"\n  {BEST}: the decoding with the best held-out score the checkpoint logged",
     )
     p.add_argument("--no_check", action="store_true", help="skip the parity check")
     return p
@@ -75,15 +80,18 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     p = parser()
     args, config_args = p.parse_known_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    logging.getLogger("aslfs_pl").setLevel(logging.INFO)  # stage progress from the package
+    quiet_logging()
     logging.getLogger("torchao").setLevel(logging.ERROR)
     try:
         trained = from_arguments(p, args.ckpt, config_args)
         check_writable(args.out)  # before minutes of conversion
         net, columns = trained.net, trained.landmarks.selected_columns
         print(f"model: {net.num_parameters() / 1e6:.2f}M parameters, {len(columns)} input columns")
-        decoding = args.decoding or trained.decoding
+        given = any(a.startswith("--model.decoding") for a in config_args)
+        decoding, why = choose_decoding(
+            trained, args.decoding or (trained.decoding if given else None)
+        )
+        print(f"read-out: {decoding} ({why})")
         result = convert(net, columns, args.out, weights=args.weights, decoding=decoding)
         print(
             f"wrote {result.zip_path} ({result.size_bytes / 1e6:.1f} MB model, "

@@ -101,6 +101,7 @@ class LandmarkStream(IterableDataset):
         self.buckets = bucket_lengths(max_frames, list(buckets or ()))
         self.batcher = Batcher(self.buckets, batch_size, len(self.columns), max_target_len)
         self.rank, self.world_size, self.epoch = 0, 1, 0
+        self.first_epoch: int | None = None  # the run's first epoch: the skip report's
         parts = landmarks.part_slices()
         self._hand_points = parts.get("left_hand", []) + parts.get("right_hand", [])
         self.augmenter = (
@@ -115,6 +116,8 @@ class LandmarkStream(IterableDataset):
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+        if self.first_epoch is None:  # in the main process, before the workers copy the stream
+            self.first_epoch = epoch
 
     @property
     def num_shards(self) -> int:
@@ -271,17 +274,21 @@ class LandmarkStream(IterableDataset):
         self._report(skipped, shard_id)
 
     def _report(self, skipped: Counter, shard_id: int) -> None:
-        """The skip policy's count per reason for this shard (also a metric: the task logs each
-        batch's ``skipped`` rows as ``<stage>/skipped`` per epoch)."""
-        if skipped:
-            log.warning(
-                "%s shard %d (epoch %d): %d sequences used as empty rows: %s",
-                "train" if self.train else "eval",
-                shard_id,
-                self.epoch,
-                sum(skipped.values()),
-                dict(skipped),
-            )
+        """The skip policy's count per reason for this shard: a warning in the run's first epoch
+        (the same sequences are set aside in every epoch), debug after it; the count per epoch
+        is a metric too (the task logs each batch's ``skipped`` rows as ``<stage>/skipped``)."""
+        if not skipped:
+            return
+        first = self.first_epoch in (None, self.epoch)
+        log.log(
+            logging.WARNING if first else logging.DEBUG,
+            "%s shard %d: %d sequences used as empty rows (every epoch; counted as %s/skipped): %s",
+            "train" if self.train else "eval",
+            shard_id,
+            sum(skipped.values()),
+            "train" if self.train else "val",
+            dict(skipped),
+        )
 
 
 class EpochLoader(DataLoader):

@@ -44,6 +44,7 @@ from aslfs_pl.deploy.contract import ARGS_FILE, MODEL_FILE, SIGNATURE, ZIP_FILE
 from aslfs_pl.deploy.graph import KaggleModel
 from aslfs_pl.deploy.stages import ExportError, Job
 from aslfs_pl.model.seq2seq import Seq2Seq
+from aslfs_pl.terminal import native_chatter_filtered
 
 # Stored weights. fp16: halves the file, same speed as fp32 (XNNPACK dequantises at load).
 # int8: dynamic-range quantisation: a quarter of the file and about half the latency.
@@ -159,9 +160,9 @@ def convert(
             program = torch.export.export(
                 wrapper, args=(), kwargs={"inputs": sample}, dynamic_shapes=dims, strict=False
             )
-        with job.stage("decompose"):
+        with job.stage("decompose"), native_chatter_filtered():
             program = _decompose(program)
-        with job.stage("lower"), _quiet():
+        with job.stage("lower"), _quiet(), native_chatter_filtered():
             tflite = _lower(program, wrapper, sample, dims, weights)
         with job.stage("write"):
             model_path = out / MODEL_FILE

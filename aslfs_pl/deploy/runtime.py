@@ -11,6 +11,7 @@ import numpy as np
 from aslfs_pl import vocab
 from aslfs_pl.deploy.contract import ARGS_FILE, MODEL_FILE, SIGNATURE
 from aslfs_pl.deploy.stages import ExportError
+from aslfs_pl.terminal import native_chatter_filtered
 
 
 def _columns(text: str | bytes, where: str) -> list[str]:
@@ -39,10 +40,13 @@ class TFLiteRunner:
     """
 
     def __init__(self, path: str | Path, num_threads: int = 1):
+        self.selected_columns: list[str] | None = None
+        with native_chatter_filtered():  # the interpreter announces its delegate
+            self._load(Path(path), num_threads)
+
+    def _load(self, path: Path, num_threads: int) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
-        path = Path(path)
-        self.selected_columns: list[str] | None = None
         try:
             if path.suffix == ".zip":
                 with zipfile.ZipFile(path) as z:
@@ -62,6 +66,9 @@ class TFLiteRunner:
                     self.selected_columns = _columns(args.read_text(), str(args))
                 self.interpreter = Interpreter(model_path=str(model), num_threads=num_threads)
             self.runner = self.interpreter.get_signature_runner(SIGNATURE)
+            # the first call applies the XNNPACK delegate (which says so): once, here
+            columns = self.runner.get_input_details()["inputs"]["shape"][-1]
+            self.runner(inputs=np.zeros((1, columns), np.float32))
         except ExportError:
             raise
         except (OSError, ValueError, RuntimeError, zipfile.BadZipFile) as err:

@@ -206,10 +206,11 @@ def test_skipped_sequences_are_logged_and_counted_in_a_real_fit(tmp_path, rng, c
     write_mini_dataset(tmp_path / "data", {"101": [*_good(rng, 6), (60, 7, "ab", no_hands)]})
     csv = tmp_path / "data" / "train.csv"  # and a sequence the csv lists but the parquet lacks
     csv.write_text(csv.read_text() + "train_landmarks/101.parquet,101,61,7,ab\n")
-    epoch = ["--trainer.max_epochs", "1", "--data.val_fraction", "0"]
+    epochs = ["--trainer.max_epochs", "2", "--data.val_fraction", "0"]
     batches = ["--data.batch_size", "2", "--data.shuffle_buffer", "1"]
     with caplog.at_level(logging.WARNING):
-        run = cli.main(tiny_args(tmp_path / "data", tmp_path / "run", *epoch, *batches))
-    assert run.trainer.callback_metrics["train/skipped"] == 2
+        run = cli.main(tiny_args(tmp_path / "data", tmp_path / "run", *epochs, *batches))
+    assert run.trainer.callback_metrics["train/skipped"] == 2  # counted in every epoch
+    assert caplog.text.count("sequences used as empty rows") == 1  # said once a run
     assert "2 sequences used as empty rows" in caplog.text
     assert "no hand visible" in caplog.text and "absent from its parquet" in caplog.text
