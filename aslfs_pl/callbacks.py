@@ -159,7 +159,7 @@ class RunReport(Callback):
         net = pl_module.net
         c = net.config
         log.info(
-            "model: %.2fM parameters: %s stem, %s encoder x%d, %d decoder blocks; read-out %s",
+            "model: %.2fM parameters: %s stem, %s encoder x%d, decoder x%d; read-out %s",
             net.num_parameters() / 1e6,
             c.stem,
             c.encoder,
@@ -168,7 +168,7 @@ class RunReport(Callback):
             pl_module.hparams.decoding,
         )
         log.info(
-            "training on %s x%d, precision %s, for %s epochs",
+            "training on %s x%d, precision %s, max_epochs %s",
             type(trainer.accelerator).__name__.removesuffix("Accelerator").lower(),
             trainer.num_devices,
             trainer.precision,
