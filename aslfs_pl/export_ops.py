@@ -1,6 +1,6 @@
 """What a layer's export form is made of: ops that lower to TFLite with a symbolic frame axis.
 
-Each trained layer (``layers.py``, ``encoder.py``, ``decoder.py``) has an ``export_form()`` that
+Each trained layer (``layers.py``, ``stems/``, ``encoders/``, ``decoder_block.py``, ``decoder.py``) has an ``export_form()`` that
 returns its deployment twin, an :class:`ExportForm`, written in the same file as the layer. The
 twins compute the trained forward again on 2-D ``(frames, channels)`` tensors with the ops that
 litert-torch lowers well when the frame count is symbolic (its TFLite-native decompositions:

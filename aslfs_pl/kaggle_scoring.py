@@ -2,7 +2,7 @@
 
 Each sequence is read from its parquet, restricted to the submission's ``selected_columns``
 (as the evaluator does), and passed whole to the model: the TFLite runner, or
-the PyTorch network through the training path (``fit_length`` + greedy decode) for comparison.
+the PyTorch network through the training path (``fit_length`` + the chosen decoding) for comparison.
 """
 
 from __future__ import annotations

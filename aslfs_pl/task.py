@@ -1,7 +1,7 @@
 """LightningModule: the training loss, its metrics, the optimiser and its schedule.
 
 What it calls lives where it belongs: the network (:mod:`aslfs_pl.model`), the CTC loss
-(:mod:`aslfs_pl.model.ctc_head`), decoder-input noise (:mod:`aslfs_pl.data.augment.tokens`),
+(:mod:`aslfs_pl.model.ctc_head`), decoder-input noise (:mod:`aslfs_pl.model.token_noise`),
 late dropout's switch (:class:`~aslfs_pl.model.layers.Regularisation`), AWP and Lookahead
 (:mod:`aslfs_pl.optim`), the finite-loss check (:mod:`aslfs_pl.finite`), the competition score
 (:mod:`aslfs_pl.metrics`).
@@ -19,7 +19,6 @@ from lightning.pytorch.cli import OptimizerCallable
 from torch import Tensor, nn
 
 from aslfs_pl import vocab
-from aslfs_pl.data.augment.tokens import TokenNoise
 from aslfs_pl.finite import FiniteLossCheck
 from aslfs_pl.metrics import CompetitionScore, WeightedMean, decoding_scores
 from aslfs_pl.model.config import ModelConfig, upgrade_settings
@@ -28,6 +27,7 @@ from aslfs_pl.model.decoding import get as get_decoding
 from aslfs_pl.model.decoding import usable
 from aslfs_pl.model.layers import Regularisation
 from aslfs_pl.model.seq2seq import Seq2Seq
+from aslfs_pl.model.token_noise import TokenNoise
 from aslfs_pl.optim import AdversarialWeights, Lookahead, warmup_cosine
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ Without --ckpt, the other arguments are training CLI arguments (as scripts/fit.p
 with it, --model.* settings replace the checkpoint's (its read-out, as aslfs-export takes them).
 One run measures, on one thread and the same inputs (lengths drawn like Kaggle's: lognormal, mean
 ~160 frames, clipped to 1..807, plus one 807-frame sequence):
-- the conversion of each weight type and decoding route (``ctc`` and ``joint`` need the CTC head,
+- the conversion of each weight type and decoding route (``ctc``, ``joint`` and ``beam`` need the CTC head,
   ``--model.ctc_weight``): total seconds and seconds per stage;
 - each weight type's TFLite model (fp16 is the default submission), and any --baseline file (an
   earlier conversion, to compare in the same run): median / p90

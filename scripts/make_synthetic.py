@@ -26,7 +26,8 @@ def main() -> None:
     parser.add_argument("--participants", type=int, default=None, help="signers (default 12..18)")
     parser.add_argument(
         "--difficulty", choices=("plain", "hard"), default="plain",
-        help="plain: clearly separable shapes; hard: every factor of aslfs_pl/data/synthetic/difficulty.py",
+        help="plain: clearly separable shapes; hard: every factor of aslfs_pl/data/synthetic/difficulty.py "
+        "(signer styles: signers.py)",
     )  # fmt: skip
     parser.add_argument(
         "--without", default="", metavar="FACTOR[,FACTOR]",

@@ -14,9 +14,8 @@ held-out score the checkpoint logged (when it logged several: a run with the CTC
 decoding at each validation), else the checkpoint's model.decoding. The summary names it and why.
 Without --ckpt, every other argument is a training CLI argument (--config files, --model.*,
 --data.*), parsed as scripts/fit.py parses it. Writes OUT/model.tflite, OUT/inference_args.json
-and OUT/submission.zip, then checks the TFLite model against PyTorch at a few lengths (logits
-within tolerance; decoded text equal, except that int8 weights may flip a near tie) and exits
-with status 1 if it fails.
+and OUT/submission.zip, then checks the TFLite model against PyTorch at a few lengths (by each
+decoding's parity rule: docs/export.md) and exits with status 1 if it fails.
 """
 
 from __future__ import annotations

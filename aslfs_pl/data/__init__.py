@@ -1,1 +1,1 @@
-"""Reading, featurising and augmenting Kaggle's landmark data."""
+"""Reading, batching and augmenting Kaggle's landmark data."""

@@ -23,7 +23,7 @@ unrolled decoder makes thousands of nodes (seed model: ~8,400). ``litert_torch.c
 exported program retraced it five more times (export again, pre-convert decompositions, a
 canonicalising retrace, two pre-lowering passes); this pipeline retraces three times in all
 (export, :func:`_decompose`, the lowering's pre-lowering pass): seven retraces before, three now. Layers keep the node count down
-too (:mod:`aslfs_pl.export_ops`). Measured: README, "Benchmarks".
+too (:mod:`aslfs_pl.export_ops`). Measured: docs/benchmarks.md.
 """
 
 from __future__ import annotations

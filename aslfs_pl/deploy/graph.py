@@ -15,8 +15,10 @@ dimension so a 40-frame video costs 40 frames, not F:
 - n = T + 1 rows run through the model. When T > F the first F rows are the training resampling
   (``fit_length``'s indices) and the remaining T + 1 - F rows are NaN;
 - a NaN row is an invalid frame. Invalid frames at the end change no other frame's output (the
-  convolutions and local attention are causal, global attention, ECA pooling and cross-attention
-  skip invalid frames), so the result equals the training path's F-frame padded input; the parity
+  stem's convolutions and local attention are causal; the Conformer's centred conv module sees
+  invalid frames as zeros, as its own padding, and the Squeezeformer's merge pads with invalid
+  frames; global attention, ECA pooling and cross-attention skip invalid frames), so the result
+  equals the training path's F-frame padded input; the parity
   tests check it at every length.
 Cost: a sequence of T <= F frames costs T + 1 frames; a longer one costs all its T + 1 rows (the
 rows after F are invalid but still computed), and attention is quadratic in them: 807 frames (the

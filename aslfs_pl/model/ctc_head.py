@@ -2,7 +2,7 @@
 algorithm, and a loss built from it.
 
 Written once, with ops that lower to TFLite, and used by the training loss
-(:func:`ctc_loss_unrolled` on torch-xla), by the ``ctc`` and ``joint`` decodings and by their
+(:func:`ctc_loss_unrolled` on torch-xla), by the ``ctc``, ``joint`` and ``beam`` decodings and by their
 export forms (:mod:`aslfs_pl.model.decoding`). The blank is pad; sos/eos are never CTC targets.
 """
 

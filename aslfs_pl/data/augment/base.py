@@ -17,7 +17,7 @@ The kinds, each with its home:
   run in the order of their ``order``.
 * :class:`BatchAugmentation`: the items of one training batch before they are padded (frames and
   phrases: mixing, CutMix), in the loader's worker.
-* decoder-input augmentations (:mod:`aslfs_pl.data.augment.tokens`): the teacher-forced input
+* decoder-input augmentations (:mod:`aslfs_pl.model.token_noise`): the teacher-forced input
   characters, in the training step on the device (the task's ``token_noise`` settings).
 """
 

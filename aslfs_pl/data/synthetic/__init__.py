@@ -26,8 +26,9 @@ The data carries learnable signal while keeping the awkward parts of the real re
 * deterministic edge cases: a 1-frame sequence, a ~800-frame sequence and a few > 384 frames
   (:mod:`.writer`).
 
-That plain data is easy to read. ``difficulty`` (:mod:`aslfs_pl.data.synthetic.difficulty`) adds, factor by
-factor, what makes the real recordings hard: signer styles, look-alike letters, co-articulation,
+That plain data is easy to read. ``difficulty`` (:mod:`aslfs_pl.data.synthetic.difficulty`, and
+:mod:`aslfs_pl.data.synthetic.signers` for the signer styles) adds, factor by factor, what makes
+the real recordings hard: signer styles, look-alike letters, co-articulation,
 skipped and double letters, tracking losses, handedness swaps, noise, camera range, wrong labels.
 
 Everything is deterministic under ``seed``: the same arguments write the same files.

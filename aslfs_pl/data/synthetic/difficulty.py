@@ -4,9 +4,10 @@ The plain synthetic data (every factor off) is easy: each character is one clear
 shape, held for a few frames, seen through a steady camera. A model that reads it well proves the
 pipeline works, not that one recipe beats another. Each factor adds one documented property of
 Kaggle's MediaPipe fingerspelling recordings; ``--difficulty hard`` turns them all on and
-``--without`` turns single ones off again (the README's difficulty table). A factor's section
-holds its strengths (one place to change them) and the function that applies it, whose docstring
-names what it imitates; off, that function hands its input back unchanged.
+``--without`` turns single ones off again (RESULTS.md's difficulty table). A factor's section
+(the ``signers`` factor's is :mod:`aslfs_pl.data.synthetic.signers`) holds its strengths (one
+place to change them) and the function that applies it, whose docstring names what it imitates;
+off, that function hands its input back unchanged.
 
 Every factor draws from its own random stream (``factor_rng``), so switching one factor off leaves
 the others' draws unchanged, and with all factors off the generator writes exactly the plain data.

@@ -43,7 +43,7 @@ def make_participants(
     """Draw ``num`` participants; ``round(num * left_fraction)`` of them are left-handed.
 
     At least one signer of each hand exists when ``num >= 2`` and ``0 < left_fraction < 1``.
-    With ``style_rng`` (the ``signers`` factor's stream, :func:`~aslfs_pl.data.synthetic.difficulty.
+    With ``style_rng`` (the ``signers`` factor's stream, :func:`~aslfs_pl.data.synthetic.signers.
     signer_styles`) each participant also gets a personal :class:`SignerStyle` (its hand size
     replaces the plain one); the styles come from their own stream so that the plain draws stay.
     """

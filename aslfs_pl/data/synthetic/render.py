@@ -2,8 +2,8 @@
 
 :func:`synthesize_sequence` is a pipeline: timing, the signing hand's shape and path, the resting
 hand, the pose, the camera's view, the face, then the frames where a hand is missing. Each
-difficulty factor is applied by its own function in :mod:`aslfs_pl.data.synthetic.difficulty`, at its place
-in that order. The order of the random draws is part of the data: a change to it changes every
+difficulty factor is applied by its own function in :mod:`aslfs_pl.data.synthetic.difficulty`
+(the ``signers`` factor's in :mod:`aslfs_pl.data.synthetic.signers`), at its place in that order. The order of the random draws is part of the data: a change to it changes every
 dataset written from a seed.
 """
 

@@ -1,7 +1,7 @@
 """Encoder families: one registered :class:`~aslfs_pl.model.encoders.base.Encoder` per module.
 
 Importing the package imports every module in it, so a new family is one new file here plus its
-tests (docs/architecture.md, "Adding a part"). ``model.encoder`` takes the names of
+tests (docs/architecture.md, "Adding a setting, a part or a decoding"). ``model.encoder`` takes the names of
 :data:`ENCODERS`; ``model.encoder_conf`` the chosen family's own settings.
 """
 

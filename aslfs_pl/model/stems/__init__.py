@@ -2,7 +2,7 @@
 :class:`~aslfs_pl.model.stems.base.Stem` per module.
 
 Importing the package imports every module in it, so a new stem is one new file here plus its
-tests (docs/architecture.md, "Adding a part"). ``model.stem`` takes the names of
+tests (docs/architecture.md, "Adding a setting, a part or a decoding"). ``model.stem`` takes the names of
 :data:`STEMS`; ``model.stem_conf`` the chosen stem's own settings.
 """
 
