@@ -337,12 +337,12 @@ def run_child(code: str, args: list[str], timeout: int, **env: str) -> dict:
     return {**json.loads(line[len("RESULT ") :]), "stdout": proc.stdout[-3000:]}
 
 
-def run_script(*args: str) -> str:
+def run_script(*args: str, stderr: bool = False) -> str:
     """Runs ``python <args>`` (e.g. ``scripts/x.py --flag``) from the repository root, as a user
-    would; asserts it succeeds and returns its stdout."""
+    would; asserts it succeeds and returns its stdout (and its stderr after it, ``stderr``)."""
     proc = subprocess.run(
         [sys.executable, "-W", "ignore", *args], cwd=ROOT, capture_output=True, text=True,
         timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc.stdout
+    return proc.stdout + (proc.stderr if stderr else "")

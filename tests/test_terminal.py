@@ -1,4 +1,6 @@
-"""What the commands print: the project's own lines, none of the library chatter named here.
+"""What the commands print: the project's own lines, none of the library chatter named here
+(the export, evaluation and prediction scripts are checked by
+``tests/commands/test_evaluate.py``, which runs them anyway).
 
 Each forbidden line is named with where it came from; a new kind of noise is added to
 :data:`FORBIDDEN` on purpose (with its cause removed), not let through by accident."""
@@ -8,8 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-
-import pytest
 
 from tests.helpers import ROOT, TINY
 
@@ -52,10 +52,3 @@ def test_a_fit_prints_what_it_trains_on_what_and_where_the_results_went(syntheti
     assert_quiet(output)
     for said in ("data: ", "model: ", "training on cpu x1", "checkpoint (", "logs: ", "held-out"):
         assert said in output, said
-
-
-@pytest.mark.slow
-def test_an_export_prints_its_stages_and_its_parity_only(tmp_path):
-    output = run("scripts/export_tflite.py", "--config", TINY, "--out", str(tmp_path))
-    assert_quiet(output)
-    assert "read-out: attention" in output and "parity: OK" in output

@@ -122,13 +122,8 @@ class KaggleDataModule(L.LightningDataModule):
         index = self._checked_index()
         train, val = self.split(index)
         if stage == "validate":
-            if len(val) == 0:
-                raise DataError(
-                    f"the validation split holds no sequence (data.val_fraction "
-                    f"{self.val_fraction}, data.val_ids {self.val_ids})"
-                )
-            log.info("data: %d validation sequences (by %s)", len(val), self.val_by)
-            self.val_set = LandmarkStream(val, train=False, **self._stream_settings())
+            empty = f"data.val_fraction {self.val_fraction}, data.val_ids {self.val_ids}"
+            self.val_set = self._evaluated(val, f"validate (by {self.val_by})", empty)
             return
         log.info(
             "data: %d sequences (%d train, %d validation by %s) in %d files",
@@ -162,13 +157,16 @@ class KaggleDataModule(L.LightningDataModule):
         index = self._checked_index()
         if self.test_split == "val":
             index = self.split(index)[1]
+        empty = f"data.val_fraction {self.val_fraction}: use --data.test_split all"
+        self.test_set = self._evaluated(index, f"test / predict ({self.test_split})", empty)
+
+    def _evaluated(self, index: SequenceIndex, what: str, empty: str) -> LandmarkStream:
+        """The evaluation stream of ``index`` for ``what``; ``empty``: what the error says
+        when it holds no sequence."""
         if len(index) == 0:
-            raise DataError(
-                f"data.test_split = 'val' holds no sequence (data.val_fraction "
-                f"{self.val_fraction}): use --data.test_split all"
-            )
-        log.info("data: %d sequences to test / predict (%s)", len(index), self.test_split)
-        self.test_set = LandmarkStream(index, train=False, **self._stream_settings())
+            raise DataError(f"no sequence to {what} ({empty})")
+        log.info("data: %d sequences to %s", len(index), what)
+        return LandmarkStream(index, train=False, **self._stream_settings())
 
     def _stream_settings(self) -> dict:
         """What every stage's stream is built with."""

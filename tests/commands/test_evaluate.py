@@ -13,6 +13,7 @@ from aslfs_pl.data.synthetic import write_synthetic_dataset
 from aslfs_pl.trained import load_checkpoint
 from tests.helpers import run_script as script
 from tests.helpers import tiny_args
+from tests.test_terminal import assert_quiet
 
 
 @pytest.fixture(scope="module")
@@ -42,12 +43,16 @@ def test_export_evaluate_predict_scripts_from_a_checkpoint(with_supplemental, tm
     out = tmp_path / "sub"
     # fp32 so that every prediction must match PyTorch exactly (fp16 weights can flip a
     # near-tie; its parity is checked on logits in tests/deploy/test_parity.py)
-    shown = script("scripts/export_tflite.py", "--ckpt", str(ckpt), "--out", str(out), "--fp32")
-    assert "parity: OK" in shown
+    shown = script(
+        "scripts/export_tflite.py", "--ckpt", str(ckpt), "--out", str(out), "--fp32", stderr=True
+    )
+    assert "parity: OK" in shown and "read-out: attention (the checkpoint's model" in shown
+    assert_quiet(shown)  # the converter's and the interpreter's native chatter left out
     shown = script(
         "scripts/evaluate.py", "--submission", str(out / "submission.zip"), "--ckpt", str(ckpt),
-        "--data_dir", str(data), "--split", "val",
+        "--data_dir", str(data), "--split", "val", stderr=True,
     )  # fmt: skip
+    assert_quiet(shown)
     lines = shown.splitlines()
     assert lines[0].startswith(f"{len(trained_val)} sequences (val split")
     assert any(line.strip().startswith("tflite") and "score" in line for line in lines)
