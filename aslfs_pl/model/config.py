@@ -181,8 +181,8 @@ def upgrade_settings(net: dict[str, Any]) -> dict[str, Any]:
     that is now a stem's or an encoder family's own setting moves under ``stem_conf`` /
     ``encoder_conf`` when the part it names has it, and is dropped otherwise (it did nothing
     there: a Conformer's ``window``). Today's settings pass through unchanged."""
-    net = dict(net)
-    moved = {k: net.pop(k) for k in list(net) if k in legacy_settings()}
+    net, old = dict(net), legacy_settings()
+    moved = {k: net.pop(k) for k in list(net) if k in old}
     if not moved:
         return net
     for registry in (STEMS, ENCODERS):
