@@ -4,11 +4,13 @@ measured in the same run.
     git worktree add /tmp/baseline <commit>    # the code to compare against
     python scripts/bench_time_to_quality.py --data data/hard --out runs/ttq \\
         --baseline_repo /tmp/baseline [--seeds 42 43] [--epochs 28] [--lanes 2] \\
-        [--target 0.822] [-- <extra fit.py arguments of this checkout's recipe>]
+        [--target 0.822] [--recipe "<fit.py arguments of both>"]
+        [-- <extra fit.py arguments of this checkout's recipe>]
 
-Each seed trains the quickstart recipe (``configs/quickstart.yaml`` of each checkout, ``--epochs``
-epochs) twice: with the baseline checkout's code (its own ``scripts/fit.py``) and with this
-checkout's, plus the extra arguments. Runs go ``--lanes`` at a time, each lane with
+Each seed trains the quickstart recipe (``configs/quickstart.yaml`` of each checkout, then
+``--recipe``'s arguments, e.g. ``"--config configs/conformer_cpu.yaml"``, a path read in each
+checkout, ``--epochs`` epochs) twice: with the baseline checkout's code (its own
+``scripts/fit.py``) and with this checkout's, plus the extra arguments. Runs go ``--lanes`` at a time, each lane with
 ``cores / lanes`` threads, the baseline and this checkout side by side so that both see the same
 load. A callback (``scripts/epoch_clock.py``, standalone so that it runs in either checkout)
 records each epoch's wall-clock and validation scores. Printed: each run's curve (score against
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -76,16 +79,19 @@ def main() -> None:
     p.add_argument("--lanes", type=int, default=2)
     p.add_argument("--target", type=float, default=None)
     p.add_argument("--metric", default="val/score")
+    p.add_argument("--recipe", default="", help="fit.py arguments of both checkouts' runs")
     args, extra = p.parse_known_args()
     extra = [a for a in extra if a != "--"]
     if not (args.baseline_repo / "scripts" / "fit.py").is_file():
         sys.exit(f"--baseline_repo {args.baseline_repo}: no scripts/fit.py there")
     threads = max(1, (os.cpu_count() or 1) // args.lanes)
+    recipe = shlex.split(args.recipe)
     data = str(Path(args.data).resolve())
     jobs = {
         (name, seed): (repo, args.out / f"{name}-{seed}", seed, args.epochs, data, more, threads)
         for seed in args.seeds
-        for name, repo, more in (("baseline", args.baseline_repo.resolve(), []), ("this", ROOT, extra))
+        for name, repo, more in (("baseline", args.baseline_repo.resolve(), recipe),
+                                 ("this", ROOT, [*recipe, *extra]))
     }  # fmt: skip
     with ThreadPoolExecutor(args.lanes) as pool:
         futures = {key: pool.submit(train, *job) for key, job in jobs.items()}

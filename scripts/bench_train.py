@@ -47,6 +47,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -59,10 +60,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from lightning.pytorch import Callback
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.data import DataLoader, IterableDataset
 from torch.utils.flop_counter import FlopCounterMode
 
 from aslfs_pl import cli, vocab
+from aslfs_pl.bench.profile import StepProfile
 
 #: Dense bf16 peak, TFLOP/s, by a substring of torch.cuda.get_device_name().
 GPU_PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0}
@@ -159,7 +162,8 @@ def flops_per_sequence(task, dm) -> np.poly1d:
         batch = next(iter(RandomBatches(dm, 1, frames=t)))
         two = {k: v[:2] for k, v in batch.items()}
         two["landmarks"] = torch.nan_to_num(two["landmarks"], nan=0.5)
-        with FlopCounterMode(display=False) as counter:
+        # the math backend: the counter has no formula for the CPU's fused kernel
+        with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
             loss, _, _ = task._loss(two)
             loss.backward()
         task.zero_grad(set_to_none=True)
@@ -250,7 +254,7 @@ def measure(args: argparse.Namespace, fit_args: list[str], root: str) -> dict:
         [
             "fit",
             *fit_args,
-            *["--trainer.max_steps", str(args.warmup + args.steps)],
+            *["--trainer.max_steps", str(args.warmup + args.steps + args.profile)],
             *["--trainer.limit_val_batches", "0", "--trainer.num_sanity_val_steps", "0"],
             *["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"],
             *["--trainer.default_root_dir", root],
@@ -260,6 +264,9 @@ def measure(args: argparse.Namespace, fit_args: list[str], root: str) -> dict:
     task, dm, trainer = built.model, built.datamodule, built.trainer
     timer = StepTimer(args.warmup, args.steps, dm.max_frames)
     trainer.callbacks.append(timer)
+    profiler = StepProfile(args.warmup + args.steps, args.profile)
+    if args.profile:
+        trainer.callbacks.append(profiler)
     if args.data == "kaggle":
         data = Path(root) / "kaggle_lengths"
         write_length_dataset(data, dm.selected_columns, args.sequences, dm.max_target_len - 1)
@@ -298,6 +305,8 @@ def measure(args: argparse.Namespace, fit_args: list[str], root: str) -> dict:
     }
     if args.data != "random":
         out["loader"], out["workers"] = loader_rate(dm, args.loader_batches)
+    if profiler.result is not None:
+        out["profile"] = profiler.result.lines()
     return out
 
 
@@ -314,8 +323,13 @@ def measure_in_processes(args: argparse.Namespace, runs: dict[str, list[str]]) -
         out = Path(tmp) / "measured.json"
         for _ in range(args.processes):
             for name, run_args in runs.items():
-                cmd = [sys.executable, __file__, *own, "--json", str(out), *run_args]
-                if subprocess.run(cmd).returncode:
+                script, env, extra = __file__, None, ["--profile", str(args.profile)]
+                if name == "baseline" and args.baseline_tree:  # that checkout's code and script
+                    tree = Path(args.baseline_tree).resolve()
+                    script, extra = str(tree / "scripts" / "bench_train.py"), []
+                    env = {**os.environ, "PYTHONPATH": str(tree)}
+                cmd = [sys.executable, script, *own, *extra, "--json", str(out), *run_args]
+                if subprocess.run(cmd, env=env).returncode:
                     raise SystemExit(f"the {name} run failed: {shlex.join(cmd)}")
                 seen[name].append(json.loads(out.read_text()))
     picked = {}
@@ -348,6 +362,8 @@ def report(name: str, m: dict, peak: float | None, source: str, compiled: bool) 
         f"{m['tflops_own']:.3f} at each sequence's own length (MFU {mfu(m['tflops_own'])}); "
         f"peak: {f'{peak:.3g} TFLOP/s, ' if peak else ''}{source}"
     )
+    for line in m.get("profile", []):
+        print(line)
     if "loader" in m:
         per_worker = m["loader"] / m["workers"]
         print(
@@ -379,6 +395,21 @@ def main(argv: list[str] | None = None) -> None:
         help="measure each run in a fresh process, alternating, this many times each, and "
         "report each one's median: for runs that differ in the XLA runtime (--xla_cpu_devices)",
     )
+    p.add_argument(
+        "--profile",
+        type=int,
+        nargs="?",
+        const=2,
+        default=0,
+        help="profile this many optimiser steps after the timed ones (2 if no number) and print "
+        "the self time by operator group, the matmul share and the optimiser's share",
+    )
+    p.add_argument(
+        "--baseline_tree",
+        default=None,
+        help="the baseline runs another checkout's code (e.g. a git worktree of main), in fresh "
+        "processes (--processes, 1 if not given), with --against's arguments if any",
+    )
     p.add_argument("--json", default=None, help=argparse.SUPPRESS)  # a child's measurement
     args, fit_args = p.parse_known_args(argv)
     if args.json:
@@ -388,8 +419,11 @@ def main(argv: list[str] | None = None) -> None:
         Path(args.json).write_text(json.dumps(m, default=lambda x: x.item()))  # numpy scalars
         return
     runs = {"run": fit_args}
-    if args.against is not None:
-        runs = {"baseline": [*fit_args, *shlex.split(args.against)], "run": fit_args}
+    if args.against is not None or args.baseline_tree:
+        against = shlex.split(args.against or "")
+        runs = {"baseline": [*fit_args, *against], "run": fit_args}
+        if args.baseline_tree:
+            args.processes = max(args.processes, 1)
     measured = {}
     if args.processes:
         measured = measure_in_processes(args, runs)

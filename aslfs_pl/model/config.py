@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 #: :class:`aslfs_pl.task.Seq2SeqTask`).
 READ_OUT = ("decoding", "beam_width", "fallback_phrase", "fallback_frames", "fallback_confidence")
 #: Settings that act in training only.
-TRAINING_ONLY = ("dropout", "drop_path")
+TRAINING_ONLY = ("dropout", "attention_dropout", "drop_path")
 
 
 @dataclass
@@ -79,7 +79,10 @@ class ModelConfig:
     decoder_blocks: int = 3
     """Decoder blocks."""
     dropout: float = 0.1
-    """Dropout on residual branches and attention weights."""
+    """Dropout on residual branches (and on attention weights unless ``attention_dropout``)."""
+    attention_dropout: float | None = None
+    """Dropout on attention weights; None: ``dropout``'s rate. 0 lets the CPU train attention
+    in its fused kernel, which has no dropout (a GPU's kernels draw it inside)."""
     drop_path: float = 0.0
     """Stochastic depth of the encoder's sub-layers: the last block's rate, earlier blocks
     linearly less (0 disables it)."""
@@ -146,8 +149,8 @@ class ModelConfig:
                 "model.fallback_confidence needs the confidence head: train with "
                 "model.confidence_weight > 0"
             )
-        for name in ("dropout", "drop_path"):
-            if not 0.0 <= getattr(self, name) < 1.0:
+        for name in ("dropout", "attention_dropout", "drop_path"):
+            if getattr(self, name) is not None and not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"model.{name} {getattr(self, name)} must lie in [0, 1)")
 
     @property

@@ -11,6 +11,7 @@ from aslfs_pl.export_ops import ExportForm, export_form
 from aslfs_pl.model.layers import (
     MLP,
     Attention,
+    Dropout,
     Rotation,
     rotate,
 )
@@ -27,7 +28,7 @@ class DecoderBlock(nn.Module):
         self.cross_attn = Attention(dim, heads, dropout)
         self.mlp_norm = nn.LayerNorm(dim)
         self.mlp = MLP(dim, mlp_ratio, dropout)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(
         self,

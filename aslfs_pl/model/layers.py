@@ -1,10 +1,14 @@
-"""Building blocks: masked attention with an optional KV cache, MLP, masked batch norm, positions.
+"""Building blocks: masked attention with an optional KV cache, MLP, dropout, masked batch norm,
+positions.
 
-Attention is written as explicit matmuls + softmax (no fused kernel) so that the same modules train
-on CPU/GPU/TPU and lower to TFLite. Masks are boolean, True = may attend; every query row keeps at
-least one True (its own position, or the first key) so no softmax row is empty.
+Attention trains through ``torch.nn.functional.scaled_dot_product_attention``: the fused kernels
+where the device has one (flash attention on the CPU without dropout; flash / memory-efficient
+on a GPU, dropout inside the kernel), its math otherwise (an XLA device, where the compiler
+fuses). Masks are boolean, True = may attend; every query row keeps at least one True (its own
+position, or the first key) so no softmax row is empty.
 
-Each layer's deployment twin (``*Export``, see :mod:`aslfs_pl.export_ops`) follows it.
+Each layer's deployment twin (``*Export``, see :mod:`aslfs_pl.export_ops`) follows it, written as
+explicit matmuls and softmax (what lowers to TFLite).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ class Attention(nn.Module):
         self.q = nn.Linear(dim, dim)
         self.kv = nn.Linear(dim, 2 * dim)
         self.out = nn.Linear(dim, dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)  # the attention weights' rate (see :func:`attention`)
 
     def split_heads(self, x: Tensor) -> Tensor:
         b, t, _ = x.shape  # (B, T, D) -> (B, H, T, D/H)
@@ -58,12 +62,12 @@ class Attention(nn.Module):
         q = self.split_heads(self.q(x))
         if rotation is not None:
             q = rotate(q, rotation)
-        scores = (q @ k.transpose(-1, -2)).float() * (1.0 / math.sqrt(self.head_dim))  # (B,H,T,S)
-        if mask is not None:
-            scores = scores.masked_fill(~mask, MASK_VALUE)
-        weights = self.dropout(torch.softmax(scores, dim=-1).to(v.dtype))
-        y = (weights @ v).transpose(1, 2).flatten(2)  # (B, T, D)
-        return self.out(y)
+        y = attention(q, k, v, mask, self.weight_dropout())  # (B, H, T, D/H)
+        return self.out(y.transpose(1, 2).flatten(2))
+
+    def weight_dropout(self) -> float:
+        """The attention weights' dropout rate in force (0 in evaluation)."""
+        return self.dropout.p if self.training else 0.0
 
     def forward(
         self, x: Tensor, kv: Tensor, mask: Tensor | None, rotation: Rotation = None
@@ -82,6 +86,53 @@ class Attention(nn.Module):
         rotary: bool = False,
     ) -> AttentionExport:
         return AttentionExport(self, norm, kv_norm, heads_apart, rotary)
+
+
+def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout: float) -> Tensor:
+    """softmax(q k^T / sqrt(d), masked) v with the weights dropped at rate ``dropout``: (..., T, d)
+    queries, (..., S, d) keys and values, a boolean ``mask`` broadcasting to (..., T, S).
+
+    ``scaled_dot_product_attention``, except on the CPU with dropout, where that kernel has none
+    and falls back to its math with a Bernoulli draw per weight: there the same math runs with
+    :func:`dropout_mask`'s cheaper draw (the same distribution).
+    """
+    if dropout == 0.0 or q.device.type != "cpu":
+        return F.scaled_dot_product_attention(q, k, v, mask, dropout)
+    scores = (q @ k.transpose(-1, -2)).float() * (1.0 / math.sqrt(q.shape[-1]))
+    if mask is not None:
+        scores = scores.masked_fill(~mask, MASK_VALUE)
+    weights = torch.softmax(scores, dim=-1).to(v.dtype)
+    return (weights * dropout_mask(weights.shape, dropout, v.dtype)) @ v
+
+
+#: Random bits per dropout decision on the CPU: a 16-bit draw, so the rate is a multiple of 2^-16.
+DROP_BITS = 16
+
+
+def dropout_mask(shape: torch.Size | tuple[int, ...], p: float, dtype: torch.dtype) -> Tensor:
+    """A CPU dropout mask of ``shape``: 0 with probability ``p`` rounded to a multiple of 2^-16
+    (0.1 -> 0.100006), else 1 / (1 - that probability), drawn from torch's generator. Each 64-bit
+    draw gives four 16-bit numbers: a quarter of the generator calls of ``bernoulli_``, whose draws
+    cost a third of the seed's CPU training step. Applied as ``x * mask``, one pass forward and
+    one backward (autograd keeps the mask)."""
+    n = math.prod(shape)
+    rate = round(p * 2**DROP_BITS) / 2**DROP_BITS
+    threshold = round(p * 2**DROP_BITS) - 2 ** (DROP_BITS - 1)  # int16 lies in [-2^15, 2^15)
+    bits = torch.empty(-(-n // 4), dtype=torch.int64).random_(-(2**63), None)
+    dropped = (bits.view(torch.int16)[:n] < threshold).view(shape)
+    zero, kept = torch.zeros((), dtype=dtype), torch.full((), 1.0 / (1.0 - rate), dtype=dtype)
+    return torch.where(dropped, zero, kept)
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` whose mask on the CPU is :func:`dropout_mask`'s (the same distribution, a
+    quarter of the random draws); on other devices torch's own (a GPU draws in its fused kernel,
+    XLA in the compiled graph)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0 or x.device.type != "cpu":
+            return super().forward(x)
+        return x * dropout_mask(x.shape, self.p, x.dtype)
 
 
 #: Rotary tables (cos, sin), each (T, head width), or None: no rotation.
@@ -301,7 +352,7 @@ class MLP(nn.Module):
         super().__init__()
         self.fc1 = nn.Linear(dim, ratio * dim)
         self.fc2 = nn.Linear(ratio * dim, dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.dropout(self.fc2(F.gelu(self.fc1(x))))

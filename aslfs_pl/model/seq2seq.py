@@ -27,6 +27,7 @@ from aslfs_pl.model.config import ModelConfig
 from aslfs_pl.model.decoder import Decoder
 from aslfs_pl.model.encoders import ENCODERS
 from aslfs_pl.model.fallback import ConfidenceHead, Fallback
+from aslfs_pl.model.layers import Attention
 from aslfs_pl.model.stems import STEMS
 
 
@@ -57,6 +58,10 @@ class Seq2Seq(nn.Module):
             c.dropout,
             rotary=c.decoder_rotary,
         )
+        if c.attention_dropout is not None:  # whichever part holds an attention layer
+            for layer in self.modules():
+                if isinstance(layer, Attention):
+                    layer.dropout.p = c.attention_dropout
         self.ctc = nn.Linear(c.dim, c.vocab_size) if c.ctc_head else None
         self.confidence = ConfidenceHead(c.dim) if c.confidence_head else None
         self.fallback = None

@@ -35,6 +35,7 @@ from aslfs_pl.model.encoders.base import Encoder, register
 from aslfs_pl.model.layers import (
     MLP,
     Attention,
+    Dropout,
     DropPath,
     MaskedBatchNorm,
     RotaryExport,
@@ -70,7 +71,7 @@ class ConvModule(nn.Module):
         self.dwconv = nn.Conv1d(dim, dim, kernel, padding=kernel // 2, groups=dim)
         self.norm = MaskedBatchNorm(dim, momentum=0.05)
         self.project = nn.Linear(dim, dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:  # (B, T, D) normalised, (B, T)
         value, gate = self.expand(x).chunk(2, dim=-1)
@@ -137,7 +138,7 @@ class ConformerBlock(nn.Module):
         self.conv_norm, self.conv = nn.LayerNorm(dim), ConvModule(dim, kernel, dropout)
         self.mlp2_norm, self.mlp2 = nn.LayerNorm(dim), MLP(dim, mlp_ratio, dropout)
         self.out_norm = nn.LayerNorm(dim) if macaron else None
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: Tensor, valid: Tensor, mask: Tensor, rotation: Rotation) -> Tensor:

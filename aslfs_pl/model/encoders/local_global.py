@@ -9,7 +9,6 @@ twins run on (n, D) frames of one sequence, n symbolic.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -20,12 +19,13 @@ from torch import Tensor, nn
 from aslfs_pl.export_ops import ExportForm, const, export_form, normalise
 from aslfs_pl.model.encoders.base import Encoder, register
 from aslfs_pl.model.layers import (
-    MASK_VALUE,
     MLP,
     Attention,
+    Dropout,
     DropPath,
     RotaryExport,
     Rotation,
+    attention,
     attention_bias,
     global_mask,
     rotary_tables,
@@ -87,29 +87,32 @@ def local_attention(
     if n * w != t:  # pad the frame axis to whole chunks (padding frames are invalid keys)
         x = F.pad(x, (0, 0, 0, n * w - t))
         valid = F.pad(valid, (0, n * w - t), value=False)
-    q = attn.split_heads(attn.q(x))
-    k, v = attn.project_kv(x)
-    if rotation is not None:
-        rotation = (rotation[0][: n * w], rotation[1][: n * w])
+    q, (k, v) = attn.q(x).view(b, n * w, h, dh), attn.kv(x).view(b, n * w, 2, h, dh).unbind(2)
+    if rotation is not None:  # tables (frames, dh), here over (B, frames, H, dh)
+        rotation = (rotation[0][: n * w, None], rotation[1][: n * w, None])
         q, k = rotate(q, rotation), rotate(k, rotation)
-    q, k, v = (z.reshape(b * h, n, w, dh) for z in (q, k, v))
 
-    def with_previous(z: Tensor) -> Tensor:  # (BH, n, W, *) -> (BH, n, 2W, *)
+    def chunks(z: Tensor) -> Tensor:  # (B, nW, H, dh) -> (B n, H, W, dh)
+        return z.view(b, n, w, h, dh).transpose(2, 3).flatten(0, 1)
+
+    def with_previous(z: Tensor) -> Tensor:  # (B, nW, H, dh) -> (B n, H, 2W, dh)
+        z = z.view(b, n, w, h, dh)
         previous = torch.cat([torch.zeros_like(z[:, :1]), z[:, :-1]], 1)
-        return torch.cat([previous, z], 2)
+        return torch.cat([previous, z], 2).transpose(2, 3).flatten(0, 1)
 
-    scores = (q @ with_previous(k).transpose(-1, -2)).float() * (1.0 / math.sqrt(dh))
     i = torch.arange(w, device=x.device)
     j = torch.arange(2 * w, device=x.device)
     offset = (i.unsqueeze(1) + w) - j.unsqueeze(0)  # (W, 2W): query - key position
     band = (offset >= 0) & (offset < w)
-    key_valid = with_previous(valid.reshape(b, n, w).unsqueeze(-1)).squeeze(-1)  # (B, n, 2W)
+    chunked = valid.view(b, n, w)
+    previous = torch.cat([torch.zeros_like(chunked[:, :1]), chunked[:, :-1]], 1)
+    key_valid = torch.cat([previous, chunked], 2)  # (B, n, 2W)
     mask = (band & key_valid.unsqueeze(2)) | (offset == 0)  # (B, n, W, 2W)
-    mask = mask.unsqueeze(1).expand(b, h, n, w, 2 * w).reshape(b * h, n, w, 2 * w)
-    scores = scores.masked_fill(~mask, MASK_VALUE)  # (BH, n, W, 2W), float32
-    weights = attn.dropout(torch.softmax(scores, dim=-1).to(v.dtype))
-    y = weights @ with_previous(v)  # (BH, n, W, dh)
-    y = y.reshape(b, h, n * w, dh).transpose(1, 2).flatten(2)[:, :t]  # (B, T, D)
+    y = attention(
+        chunks(q), with_previous(k), with_previous(v), mask.flatten(0, 1).unsqueeze(1),
+        attn.weight_dropout(),
+    )  # (B n, H, W, dh)  # fmt: skip
+    y = y.view(b, n, h, w, dh).transpose(2, 3).reshape(b, n * w, d)[:, :t]  # (B, T, D)
     return attn.out(y)
 
 
@@ -136,7 +139,7 @@ class EncoderBlock(nn.Module):
         self.global_attn = Attention(dim, heads, dropout)
         self.mlp_norm = nn.LayerNorm(dim)
         self.mlp = MLP(dim, mlp_ratio, dropout)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.drop_path = DropPath(drop_path)
 
     def forward(

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from aslfs_pl.export_ops import ExportForm, bn_scale_shift, const, export_form, linear, sigmoid
 from aslfs_pl.model.features import frame_features, landmark_features
-from aslfs_pl.model.layers import MaskedBatchNorm, sinusoidal_positions
+from aslfs_pl.model.layers import Dropout, MaskedBatchNorm, sinusoidal_positions
 from aslfs_pl.model.stems.base import Stem, register
 
 if TYPE_CHECKING:
@@ -177,7 +177,7 @@ class ConvBlock(nn.Module):
         self.norm = MaskedBatchNorm(hidden, momentum=0.05)
         self.eca = ECA()
         self.project = nn.Linear(hidden, dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         y = F.silu(self.expand(x))
