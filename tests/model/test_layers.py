@@ -168,9 +168,7 @@ def test_attention_layers_take_the_attention_dropout_setting():
     holds one; the other dropouts keep ``dropout``; None: the same rate as ``dropout``."""
     for encoder in ("local_global", "conformer"):
         conf = {"kernel": 3} if encoder == "conformer" else TINY_MODEL["encoder_conf"]
-        net = tiny_model(
-            encoder=encoder, encoder_conf=conf, dropout=0.2, attention_dropout=0.0
-        )
+        net = tiny_model(encoder=encoder, encoder_conf=conf, dropout=0.2, attention_dropout=0.0)
         layers = [m for m in net.modules() if isinstance(m, Attention)]
         assert len(layers) >= 3 and all(a.dropout.p == 0.0 for a in layers)
         weights = {id(a.dropout) for a in layers}
