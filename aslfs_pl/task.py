@@ -2,7 +2,7 @@
 
 What it calls lives where it belongs: the network (:mod:`aslfs_pl.model`), the CTC loss
 (:mod:`aslfs_pl.model.ctc_head`), decoder-input noise (:mod:`aslfs_pl.model.token_noise`),
-late dropout's switch (:class:`~aslfs_pl.model.layers.Regularisation`), AWP and Lookahead
+late dropout's switch (:class:`~aslfs_pl.model.regularisation.Regularisation`), AWP and Lookahead
 (:mod:`aslfs_pl.optim`), the finite-loss check (:mod:`aslfs_pl.finite`), the competition score
 (:mod:`aslfs_pl.metrics`).
 """
@@ -25,7 +25,7 @@ from aslfs_pl.model.config import ModelConfig, upgrade_settings
 from aslfs_pl.model.ctc_head import ctc_loss
 from aslfs_pl.model.decoding import get as get_decoding
 from aslfs_pl.model.decoding import usable
-from aslfs_pl.model.layers import Regularisation
+from aslfs_pl.model.regularisation import Regularisation
 from aslfs_pl.model.seq2seq import Seq2Seq
 from aslfs_pl.model.token_noise import TokenNoise
 from aslfs_pl.optim import AdversarialWeights, Lookahead, warmup_cosine

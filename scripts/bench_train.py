@@ -3,8 +3,15 @@ utilisation (MFU), optionally side by side with a baseline in the same process.
 
     python scripts/bench_train.py --config configs/quickstart.yaml [--data random|real|kaggle]
         [--steps 20] [--warmup 5] [--compile] [--peak_tflops X] [--loader_batches 30]
-        [--against "--data.buckets []"] [--processes N]
+        [--profile [STEPS]] [--against "--data.buckets []"] [--processes N]
+        [--baseline_tree DIR]
         [any training CLI argument: --accelerator gpu --trainer.precision bf16-mixed ...]
+    # where the seed's step goes, operator by operator, against the code of another commit
+    # (a git worktree) measured in the same run
+    git worktree add /tmp/main main
+    python scripts/bench_train.py --config configs/seed.yaml --data kaggle --steps 6 \
+        --warmup 2 --trainer.max_epochs 100 --data.num_workers 1 --data.batch_size 32 \
+        --profile 1 --baseline_tree /tmp/main --processes 2
     # length bucketing against one fixed length, the seed's shapes, Kaggle-like lengths
     python scripts/bench_train.py --config configs/seed.yaml --data kaggle --steps 10 \\
         --warmup 3 --trainer.max_epochs 100 --against "--data.buckets []"
@@ -13,9 +20,11 @@ utilisation (MFU), optionally side by side with a baseline in the same process.
     python scripts/bench_train.py --config configs/quickstart.yaml --data random --steps 10 \\
         --warmup 12 --processes 3 --xla_cpu_devices 8 --data.batch_size 4 \\
         --against "--xla_cpu_devices 1 --data.batch_size 32"
-    # one H100/H200, the seed at its batch size, bf16-mixed (the GPU check of the accelerator issue)
+    # one H100/H200, the seed at its batch size, bf16-mixed, buckets on and off, with the
+    # profile (the fused attention kernels' share of the GPU's time)
     python scripts/bench_train.py --config configs/seed.yaml --accelerator gpu \\
-        --trainer.precision bf16-mixed --data random --steps 50
+        --trainer.precision bf16-mixed --data kaggle --steps 50 --warmup 10 \\
+        --trainer.max_epochs 100 --profile 3 --against "--data.buckets []"
 
 Runs ``fit`` through the training CLI (the config's optimiser, schedule, precision, accelerator,
 gradient clipping and callbacks) without validation for ``warmup + steps`` optimiser steps; a
@@ -39,7 +48,18 @@ written to a temporary Kaggle-layout folder first. Prints:
   each time in a fresh process, the two alternating, and each one's median is reported (for runs
   that differ in the XLA runtime, which is fixed per process: ``--xla_cpu_devices``);
 - with ``--data real``: the loader alone (``--loader_batches`` batches): sequences/s per worker,
-  and how many workers the measured step rate needs.
+  and how many workers the measured step rate needs;
+- with ``--profile [STEPS]`` (2 steps if no number), after the timed steps: the self time of
+  every operator of STEPS steps (torch.profiler; the GPU's time on CUDA) summed by group (matrix
+  products, fused attention kernels, convolutions, dropout masks' random draws, copies, softmax,
+  norms, other elementwise operators, Python and autograd), each group's largest operators, the
+  share of matmuls + fused attention, and the share of the step that clipping and the
+  optimiser's update take (:mod:`aslfs_pl.bench.profile`). Measure on a quiet machine: other
+  work inflates the memory-bound operators most. Not on an XLA device (its operators run in
+  compiled graphs; docs/benchmarks.md says how to profile there);
+- with ``--baseline_tree DIR``: the baseline is run by DIR's own copy of this script with DIR's
+  package (a git worktree of another commit), in fresh processes, with ``--against``'s arguments
+  if given: a ratio against another commit's code in one run.
 """
 
 from __future__ import annotations

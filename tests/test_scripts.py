@@ -22,19 +22,34 @@ def test_bench_data_prints_both_rates_and_the_ratio(synthetic_dir):
 @pytest.mark.parametrize("data", ["random", "real"])
 def test_bench_train_times_the_trainer_step_and_reports_mfu(synthetic_dir, data):
     out = run("scripts/bench_train.py", "--config", "configs/tiny.yaml", "--data", data,
-              "--steps", "3", "--warmup", "1", "--data.data_dir", str(synthetic_dir))  # fmt: skip
+              "--steps", "3", "--warmup", "1", "--profile", "2",
+              "--data.data_dir", str(synthetic_dir))  # fmt: skip
     assert "run: device cpu" in out and "sequences/s" in out and "MFU" in out and "GFLOP" in out
+    assert "profile (CPU self time, 2 steps)" in out and "matmul + fused attention share" in out
+    assert "the optimiser's update" in out
     assert "real-frame fraction" in out and "at each sequence's own length" in out
     assert ("workers per replica" in out) == (data == "real")
 
 
 @pytest.mark.slow
-def test_bench_train_measures_the_mesh_against_one_device_in_fresh_processes():
+def test_bench_train_measures_the_mesh_against_one_device_of_another_checkout(tmp_path):
     """The rehearsal's throughput: SPMD over 2 XLA CPU devices against one, each run in its own
-    process (the runtime's device count is fixed per process), the same rows a step."""
+    process (the runtime's device count is fixed per process), the same rows a step; the
+    baseline runs another checkout's script and code (``--baseline_tree``: here a tree that
+    marks its use and runs this checkout's)."""
+    tree = tmp_path / "checkout"
+    (tree / "scripts").mkdir(parents=True)
+    (tree / "aslfs_pl").symlink_to(ROOT / "aslfs_pl")
+    (tree / "scripts" / "bench_train.py").write_text(
+        f"import pathlib, runpy, sys\npathlib.Path({str(tmp_path / 'used')!r}).touch()\n"
+        f"sys.argv[0] = {str(ROOT / 'scripts' / 'bench_train.py')!r}\n"
+        "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+    )
     out = run("scripts/bench_train.py", "--config", "configs/tiny.yaml", "--data", "random",
-              "--steps", "2", "--warmup", "1", "--processes", "1", "--xla_cpu_devices", "2",
-              "--data.batch_size", "2", "--against", "--xla_cpu_devices 1 --data.batch_size 4")  # fmt: skip
+              "--steps", "2", "--warmup", "1", "--xla_cpu_devices", "2", "--baseline_tree",
+              str(tree), "--data.batch_size", "2",
+              "--against", "--xla_cpu_devices 1 --data.batch_size 4")  # fmt: skip
+    assert (tmp_path / "used").exists()
     assert "baseline: sequences/s in 1 processes" in out and "run: sequences/s in 1" in out
     assert "run: device xla:0 x 1 (SPMD over 2 devices)" in out and "batch 2 a device" in out
     assert "baseline: device xla:0 x 1, precision" in out and "batch 4," in out
@@ -71,12 +86,13 @@ def test_plot_scripts_write_pngs(synthetic_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_bench_export_compares_weight_types_on_the_tiny_config(tmp_path):
+def test_bench_export_times_a_weight_type_against_a_baseline_file(tmp_path):
+    # one weight type (int8's conversion and parity: tests/deploy/test_parity.py), timed against
+    # its own file as the baseline
     out = run("scripts/bench_export.py", "--config", "configs/tiny.yaml", "--sequences", "3",
-              "--weights", "fp16", "int8", "--out", str(tmp_path), "--rounds", "1",
+              "--weights", "fp16", "--out", str(tmp_path), "--rounds", "1",
               "--baseline", str(tmp_path / "fp16" / "model.tflite"))  # fmt: skip
-    for weights in ("fp16", "int8"):
-        assert f"[{weights}] TFLite" in out and f"[{weights}] conversion" in out
+    assert "[fp16] TFLite" in out and "[fp16] conversion" in out
     assert "lower" in out  # seconds per stage
     assert "[baseline " in out
     assert "floor" in out and "without KV cache" in out

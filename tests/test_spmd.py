@@ -14,9 +14,7 @@ import torch
 from lightning.pytorch import Callback
 
 from aslfs_pl import cli
-from aslfs_pl.commands import export_tflite
 from aslfs_pl.data.datamodule import KaggleDataModule
-from aslfs_pl.deploy.parity import parity_report
 from aslfs_pl.spmd import XLACPUAccelerator, check_batch_rows
 from aslfs_pl.trained import load_checkpoint
 from tests.helpers import ROOT, assert_graphs_per_bucket_shape, run_child, tiny_args
@@ -258,10 +256,10 @@ print("RESULT " + json.dumps({"test_score": float(tested.trainer.callback_metric
 
 
 @pytest.mark.slow
-def test_spmd_resume_equals_uninterrupted_and_the_checkpoint_exports(synthetic_dir, tmp_path):
+def test_spmd_resume_equals_uninterrupted_and_the_cpu_reads_its_checkpoint(synthetic_dir, tmp_path):
     """On 8 devices with EMA: saved after 2 of 3 epochs, stopped, resumed with ``--ckpt_path
     last`` equals the uninterrupted run; test and predict run on the mesh and give what the CPU
-    gives from the same checkpoint; the checkpoint exports to TFLite with parity."""
+    gives from the same checkpoint."""
     mesh = ("--xla_cpu_devices", "8", "--data.batch_size", "1")
     settings = (
         "--trainer.max_epochs", "3", "--trainer.limit_train_batches", "3",
@@ -297,10 +295,6 @@ def test_spmd_resume_equals_uninterrupted_and_the_checkpoint_exports(synthetic_d
     mesh_rows = (straight / "predictions.csv").read_text().splitlines()
     assert mesh_rows == (tmp_path / "cpu" / "predictions.csv").read_text().splitlines()
     assert len(mesh_rows) > 2
-    out = tmp_path / "export"
-    export_tflite.main(["--ckpt", str(ckpt), "--out", str(out), "--no_check"])
-    report = parity_report(load_checkpoint(ckpt).net, out / "model.tflite", "fp16")
-    # a model of 3 tiny epochs has exact ties (PyTorch's margin 0.000 at some step): fp16 may
-    # break one the other way; everything else must match
-    assert all(r.max_diff <= report.tolerance for r in report.rows), report.summary()
-    assert all(r.same_text or r.margin < 1e-3 for r in report.rows), report.summary()
+    # the checkpoint holds plain CPU values (the CPU reads it to the same scores and phrases):
+    # the export reads it as it reads any checkpoint (tests/commands/test_export_tflite.py)
+    assert all(v.device.type == "cpu" for v in a["state_dict"].values())

@@ -11,10 +11,10 @@ from aslfs_pl.export_ops import ExportForm, export_form
 from aslfs_pl.model.layers import (
     MLP,
     Attention,
-    Dropout,
     Rotation,
     rotate,
 )
+from aslfs_pl.model.regularisation import Dropout
 
 
 class DecoderBlock(nn.Module):

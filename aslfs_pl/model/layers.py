@@ -1,5 +1,5 @@
-"""Building blocks: masked attention with an optional KV cache, MLP, dropout, masked batch norm,
-positions.
+"""Building blocks: masked attention with an optional KV cache, MLP, masked batch norm, positions
+(dropout and drop path: :mod:`aslfs_pl.model.regularisation`).
 
 Attention trains through ``torch.nn.functional.scaled_dot_product_attention``: the fused kernels
 where the device has one (flash attention on the CPU without dropout; flash / memory-efficient
@@ -26,6 +26,7 @@ from aslfs_pl.export_ops import (
     linear,
     normalise,
 )
+from aslfs_pl.model.regularisation import Dropout, cheap_mask_off, dropout_mask
 
 #: Score of a masked key. Scores are masked and softmaxed in float32 (-1e9 overflows fp16, and
 #: every query keeps one key, so a row is never all masked): exp gives exactly 0.
@@ -96,43 +97,13 @@ def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout: flo
     and falls back to its math with a Bernoulli draw per weight: there the same math runs with
     :func:`dropout_mask`'s cheaper draw (the same distribution).
     """
-    if dropout == 0.0 or q.device.type != "cpu":
+    if cheap_mask_off(q, dropout):
         return F.scaled_dot_product_attention(q, k, v, mask, dropout)
-    scores = (q @ k.transpose(-1, -2)).float() * (1.0 / math.sqrt(q.shape[-1]))
-    if mask is not None:
-        scores = scores.masked_fill(~mask, MASK_VALUE)
+    scores = ((q * (1.0 / math.sqrt(q.shape[-1]))) @ k.transpose(-1, -2)).float()
+    if mask is not None:  # one pass each way (masked_fill copies, then fills)
+        scores = torch.where(mask, scores, MASK_VALUE)
     weights = torch.softmax(scores, dim=-1).to(v.dtype)
     return (weights * dropout_mask(weights.shape, dropout, v.dtype)) @ v
-
-
-#: Random bits per dropout decision on the CPU: a 16-bit draw, so the rate is a multiple of 2^-16.
-DROP_BITS = 16
-
-
-def dropout_mask(shape: torch.Size | tuple[int, ...], p: float, dtype: torch.dtype) -> Tensor:
-    """A CPU dropout mask of ``shape``: 0 with probability ``p`` rounded to a multiple of 2^-16
-    (0.1 -> 0.100006), else 1 / (1 - that probability), drawn from torch's generator. Each 64-bit
-    draw gives four 16-bit numbers: a quarter of the generator calls of ``bernoulli_``, whose draws
-    cost a third of the seed's CPU training step. Applied as ``x * mask``, one pass forward and
-    one backward (autograd keeps the mask)."""
-    n = math.prod(shape)
-    rate = round(p * 2**DROP_BITS) / 2**DROP_BITS
-    threshold = round(p * 2**DROP_BITS) - 2 ** (DROP_BITS - 1)  # int16 lies in [-2^15, 2^15)
-    bits = torch.empty(-(-n // 4), dtype=torch.int64).random_(-(2**63), None)
-    dropped = (bits.view(torch.int16)[:n] < threshold).view(shape)
-    zero, kept = torch.zeros((), dtype=dtype), torch.full((), 1.0 / (1.0 - rate), dtype=dtype)
-    return torch.where(dropped, zero, kept)
-
-
-class Dropout(nn.Dropout):
-    """``nn.Dropout`` whose mask on the CPU is :func:`dropout_mask`'s (the same distribution, a
-    quarter of the random draws); on other devices torch's own (a GPU draws in its fused kernel,
-    XLA in the compiled graph)."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        if not self.training or self.p == 0.0 or x.device.type != "cpu":
-            return super().forward(x)
-        return x * dropout_mask(x.shape, self.p, x.dtype)
 
 
 #: Rotary tables (cos, sin), each (T, head width), or None: no rotation.
@@ -307,42 +278,6 @@ class AttentionExport(ExportForm):
         y = torch.bmm(torch.softmax(scores, dim=-1), v)  # (H, R, D/H)
         y = y.reshape(1, h * dh) if r == 1 else y.permute(1, 0, 2).reshape(r, h * dh)
         return linear(y, self.weights("out"))
-
-
-class DropPath(nn.Module):
-    """Stochastic depth (Huang et al. 2016, arXiv:1603.09382) of a residual branch.
-
-    In training each sequence's branch output is dropped with probability ``p`` and the kept ones
-    are scaled by 1 / (1 - p), so the expectation is unchanged; in evaluation it is the identity.
-    ``p`` may be changed between steps (see the task's ``dropout_start``).
-    """
-
-    def __init__(self, p: float = 0.0):
-        super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"drop path rate {p} must lie in [0, 1)")
-        self.p = p
-
-    def forward(self, x: Tensor) -> Tensor:
-        if not self.training or self.p == 0.0:
-            return x
-        keep = torch.rand((x.shape[0],) + (1,) * (x.ndim - 1), device=x.device) >= self.p
-        return x * (keep.to(x.dtype) / (1.0 - self.p))
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
-
-
-class Regularisation:
-    """Every dropout and drop path of a network, switched off and on again with their configured
-    rates kept (late dropout: regularisation only after the first part of the training)."""
-
-    def __init__(self, net: nn.Module):
-        self.rates = [(m, m.p) for m in net.modules() if isinstance(m, nn.Dropout | DropPath)]
-
-    def switch(self, on: bool) -> None:
-        for module, rate in self.rates:
-            module.p = rate if on else 0.0
 
 
 class MLP(nn.Module):

@@ -5,7 +5,7 @@ import torch
 from torch.profiler import profile
 
 from aslfs_pl.bench.profile import breakdown, group_of
-from aslfs_pl.model.layers import Dropout
+from aslfs_pl.model.regularisation import Dropout
 
 
 @pytest.mark.parametrize(

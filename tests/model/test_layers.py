@@ -7,16 +7,14 @@ from torch import nn
 from aslfs_pl import vocab
 from aslfs_pl.model.layers import (
     Attention,
-    Dropout,
-    DropPath,
     MaskedBatchNorm,
     attention,
-    dropout_mask,
     global_mask,
     half_turn,
     rotary_tables,
     rotate,
 )
+from aslfs_pl.model.regularisation import Dropout, DropPath, dropout_mask
 from tests.helpers import TINY_MODEL, landmark_batch, tiny_model
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from aslfs_pl import vocab
-from tests.helpers import ENCODERS, landmark_batch, tiny_model
+from tests.helpers import ENCODERS, TINY_MODEL, landmark_batch, tiny_model
 
 every_encoder = pytest.mark.parametrize("encoder", ENCODERS)
 
@@ -50,3 +50,15 @@ def test_backward_reaches_every_parameter(encoder):
     m(landmark_batch(), tokens).square().mean().backward()
     missing = [n for n, p in m.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not missing, missing
+
+
+@pytest.mark.parametrize("encoder", ["local_global", "conformer"])
+def test_the_training_forward_traces_without_a_graph_break(encoder):
+    """``torch.compile`` sees one graph: dropout on (torch's own inside a compiled graph, the
+    cheap CPU mask's in-place draw outside), masks, the fused attention, the CTC head."""
+    import torch._dynamo
+
+    conf = {"kernel": 3} if encoder == "conformer" else TINY_MODEL["encoder_conf"]
+    net = tiny_model(encoder=encoder, encoder_conf=conf, dropout=0.1, ctc_head=True).train()
+    explained = torch._dynamo.explain(net.forward_train)(landmark_batch(), torch.ones(2, 5).long())
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons

@@ -35,8 +35,6 @@ from aslfs_pl.model.encoders.base import Encoder, register
 from aslfs_pl.model.layers import (
     MLP,
     Attention,
-    Dropout,
-    DropPath,
     MaskedBatchNorm,
     RotaryExport,
     Rotation,
@@ -44,6 +42,7 @@ from aslfs_pl.model.layers import (
     global_mask,
     rotary_tables,
 )
+from aslfs_pl.model.regularisation import Dropout, DropPath
 
 if TYPE_CHECKING:
     from aslfs_pl.model.config import ModelConfig

@@ -21,8 +21,6 @@ from aslfs_pl.model.encoders.base import Encoder, register
 from aslfs_pl.model.layers import (
     MLP,
     Attention,
-    Dropout,
-    DropPath,
     RotaryExport,
     Rotation,
     attention,
@@ -31,6 +29,7 @@ from aslfs_pl.model.layers import (
     rotary_tables,
     rotate,
 )
+from aslfs_pl.model.regularisation import Dropout, DropPath
 
 if TYPE_CHECKING:
     from aslfs_pl.model.config import ModelConfig

@@ -18,7 +18,8 @@ from torch import Tensor, nn
 
 from aslfs_pl.export_ops import ExportForm, bn_scale_shift, const, export_form, linear, sigmoid
 from aslfs_pl.model.features import frame_features, landmark_features
-from aslfs_pl.model.layers import Dropout, MaskedBatchNorm, sinusoidal_positions
+from aslfs_pl.model.layers import MaskedBatchNorm, sinusoidal_positions
+from aslfs_pl.model.regularisation import Dropout
 from aslfs_pl.model.stems.base import Stem, register
 
 if TYPE_CHECKING:
