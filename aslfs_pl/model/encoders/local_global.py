@@ -94,18 +94,19 @@ def local_attention(
     def chunks(z: Tensor) -> Tensor:  # (B, nW, H, dh) -> (B n, H, W, dh)
         return z.view(b, n, w, h, dh).transpose(2, 3).flatten(0, 1)
 
+    def previous(z: Tensor) -> Tensor:  # (B, n, W, ...): each chunk's predecessor (zeros first)
+        return torch.cat([torch.zeros_like(z[:, :1]), z[:, :-1]], 1)
+
     def with_previous(z: Tensor) -> Tensor:  # (B, nW, H, dh) -> (B n, H, 2W, dh)
         z = z.view(b, n, w, h, dh)
-        previous = torch.cat([torch.zeros_like(z[:, :1]), z[:, :-1]], 1)
-        return torch.cat([previous, z], 2).transpose(2, 3).flatten(0, 1)
+        return torch.cat([previous(z), z], 2).transpose(2, 3).flatten(0, 1)
 
     i = torch.arange(w, device=x.device)
     j = torch.arange(2 * w, device=x.device)
     offset = (i.unsqueeze(1) + w) - j.unsqueeze(0)  # (W, 2W): query - key position
     band = (offset >= 0) & (offset < w)
     chunked = valid.view(b, n, w)
-    previous = torch.cat([torch.zeros_like(chunked[:, :1]), chunked[:, :-1]], 1)
-    key_valid = torch.cat([previous, chunked], 2)  # (B, n, 2W)
+    key_valid = torch.cat([previous(chunked), chunked], 2)  # (B, n, 2W)
     mask = (band & key_valid.unsqueeze(2)) | (offset == 0)  # (B, n, W, 2W)
     y = attention(
         chunks(q), with_previous(k), with_previous(v), mask.flatten(0, 1).unsqueeze(1),
