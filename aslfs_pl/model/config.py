@@ -24,7 +24,14 @@ log = logging.getLogger(__name__)
 #: The settings that say how a trained network's phrases are read out, not which network it is:
 #: a checkpoint can be read with other values of them (``decoding`` is the task's setting,
 #: :class:`aslfs_pl.task.Seq2SeqTask`).
-READ_OUT = ("decoding", "beam_width", "fallback_phrase", "fallback_frames", "fallback_confidence")
+READ_OUT = (
+    "decoding",
+    "beam_width",
+    "beam_length_penalty",
+    "fallback_phrase",
+    "fallback_frames",
+    "fallback_confidence",
+)
 #: Settings that act in training only.
 TRAINING_ONLY = ("dropout", "attention_dropout", "drop_path")
 
@@ -88,6 +95,10 @@ class ModelConfig:
     linearly less (0 disables it)."""
     beam_width: int = 4
     """Hypotheses the ``beam`` decoding keeps at each step (1: the greedy phrase)."""
+    beam_length_penalty: float = 0.0
+    """Added to a ``beam`` hypothesis's score for each token it emits, its end token included
+    (the 4th place's linear length penalty: 0.15); > 0 favours longer phrases, 0 ranks by
+    summed log-probability alone."""
     ctc_head: bool = False
     """A per-frame character head on the encoder, trained with a CTC loss and read by the
     decodings that need it. Not a flag of its own: the task sets it from ``model.ctc_weight > 0``."""

@@ -110,11 +110,18 @@ class Decoder(nn.Module):
         return torch.stack(out_tokens, 1), torch.stack(out_logits, 1)
 
     def beam(
-        self, memory: Tensor, valid: Tensor, width: int, steps: int | None = None
+        self,
+        memory: Tensor,
+        valid: Tensor,
+        width: int,
+        steps: int | None = None,
+        length_penalty: float = 0.0,
     ) -> tuple[Tensor, Tensor]:
         """Beam search with the KV cache: at each of ``steps`` steps every hypothesis is
-        extended by every token and the ``width`` best by summed log-probability are kept; a
-        hypothesis that has emitted the end token is only extended by pad, at no cost.
+        extended by every token and the ``width`` best by score are kept (:func:`best_first`:
+        of equal scores, the earlier hypothesis, then the lower token); the score is the
+        summed log-probability plus ``length_penalty`` per token emitted (end token included).
+        A hypothesis that has emitted the end token is only extended by pad, at no cost.
 
         Returns:
             tokens (B, width, steps) int64 (as :meth:`greedy`'s rows) and their summed
@@ -137,8 +144,8 @@ class Decoder(nn.Module):
             for j, block in enumerate(self.blocks):
                 y, cache[j] = block(y, None, cross_kv[j], cross, cache[j], rotation)
             logp = torch.log_softmax(self.head(self.norm(y))[:, 0].float(), -1).view(b, k, v)
-            logp = torch.where(ended.unsqueeze(-1), only_pad, logp)
-            score, picked = (score.unsqueeze(-1) + logp).flatten(1).topk(k, -1)  # (B, k)
+            logp = torch.where(ended.unsqueeze(-1), only_pad, logp + length_penalty)
+            score, picked = best_first((score.unsqueeze(-1) + logp).flatten(1), k)  # (B, k)
             parent, token = picked // v, picked % v
             rows = (first_row + parent).flatten()
             cache = [(kc[rows], vc[rows]) for kc, vc in cache]
@@ -147,8 +154,18 @@ class Decoder(nn.Module):
             token = token.flatten()
         return history, score
 
-    def export_form(self, memory_norm: nn.LayerNorm, beam_width: int = 0) -> DecoderExport:
-        return DecoderExport(self, memory_norm, beam_width)
+    def export_form(
+        self, memory_norm: nn.LayerNorm, beam_width: int = 0, length_penalty: float = 0.0
+    ) -> DecoderExport:
+        return DecoderExport(self, memory_norm, beam_width, length_penalty)
+
+
+def best_first(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """The ``k`` highest of each row of ``scores`` (R, N) and their indices, highest first; of
+    equal scores the lower index first, as the file's top-k (TFLite's TOPK_V2) orders them
+    (``torch.topk`` leaves the order of equal values unspecified)."""
+    values, indices = scores.sort(dim=-1, descending=True, stable=True)
+    return values[:, :k], indices[:, :k]
 
 
 def beam_start(width: int, device: torch.device | None = None) -> Tensor:
@@ -176,7 +193,13 @@ class DecoderExport(ExportForm):
     :meth:`beam` (built with ``beam_width``) is the beam decoding's.
     """
 
-    def __init__(self, dec: Decoder, memory_norm: nn.LayerNorm, beam_width: int = 0):
+    def __init__(
+        self,
+        dec: Decoder,
+        memory_norm: nn.LayerNorm,
+        beam_width: int = 0,
+        length_penalty: float = 0.0,
+    ):
         super().__init__()
         self.steps = dec.max_target_len
         self.rotary = dec.rotary
@@ -205,6 +228,7 @@ class DecoderExport(ExportForm):
             self.put("beam_ended", torch.zeros(k, 1))
             self.put("beam_sos", torch.full((k,), vocab.SOS, dtype=torch.int32))
             self.put("pad_only", pad_only(dec.head.out_features).unsqueeze(0))
+            self.put("length_penalty", const(length_penalty))
 
     def step_input(self, token: Tensor, t: int) -> tuple[Tensor, Rotation]:
         """Step ``t``'s tokens (R,) -> the first block's input (R, D) and the step's rotary
@@ -274,9 +298,9 @@ class DecoderExport(ExportForm):
             for b, block in enumerate(self.blocks):
                 y, cache[b] = block.step(y, cache[b], cross_kv[b], cross_bias, bias, rotation)
             logp = torch.log_softmax(linear(normalise(y, self.eps), self.weights("head")), -1)
-            logp = torch.where(ended > self.half_step, self.pad_only, logp)
+            logp = torch.where(ended > self.half_step, self.pad_only, logp + self.length_penalty)
             candidates = (score.unsqueeze(1) + logp).reshape(1, k * v)
-            top = torch.topk(candidates, k)
+            top = torch.topk(candidates, k)  # TOPK_V2: of equal scores the lower index first
             score = top.values[0]
             picked = top.indices[0].to(torch.float32)
             parent = ((picked + self.half_step) * (1.0 / v)).to(torch.int32).to(torch.float32)

@@ -43,7 +43,10 @@ class Beam(Decoding):
 
     def read(self, encoded: Encoded) -> Tensor:
         net, memory, valid = encoded.net, encoded.memory, encoded.valid
-        tokens, score = net.decoder.beam(memory, valid, net.config.beam_width)  # (B, k, L)
+        cfg = net.config
+        tokens, score = net.decoder.beam(
+            memory, valid, cfg.beam_width, length_penalty=cfg.beam_length_penalty
+        )  # (B, k, L)
         slots = torch.arange(tokens.shape[-1], dtype=torch.float32, device=memory.device)
         ended = torch.cumsum(tokens == vocab.EOS, -1) > 0
         keep = ((tokens < vocab.NUM_CHARACTERS) & ~ended).float()

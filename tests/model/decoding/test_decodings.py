@@ -26,7 +26,7 @@ from aslfs_pl.model.decoding.ctc import compare_frames
 from aslfs_pl.model.decoding.joint import compact
 from aslfs_pl.model.seq2seq import Seq2Seq
 from aslfs_pl.task import Seq2SeqTask
-from tests.helpers import ONE_BLOCK, landmark_batch, tiny_model
+from tests.helpers import ONE_BLOCK, landmark_batch, tie_tokens, tiny_model
 
 
 def tiny(ctc: bool = True, **overrides) -> Seq2Seq:
@@ -185,9 +185,12 @@ def test_joint_decoding_picks_the_phrase_both_heads_score_higher():
         tiny_model().decode(x, "joint")
 
 
-def reference_beam(net: Seq2Seq, x: Tensor, width: int) -> tuple[Tensor, Tensor]:
+def reference_beam(
+    net: Seq2Seq, x: Tensor, width: int, length_penalty: float = 0.0
+) -> tuple[Tensor, Tensor]:
     """Beam search written plainly: no cache, every prefix run through the teacher-forced
-    decoder at every step, hypotheses kept as Python lists."""
+    decoder at every step, hypotheses kept as Python lists; each token of an open hypothesis
+    adds ``length_penalty``."""
     memory, valid = net.encode(x)
     out_tokens, out_scores = [], []
     for b in range(x.shape[0]):
@@ -205,7 +208,7 @@ def reference_beam(net: Seq2Seq, x: Tensor, width: int) -> tuple[Tensor, Tensor]
                     if ended:
                         step = 0.0 if token == vocab.PAD else float("-inf")
                     else:
-                        step = float(row[token])
+                        step = float(row[token]) + length_penalty
                     candidates.append((score + step, tokens + [token], ended or token == vocab.EOS))
             candidates.sort(key=lambda c: -c[0])
             beams = [(tokens, score, ended) for score, tokens, ended in candidates[:width]]
@@ -228,6 +231,32 @@ def test_beam_search_equals_a_plain_search_without_cache(width, rotary):
             assert torch.equal(tokens[:, 0], net.decoder.greedy(*net.encode(x))[0])
         else:  # the search finds phrases the greedy loop does not
             assert (tokens[:, 1:] != tokens[:, :1]).any()
+
+
+def test_the_beam_keeps_the_earlier_hypothesis_and_the_lower_token_of_equal_scores():
+    # the file's top-k (TFLite's TOPK_V2) orders equal values by index; torch.topk does not
+    net, x = tie_tokens(tiny()), frames()
+    with torch.no_grad():
+        tokens, scores = net.decoder.beam(*net.encode(x), 4)
+        want_tokens, _ = reference_beam(net, x, 4)  # Python's stable sort over (parent, token)
+    assert (scores[:, 1:] == scores[:, :-1]).any()  # exact ties were met
+    assert torch.equal(tokens, want_tokens)
+
+
+@pytest.mark.parametrize("penalty", [-5.0, 5.0])
+def test_the_beam_length_penalty_is_added_per_emitted_token(penalty):
+    net, x = tiny(), frames()
+    with torch.no_grad():
+        net.decoder.head.bias[vocab.EOS] += 0.5  # the end token competes with the characters
+        tokens, scores = net.decoder.beam(*net.encode(x), 3, length_penalty=penalty)
+        want_tokens, want_scores = reference_beam(net, x, 3, length_penalty=penalty)
+        plain, _ = net.decoder.beam(*net.encode(x), 3)
+    torch.testing.assert_close(scores, want_scores.float(), rtol=1e-4, atol=1e-4)
+    assert torch.equal(tokens, want_tokens)
+    best = [len(vocab.decode(row[0].tolist())) for row in tokens]
+    best_plain = [len(vocab.decode(row[0].tolist())) for row in plain]
+    # a bonus per token (> 0) keeps the longer phrase first, a cost the shorter
+    assert sum(best) > sum(best_plain) if penalty > 0 else sum(best) <= sum(best_plain)
 
 
 def test_beam_decoding_picks_the_hypothesis_with_the_best_joint_score():
