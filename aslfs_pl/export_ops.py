@@ -49,6 +49,13 @@ def sigmoid(x: Tensor) -> Tensor:
     return 0.5 * torch.tanh(0.5 * x) + 0.5  # sigmoid itself does not lower with a symbolic T
 
 
+def log_softmax(x: Tensor) -> Tensor:
+    """``torch.log_softmax(x, -1)`` for rows on a symbolic frame axis (whose own decomposition
+    does not lower there): ``x - max - log(mean(exp(x - max)) * V)``."""
+    shifted = x - torch.topk(x, 1).values
+    return shifted - torch.log(torch.exp(shifted).mean(-1, keepdim=True) * x.shape[-1])
+
+
 def normalise(x: Tensor, eps: Tensor) -> Tensor:
     """LayerNorm without its scale and shift (folded into the layer that reads the output)."""
     xc = x - x.mean(-1, keepdim=True)

@@ -20,6 +20,7 @@ from aslfs_pl.data.datamodule import KaggleDataModule
 from aslfs_pl.data.landmarks import LandmarkSet
 from aslfs_pl.model.config import READ_OUT, ModelConfig
 from aslfs_pl.model.decoding import DECODINGS, usable
+from aslfs_pl.model.ensemble import Ensemble
 from aslfs_pl.model.seq2seq import Seq2Seq
 from aslfs_pl.task import Seq2SeqTask
 
@@ -40,9 +41,13 @@ class Trained:
     :meth:`aslfs_pl.task.Seq2SeqTask.on_save_checkpoint`); None from a config or an older
     checkpoint."""
 
+    ensemble: Ensemble | None = None
+    """Several networks read as one (:mod:`aslfs_pl.model.ensemble`; :func:`ensemble_of`): the
+    task and data module are its first member's."""
+
     @property
     def net(self) -> Seq2Seq:
-        return self.task.net
+        return self.ensemble if self.ensemble is not None else self.task.net
 
     @property
     def landmarks(self) -> LandmarkSet:
@@ -155,19 +160,53 @@ def parse_with_model_settings(
     return args, settings
 
 
-def from_arguments(parser: argparse.ArgumentParser, ckpt: str | None, rest: list[str]) -> Trained:
+def from_arguments(
+    parser: argparse.ArgumentParser,
+    ckpt: str | list[str] | None,
+    rest: list[str],
+    members: int = 1,
+) -> Trained:
     """The network of checkpoint ``ckpt`` with the ``--model.*`` settings of ``rest`` over its
     own, or without a checkpoint, of the training CLI arguments ``rest`` (:func:`from_config`):
-    what the commands that convert a network read. A usage error exits through ``parser``.
+    what the commands that convert a network read. Several checkpoints, or ``members`` > 1
+    randomly initialised networks of one config (seeded 0, 1, ...), are read as one ensemble
+    (:func:`ensemble_of`). A usage error exits through ``parser``.
 
     Raises:
-        LoadError: as :func:`load_checkpoint` and :func:`from_config`.
+        LoadError: as :func:`load_checkpoint`, :func:`from_config` and :func:`ensemble_of`.
     """
-    if ckpt:
-        return load_checkpoint(ckpt, model=_settings_or_usage(parser, rest, " with --ckpt"))
+    ckpts = [ckpt] if isinstance(ckpt, str) else list(ckpt or [])
+    if ckpts:
+        if members > 1:
+            parser.error("--members builds networks from a config: with --ckpt, give each one")
+        settings = _settings_or_usage(parser, rest, " with --ckpt")
+        loaded = [load_checkpoint(path, model=settings) for path in ckpts]
+        return loaded[0] if len(loaded) == 1 else ensemble_of(loaded, ckpts)
     if not rest:
         parser.error("give --ckpt, or training CLI arguments (--config FILE, --model.* ...)")
-    return from_config(rest)
+    if members == 1:
+        return from_config(rest)
+    built = [from_config([*rest, "--seed_everything", str(seed)]) for seed in range(members)]
+    return ensemble_of(built, [f"seed {seed}" for seed in range(members)])
+
+
+def ensemble_of(trained: list[Trained], names: list[str]) -> Trained:
+    """``trained`` networks (``names``: where each came from) read as one
+    (:class:`~aslfs_pl.model.ensemble.Ensemble`).
+
+    Raises:
+        LoadError: ``[ensemble]`` naming the member whose landmark columns or settings differ
+            from the first's.
+    """
+    columns = trained[0].landmarks.selected_columns
+    for name, member in zip(names[1:], trained[1:], strict=True):
+        if member.landmarks.selected_columns != columns:
+            raise LoadError(f"[ensemble] {name}: reads other landmark columns than {names[0]}")
+    try:
+        net = Ensemble([member.net for member in trained])
+    except ValueError as err:
+        raise LoadError(f"[ensemble] {err} ({', '.join(names)})") from err
+    return Trained(trained[0].task, trained[0].datamodule, ensemble=net)
 
 
 # What a config is read for here is the model and the data settings; the trainer it would build

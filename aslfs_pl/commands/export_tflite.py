@@ -6,6 +6,8 @@
         [--model.beam_width 8 ...]
     aslfs-export --config configs/seed.yaml --model.dim 192 --out artifacts/x
         [--fp32 | --int8] [--decoding NAME | best] [--no_check]
+    aslfs-export --ckpt seed1.ckpt --ckpt seed2.ckpt --out artifacts/two   (one file, 2 networks)
+    aslfs-export --config configs/first_place.yaml --members 2 --out artifacts/x   (sizes)
 
 With --ckpt, the read-out's --model.* settings replace the checkpoint's (how its weights are read
 out: --model.decoding, beam_width, fallback_phrase, fallback_frames, fallback_confidence; any
@@ -16,6 +18,11 @@ Without --ckpt, every other argument is a training CLI argument (--config files,
 --data.*), parsed as scripts/fit.py parses it. Writes OUT/model.tflite, OUT/inference_args.json
 and OUT/submission.zip, then checks the TFLite model against PyTorch at a few lengths (by each
 decoding's parity rule: docs/export.md) and exits with status 1 if it fails.
+
+Several --ckpt (or --members N with a config) make one file of an ensemble
+(aslfs_pl/model/ensemble.py): every network encodes the frames, and each decoder step (and each
+CTC frame) reads the mean of their log-probabilities; the networks must share the landmark
+columns, frames, phrase length and read-out settings (--model.* applies to all of them).
 """
 
 from __future__ import annotations
@@ -37,7 +44,19 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter, allow_abbrev=False
     )
-    p.add_argument("--ckpt", help="a training checkpoint (.ckpt)")
+    p.add_argument(
+        "--ckpt",
+        action="append",
+        help="a training checkpoint (.ckpt); several (--ckpt a --ckpt b ...): one file that "
+        "averages their per-step log-probabilities (an ensemble, e.g. of seeds)",
+    )
+    p.add_argument(
+        "--members",
+        type=int,
+        default=1,
+        help="without --ckpt: an ensemble of this many randomly initialised networks of the "
+        "config (seeds 0, 1, ...), to check an ensemble's size and latency before training",
+    )
     p.add_argument("--out", required=True, help="output directory")
     prec = p.add_mutually_exclusive_group()
     prec.add_argument(
@@ -82,10 +101,14 @@ def main(argv: list[str] | None = None) -> None:
     quiet_logging()
     logging.getLogger("torchao").setLevel(logging.ERROR)
     try:
-        trained = from_arguments(p, args.ckpt, config_args)
+        trained = from_arguments(p, args.ckpt, config_args, args.members)
         check_writable(args.out)  # before minutes of conversion
         net, columns = trained.net, trained.landmarks.selected_columns
-        print(f"model: {net.num_parameters() / 1e6:.2f}M parameters, {len(columns)} input columns")
+        members = f" ({len(net.members)} networks)" if trained.ensemble is not None else ""
+        print(
+            f"model: {net.num_parameters() / 1e6:.2f}M parameters{members}, "
+            f"{len(columns)} input columns"
+        )
         given = any(a.startswith("--model.decoding") for a in config_args)
         decoding, why = choose_decoding(
             trained, args.decoding or (trained.decoding if given else None)

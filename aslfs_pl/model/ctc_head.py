@@ -1,5 +1,5 @@
-"""CTC over the encoder's per-frame head (Graves et al. 2006): greedy read-out, the forward
-algorithm, and a loss built from it.
+"""CTC over the encoder's per-frame head (Graves et al. 2006): the head, greedy read-out, the
+forward algorithm, and a loss built from it.
 
 Written once, with ops that lower to TFLite, and used by the training loss
 (:func:`ctc_loss_unrolled` on torch-xla), by the ``ctc``, ``joint`` and ``beam`` decodings and by their
@@ -10,11 +10,30 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from aslfs_pl import vocab
+from aslfs_pl.export_ops import ExportForm, linear
 
 _TINY = 1e-30  # floor of a probability before its log (an impossible alignment)
+
+
+class LinearCTCHead(nn.Linear):
+    """The per-frame head: one linear layer, encoded frames (..., D) -> logits (..., V)."""
+
+    def export_form(self, memory_norm: nn.Module) -> LinearCTCHeadExport:
+        return LinearCTCHeadExport(self, memory_norm)
+
+
+class LinearCTCHeadExport(ExportForm):
+    """:class:`LinearCTCHead` on frames normalised without ``memory_norm``'s affine (folded)."""
+
+    def __init__(self, head: LinearCTCHead, memory_norm: nn.Module):
+        super().__init__()
+        self.put_linear("head", head, memory_norm)
+
+    def forward(self, memory: Tensor) -> Tensor:
+        return linear(memory, self.weights("head"))
 
 
 def ctc_greedy(logits: Tensor, valid: Tensor) -> Tensor:

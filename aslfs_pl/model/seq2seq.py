@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from aslfs_pl.export_ops import ExportForm, export_form
 from aslfs_pl.model import decoding
 from aslfs_pl.model.config import ModelConfig
+from aslfs_pl.model.ctc_head import LinearCTCHead
 from aslfs_pl.model.decoder import Decoder
 from aslfs_pl.model.encoders import ENCODERS
 from aslfs_pl.model.fallback import ConfidenceHead, Fallback
@@ -62,7 +63,7 @@ class Seq2Seq(nn.Module):
             for layer in self.modules():
                 if isinstance(layer, Attention):
                     layer.dropout.p = c.attention_dropout
-        self.ctc = nn.Linear(c.dim, c.vocab_size) if c.ctc_head else None
+        self.ctc = LinearCTCHead(c.dim, c.vocab_size) if c.ctc_head else None
         self.confidence = ConfidenceHead(c.dim) if c.confidence_head else None
         self.fallback = None
         if c.fallback_frames > 0 or c.fallback_confidence > 0:
@@ -124,6 +125,17 @@ class Seq2Seq(nn.Module):
             return tokens
         return self.fallback.apply(tokens, encoded.once("hopeless", lambda: self.hopeless(encoded)))
 
+    @property
+    def memory_norm(self) -> nn.Module:
+        """The encoder's last norm, whose affine the heads' export forms fold (they read its
+        output normalised without it)."""
+        return self.encoder.norm
+
+    def memory_parts(self) -> list[tuple[nn.Module, nn.Module]]:
+        """(stem, encoder) of each network whose encoded frames ``encode`` concatenates: this
+        one's only (an ensemble's: each member's)."""
+        return [(self.embedding, self.encoder)]
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
@@ -147,23 +159,27 @@ class Seq2SeqExport(ExportForm):
         super().__init__()
         method = decoding.get(name)
         method.check(net)
-        self.embedding = export_form(net.embedding)
-        self.encoder = export_form(net.encoder)
+        parts = net.memory_parts()
+        self.embeddings = nn.ModuleList(export_form(stem) for stem, _ in parts)
+        self.encoders = nn.ModuleList(export_form(encoder) for _, encoder in parts)
         self.head = method.export_head(net)
         self.fallback = None
         confidence = None
         if net.fallback is not None and method.phrase_rows:
             if net.fallback.min_confidence > 0:
-                confidence = export_form(net.confidence, net.encoder.norm)
+                confidence = export_form(net.confidence, net.memory_norm)
             self.fallback = export_form(net.fallback, confidence, net.config.vocab_size)
-        if net.confidence is not None and confidence is None:
-            self.covers(net.confidence.proj)  # trained, not read by this route
+        if confidence is None:  # trained, not read by this route
+            self.covers(*(m.proj for m in net.modules() if isinstance(m, ConfidenceHead)))
         if net.fallback is not None and self.fallback is None:
             self.covers(net.fallback)  # the ctc route's rows are frames: no fallback
 
     def forward(self, x: Tensor, j: Tensor) -> Tensor:
-        x, valid = self.embedding(x, j)  # (n, D), (n, 1)
-        memory = self.encoder(x, valid, j)  # (n, D)
+        memories = []
+        for embedding, encoder in zip(self.embeddings, self.encoders, strict=True):
+            embedded, valid = embedding(x, j)  # (n, D), (n, 1): the same for every part
+            memories.append(encoder(embedded, valid, j))
+        memory = torch.cat(memories, 1) if len(memories) > 1 else memories[0]  # (n, D)
         out = self.head(memory, valid, j)  # (K, V)
         if self.fallback is not None:
             out = self.fallback(out, memory, valid, j)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from aslfs_pl.commands import export_tflite
 from aslfs_pl.deploy.parity import parity_report
-from aslfs_pl.trained import from_config
+from aslfs_pl.trained import from_arguments, from_config
 from tests.helpers import TINY
 
 
@@ -46,3 +47,21 @@ def test_export_script_needs_a_checkpoint_or_a_config(tmp_path, capsys):
     with pytest.raises(SystemExit):
         export_tflite.main(["--ckpt", "a.ckpt", "--fp32", "--int8", "--out", str(tmp_path)])
     assert "not allowed with argument" in capsys.readouterr().err  # one weight type
+
+
+@pytest.mark.slow
+def test_export_script_writes_seeds_as_one_ensemble_file_and_checks_it(tmp_path, capsys):
+    config = ["--config", TINY, "--model.ctc_weight", "0.5"]
+    # the parity check runs inside (every length, the joint route: greedy steps, teacher
+    # forcing and CTC of both networks); a failure exits with status 1
+    export_tflite.main([*config, "--members", "2", "--decoding", "joint", "--out", str(tmp_path)])
+    shown = capsys.readouterr().out
+    assert "(2 networks)" in shown and "parity: OK" in shown
+    both = from_arguments(export_tflite.parser(), None, config, members=2).net
+    first = from_config([*config, "--seed_everything", "0"]).net
+    assert both.num_parameters() == 2 * first.num_parameters()
+    assert torch.equal(both.members[0].decoder.head.weight, first.decoder.head.weight)
+    assert not torch.equal(both.members[1].decoder.head.weight, first.decoder.head.weight)
+    with pytest.raises(SystemExit):
+        export_tflite.main(["--ckpt", "a.ckpt", "--members", "2", "--out", str(tmp_path)])
+    assert "with --ckpt, give each one" in capsys.readouterr().err

@@ -231,8 +231,8 @@ def test_teacher_forced_rows_of_the_graph_equal_the_decoders_logits(rotary):
     x = torch.from_numpy(fit_length(nan_frames(17, seed=3), 16))
     graph = net.export_form("joint")
     j = torch.arange(16, dtype=torch.float32)
-    embedded, valid = graph.embedding(x, j)
-    memory = graph.encoder(embedded, valid, j)
+    embedded, valid = graph.embeddings[0](x, j)
+    memory = graph.encoders[0](embedded, valid, j)
     phrases = torch.tensor([[vocab.SOS, 5, 6, 7, 8, 9, 10, 11], [vocab.SOS, 9, 3, 3, 20, 4, 4, 7]])
     with torch.no_grad():
         want = net.decoder(phrases, *net.encode(x[None]))  # (2, L, V)

@@ -29,9 +29,9 @@ class AttentionGreedy(Decoding):
         return encoded.greedy()[0]
 
     def export_head(self, net: nn.Module) -> ExportForm:
-        head = export_form(net.decoder, net.encoder.norm)
+        head = export_form(net.decoder, net.memory_norm)
         if net.ctc is not None:
-            head.covers(net.ctc)  # not read by this decoding
+            head.covers(*net.ctc.modules())  # not read by this decoding
         return head
 
     def parity_row(self, net: nn.Module, frames: int, out: np.ndarray, padded: Tensor) -> ParityRow:

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from aslfs_pl import vocab
-from aslfs_pl.export_ops import ExportForm, const, linear
+from aslfs_pl.export_ops import ExportForm, const, export_form
 from aslfs_pl.model.ctc_head import ctc_greedy
 from aslfs_pl.model.decoding.base import Decoding, Encoded, ParityRow, register
 
@@ -34,7 +34,7 @@ class CTC(Decoding):
         return ctc_greedy(encoded.ctc_logits(), encoded.valid)
 
     def export_head(self, net: nn.Module) -> ExportForm:
-        head = CTCExport(net.ctc, net.encoder.norm)
+        head = CTCExport(net)
         head.covers(*net.decoder.modules())  # not read by this decoding
         return head
 
@@ -78,10 +78,10 @@ class CTCExport(ExportForm):
     logits (n, V) where frames that emit a character keep their logits and every other frame is a
     one-hot pad (Kaggle's argmax decoding drops it)."""
 
-    def __init__(self, head: nn.Linear, memory_norm: nn.LayerNorm):
+    def __init__(self, net: nn.Module):
         super().__init__()
-        self.put_linear("head", head, memory_norm)
-        pad = torch.zeros(1, head.out_features)
+        self.logits = export_form(net.ctc, net.memory_norm)  # the head's twin: (n, D) -> (n, V)
+        pad = torch.zeros(1, net.config.vocab_size)
         pad[0, vocab.PAD] = 1e4
         self.put("pad_row", pad)
         self.put("pad", torch.tensor([float(vocab.PAD)]))
@@ -93,7 +93,7 @@ class CTCExport(ExportForm):
     def emissions(self, memory: Tensor, valid: Tensor, j: Tensor) -> tuple[Tensor, ...]:
         """Logits (n, V), best class (n,) as float, emitting frames (n,) bool, frames up to the
         last valid one (n,) bool."""
-        logits = linear(memory, self.weights("head"))  # (n, V)
+        logits = self.logits(memory)  # (n, V)
         best = torch.topk(logits, 1).indices[:, 0].to(torch.float32)  # (n,)
         step = best - torch.cat([self.pad, best[:-1]], 0)
         last = torch.topk(((j + self.one) * valid[:, 0]).unsqueeze(0), 1).values[0]  # (1,)

@@ -169,11 +169,11 @@ class PhraseRescoring(ExportForm):
         self.frames, self.length = cfg.max_frames, cfg.max_target_len
         self.decoder = export_form(
             net.decoder,
-            net.encoder.norm,
+            net.memory_norm,
             beam_width=beam_width,
             length_penalty=cfg.beam_length_penalty,
         )
-        self.ctc = CTCExport(net.ctc, net.encoder.norm)
+        self.ctc = CTCExport(net)
         self.put("slots", torch.arange(self.length, dtype=torch.float32))
         self.put("through", torch.triu(torch.ones(self.length, self.length)))  # [s, t]: s <= t
         blank = torch.zeros(1, cfg.vocab_size)
