@@ -97,13 +97,13 @@ def _augmenter(**probs) -> A.Augmenter:
 
 PROBABILITIES = (
     "flip_p rotate_p scale_p shift_p speed_p frame_drop_p finger_drop_p hand_drop_p "
-    "face_drop_p pose_drop_p"
+    "face_drop_p pose_drop_p affine_p window_speed_p time_shift_p temporal_mask_p"
 )
 
 
 @pytest.mark.parametrize("prob", PROBABILITIES.split())
 def test_each_augmentation_changes_the_sequence_only_when_enabled(prob):
-    pts = hand_sequence(30, right_hand=True)
+    pts = hand_sequence(120, right_hand=True)  # windows of several frames for window_speed
     assert np.array_equal(_augmenter()(pts, (0,)), pts, equal_nan=True)
     out = _augmenter(**{prob: 1.0})(pts, (0,))
     changed = out.shape != pts.shape or not np.array_equal(out, pts, equal_nan=True)
@@ -315,3 +315,65 @@ def test_a_new_augmentation_is_one_class(monkeypatch):
     base = augmenter(flip_p=0.5, frame_drop_p=0.5)(pts, (3, 0, 1))
     with_jitter = augmenter(flip_p=0.5, frame_drop_p=0.5, jitter_p=1.0, jitter_std=0.0)
     np.testing.assert_array_equal(with_jitter(pts, (3, 0, 1)), base)
+
+
+def _one(name: str, **settings) -> A.SequenceAugmentation:
+    s = LandmarkSet()
+    config = A.AugmentConfig(**settings)
+    return A.AUGMENTATIONS[name](config, A.Parts.of(s.mirror_permutation(), s.part_slices()))
+
+
+def test_time_shift_puts_unseen_frames_first_or_cuts_the_first_frames():
+    pts, shift = hand_sequence(30, right_hand=True), _one("time_shift", time_shift_max=10)
+    lengths = set()
+    for seed in range(40):
+        out = shift.apply(pts, np.random.default_rng(seed))
+        moved = len(out) - len(pts)
+        lengths.add(moved)
+        if moved > 0:  # unseen frames first, then the sequence unchanged
+            assert np.isnan(out[:moved]).all() and np.array_equal(out[moved:], pts)
+        else:
+            assert np.array_equal(out, pts[-moved:])
+    assert min(lengths) < 0 < max(lengths) and max(map(abs, lengths)) <= 10
+    short = hand_sequence(3)
+    for seed in range(20):  # never fewer than 2 frames
+        assert len(shift.apply(short, np.random.default_rng(seed))) >= 2
+
+
+def test_temporal_masks_hide_runs_of_whole_frames_covering_the_drawn_fraction():
+    pts = hand_sequence(100, right_hand=True)
+    mask = _one("temporal_mask", temporal_mask_size=(0.2, 0.4), temporal_mask_counts=(1, 2, 4))
+    for seed in range(20):
+        out = mask.apply(pts, np.random.default_rng(seed))
+        hidden = np.isnan(out).all(axis=(1, 2))
+        assert out.shape == pts.shape and np.array_equal(out[~hidden], pts[~hidden])
+        runs = np.flatnonzero(np.diff(np.r_[0, hidden.astype(int)]) == 1).size
+        assert 1 <= runs <= 4
+        assert 4 <= hidden.sum() <= 40  # overlapping masks cover less than their sum
+
+
+def test_the_affine_map_scales_areas_by_the_square_of_its_scale_and_keeps_the_centre():
+    pts = hand_sequence(8, right_hand=True)
+    pts[:, 1] += 0.3 * np.linspace(0, 1, pts.shape[2]) ** 2  # points off one line
+    affine = _one("affine", affine_scale=(1.25, 1.25), affine_shift=0.0)
+    a, b, c = 0, 30, 60  # three points of frame 0
+
+    def area(q):
+        (x1, y1), (x2, y2), (x3, y3) = (xy(q, 0, i) for i in (a, b, c))
+        return abs((x2 - x1) * (y3 - y1) - (x3 - x1) * (y2 - y1))
+
+    for seed in range(5):
+        out = affine.apply(pts, np.random.default_rng(seed))
+        assert area(out) == pytest.approx(1.25**2 * area(pts), rel=1e-4)  # rotation, shear: 1
+        np.testing.assert_allclose(geometry.centre(out), geometry.centre(pts), atol=1e-5)
+
+
+def test_window_speed_resamples_each_window_by_its_own_factor():
+    pts = hand_sequence(200, right_hand=True)
+    same = _one("window_speed", window_speed_range=(1.0, 1.0))
+    assert np.array_equal(same.apply(pts, np.random.default_rng(0)), pts)
+    varied = _one("window_speed", window_speed_range=(0.5, 2.0), window_speed_windows=(4, 4))
+    out = varied.apply(pts, np.random.default_rng(1))
+    assert len(out) != len(pts) and 100 <= len(out) <= 400
+    tiny = hand_sequence(3)  # more windows than frames: one a frame
+    assert len(varied.apply(tiny, np.random.default_rng(2))) >= 3

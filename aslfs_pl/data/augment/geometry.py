@@ -1,4 +1,4 @@
-"""Where the points are: mirror, rotation, stretch, shift, per-finger affine.
+"""Where the points are: mirror, rotation, stretch, shift, one joint affine map, per-finger affine.
 
 The model normalises every frame by its own centre and spread
 (:func:`aslfs_pl.model.features.normalise_frames`), so a rigid global shift or uniform scale alone
@@ -176,6 +176,44 @@ class Shift(SequenceAugmentation):
             for h in self.parts.hands
         }
         return shift(pts, offset, hands)
+
+
+@dataclass
+class AffineSettings:
+    affine_p: float = 0.0
+    """One affine map of x, y about the sequence centre with every part drawn at once (the 1st
+    and 2nd places' spatial affine): a uniform scale, a shear of x or of y (one of them, an even
+    chance), a rotation and a shift of both axes by one value. 0: off (the seed)."""
+    affine_scale: tuple[float, float] = (0.7, 1.3)
+    """Range of the uniform scale."""
+    affine_shear: float = 0.2
+    """Largest shear factor."""
+    affine_degrees: float = 30.0
+    """Largest rotation, degrees."""
+    affine_shift: float = 0.15
+    """Largest shift, image units (the model's per-frame normalisation removes a global shift:
+    it matters only through the other augmentations and the stem's absolute features)."""
+
+    def check(self) -> None:
+        check_range("affine_scale", self.affine_scale)
+
+
+@register
+class Affine(SequenceAugmentation):
+    name, Settings, probability, order = "affine", AffineSettings, "affine_p", 45
+
+    def apply(self, pts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        c = self.config
+        shear = np.eye(2, dtype=np.float32)
+        factor = rng.uniform(-c.affine_shear, c.affine_shear)
+        if rng.random() < 0.5:
+            shear[0, 1] = factor  # x += factor * y
+        else:
+            shear[1, 0] = factor  # y += factor * x
+        matrix = rotation(rng.uniform(-c.affine_degrees, c.affine_degrees)) @ shear
+        matrix = matrix * np.float32(rng.uniform(*c.affine_scale))
+        offset = np.full(2, rng.uniform(-c.affine_shift, c.affine_shift), np.float32)
+        return affine(pts, matrix.astype(np.float32), centre(pts), offset)
 
 
 @dataclass
