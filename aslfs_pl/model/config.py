@@ -85,6 +85,9 @@ class ModelConfig:
     frames share no axis). With ``rotary``: rotary positions in every self-attention layer."""
     decoder_blocks: int = 3
     """Decoder blocks."""
+    decoder_mlp: int = 0
+    """Hidden width of the decoder's MLPs (0: ``mlp_ratio`` x ``dim``, as the encoder's; the 1st
+    place's decoder: 512 at width 208)."""
     dropout: float = 0.1
     """Dropout on residual branches (and on attention weights unless ``attention_dropout``)."""
     attention_dropout: float | None = None
@@ -134,6 +137,10 @@ class ModelConfig:
                     f"model.{name} needs an even head width, got dim {self.dim} / heads "
                     f"{self.heads}"
                 )
+        if self.decoder_mlp < 0:
+            raise ValueError(
+                f"model.decoder_mlp {self.decoder_mlp} must be >= 0 (0: dim x mlp_ratio)"
+            )
         if self.beam_width < 1:
             raise ValueError(f"model.beam_width {self.beam_width} must be >= 1")
         if self.beam_width > self.vocab_size:

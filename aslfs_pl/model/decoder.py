@@ -30,7 +30,8 @@ class Decoder(Search, nn.Module):
 
     ``rotary``: rotary position embeddings in every self-attention layer instead of the
     sinusoidal positions added to the token embeddings (cross-attention has none: a phrase
-    position and a frame share no axis).
+    position and a frame share no axis). ``mlp_hidden``: the MLPs' hidden width (0: ``mlp_ratio``
+    x ``dim``).
     """
 
     def __init__(
@@ -43,6 +44,7 @@ class Decoder(Search, nn.Module):
         max_target_len: int,
         dropout: float,
         rotary: bool = False,
+        mlp_hidden: int = 0,
     ):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, dim)
@@ -55,7 +57,7 @@ class Decoder(Search, nn.Module):
             self.register_buffer("rotary_cos", cos, persistent=False)
             self.register_buffer("rotary_sin", sin, persistent=False)
         self.blocks = nn.ModuleList(
-            DecoderBlock(dim, heads, mlp_ratio, dropout) for _ in range(blocks)
+            DecoderBlock(dim, heads, mlp_ratio, dropout, mlp_hidden) for _ in range(blocks)
         )
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, vocab_size)

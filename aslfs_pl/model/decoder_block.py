@@ -20,14 +20,14 @@ from aslfs_pl.model.regularisation import Dropout
 class DecoderBlock(nn.Module):
     """Causal self-attention, cross-attention to the frames, MLP; each pre-norm + residual."""
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: int, dropout: float):
+    def __init__(self, dim: int, heads: int, mlp_ratio: int, dropout: float, mlp_hidden: int = 0):
         super().__init__()
         self.self_norm = nn.LayerNorm(dim)
         self.self_attn = Attention(dim, heads, dropout)
         self.cross_norm = nn.LayerNorm(dim)
         self.cross_attn = Attention(dim, heads, dropout)
         self.mlp_norm = nn.LayerNorm(dim)
-        self.mlp = MLP(dim, mlp_ratio, dropout)
+        self.mlp = MLP(dim, mlp_ratio, dropout, hidden=mlp_hidden)
         self.dropout = Dropout(dropout)
 
     def forward(

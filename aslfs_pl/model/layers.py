@@ -281,12 +281,13 @@ class AttentionExport(ExportForm):
 
 
 class MLP(nn.Module):
-    """Position-wise feed-forward: D -> ratio * D -> D."""
+    """Position-wise feed-forward: D -> ``hidden`` (default ratio * D) -> D."""
 
-    def __init__(self, dim: int, ratio: int = 4, dropout: float = 0.0):
+    def __init__(self, dim: int, ratio: int = 4, dropout: float = 0.0, hidden: int = 0):
         super().__init__()
-        self.fc1 = nn.Linear(dim, ratio * dim)
-        self.fc2 = nn.Linear(ratio * dim, dim)
+        hidden = hidden or ratio * dim
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
         self.dropout = Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -58,6 +58,7 @@ class Seq2Seq(nn.Module):
             c.max_target_len,
             c.dropout,
             rotary=c.decoder_rotary,
+            mlp_hidden=c.decoder_mlp,
         )
         if c.attention_dropout is not None:  # whichever part holds an attention layer
             for layer in self.modules():

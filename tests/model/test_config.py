@@ -46,11 +46,18 @@ def test_config_validation():
             "model.decoder_rotary needs an even head width",
         ),
         ({"beam_width": 0}, "model.beam_width 0 must be >= 1"),
+        ({"decoder_mlp": -1}, "model.decoder_mlp -1 must be >= 0"),
         ({"beam_width": 100}, "model.beam_width 100 is more than the 62 classes"),
     ]
     for settings, complaint in refused:
         with pytest.raises(ValueError, match=complaint):
             ModelConfig(**settings)
+
+
+def test_the_decoder_mlp_width_is_its_own_setting():
+    net = Seq2Seq(ModelConfig(dim=32, heads=2, mlp_ratio=2, decoder_blocks=1, decoder_mlp=52))
+    assert net.decoder.blocks[0].mlp.fc1.out_features == 52
+    assert net.encoder.blocks[0].mlp.fc1.out_features == 64  # the encoder keeps mlp_ratio
 
 
 def test_a_family_reads_its_own_settings_over_its_defaults():
