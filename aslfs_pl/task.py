@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from aslfs_pl import vocab
 from aslfs_pl.finite import FiniteLossCheck
 from aslfs_pl.metrics import CompetitionScore, WeightedMean, decoding_scores
+from aslfs_pl.model.backward import reverse_phrases
 from aslfs_pl.model.config import ModelConfig, upgrade_settings
 from aslfs_pl.model.ctc_head import ctc_loss
 from aslfs_pl.model.decoding import get as get_decoding
@@ -74,6 +75,10 @@ class Seq2SeqTask(L.LightningModule):
             the head, which ``model.fallback_confidence`` reads (0: no head, the seed).
         token_noise_mode: what a corrupted input becomes: ``replace``, a random character (the
             4th place's); ``mask``, the pad token (the 1st place's masking).
+        backward_weight: the backward decoder's share of the cross-entropy (the 1st place's 0.4;
+            :mod:`aslfs_pl.model.backward`): the loss's cross-entropy is ``(1 - w)`` x the
+            decoder's + ``w`` x the backward decoder's on the phrases right to left; > 0 adds
+            that decoder, trained only (0: none, the seed).
         check_finite: "step" raises on the first non-finite loss (one host sync per step),
             "epoch" remembers the first bad step on the device and raises at the epoch's end
             (no per-step sync; the default under XLA), "off" never checks.
@@ -97,21 +102,32 @@ class Seq2SeqTask(L.LightningModule):
         token_noise: float = 0.0,
         token_noise_mode: str = "replace",
         confidence_weight: float = 0.0,
+        backward_weight: float = 0.0,
         check_finite: str = "auto",
         **net: Any,
     ):
         super().__init__()
         self.finite = FiniteLossCheck(check_finite)
         self.token_noise = TokenNoise(token_noise, token_noise_mode)
-        for head, weight in (("ctc_head", "ctc_weight"), ("confidence_head", "confidence_weight")):
+        heads = (
+            ("ctc_head", "ctc_weight"),
+            ("confidence_head", "confidence_weight"),
+            ("backward_decoder", "backward_weight"),
+        )
+        for head, weight in heads:
             if head in net:
                 raise ValueError(f"model.{head} is set by model.{weight} > 0, not on its own")
         if confidence_weight < 0:
             raise ValueError(f"model.confidence_weight = {confidence_weight}: must be >= 0")
+        if not 0.0 <= backward_weight < 1.0:
+            raise ValueError(f"model.backward_weight = {backward_weight}: a fraction in [0, 1)")
         self.save_hyperparameters(ignore=["optimizer"])
         net = upgrade_settings(net)  # a checkpoint of an older version
         self.config = ModelConfig(
-            **net, ctc_head=ctc_weight > 0, confidence_head=confidence_weight > 0
+            **net,
+            ctc_head=ctc_weight > 0,
+            confidence_head=confidence_weight > 0,
+            backward_decoder=backward_weight > 0,
         )
         self.net = Seq2Seq(self.config)
         self._check_decoding(decoding)
@@ -159,25 +175,29 @@ class Seq2SeqTask(L.LightningModule):
     def _loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         """Training loss, per-token correctness and the target mask.
 
-        The loss is the teacher-forced cross-entropy (mean over target tokens), plus
-        ``ctc_weight`` x the CTC loss (mean over target characters) and ``confidence_weight`` x
-        the confidence head's loss when enabled.
+        The loss is the teacher-forced cross-entropy (mean over target tokens; with the backward
+        decoder, ``1 - backward_weight`` of it and ``backward_weight`` of the backward
+        decoder's), plus ``ctc_weight`` x the CTC loss (mean over target characters) and
+        ``confidence_weight`` x the confidence head's loss when enabled.
         """
         tokens = batch["tokens"]
         inputs, target = tokens[:, :-1], tokens[:, 1:]  # (B, L)
+        reversed_tokens = backward_inputs = None
+        if self.net.backward_decoder is not None:
+            reversed_tokens = reverse_phrases(tokens)
+            backward_inputs = reversed_tokens[:, :-1]
         if self.training:
             inputs = self.token_noise(inputs)
-        out = self.net.forward_train(batch["landmarks"], inputs)
+            if backward_inputs is not None:
+                backward_inputs = self.token_noise(backward_inputs)
+        out = self.net.forward_train(batch["landmarks"], inputs, backward_inputs)
         logits = out.logits
-        mask = target != vocab.PAD
-        ce = F.cross_entropy(
-            logits.float().transpose(1, 2),
-            target,
-            reduction="none",
-            label_smoothing=self.hparams.label_smoothing,
-        )
-        weight = mask.float()
-        loss = (ce * weight).sum() / weight.sum().clamp(min=1.0)
+        weight = (target != vocab.PAD).float()
+        loss = self._cross_entropy(logits, target, weight)
+        if out.backward is not None:  # the same positions: a phrase keeps its length reversed
+            w = self.hparams.backward_weight
+            backward = self._cross_entropy(out.backward, reversed_tokens[:, 1:], weight)
+            loss = (1.0 - w) * loss + w * backward
         if out.ctc is not None:
             loss = loss + self.hparams.ctc_weight * ctc_loss(out.ctc, out.valid, target)
         correct = (logits.argmax(-1) == target).float()
@@ -186,6 +206,16 @@ class Seq2SeqTask(L.LightningModule):
             confident = F.binary_cross_entropy_with_logits(out.confidence.float(), accuracy)
             loss = loss + self.hparams.confidence_weight * confident
         return loss, correct, weight
+
+    def _cross_entropy(self, logits: Tensor, target: Tensor, weight: Tensor) -> Tensor:
+        """Teacher-forced cross-entropy, the mean over the target tokens ``weight`` keeps."""
+        ce = F.cross_entropy(
+            logits.float().transpose(1, 2),
+            target,
+            reduction="none",
+            label_smoothing=self.hparams.label_smoothing,
+        )
+        return (ce * weight).sum() / weight.sum().clamp(min=1.0)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record each decoding's held-out score at this checkpoint, ``checkpoint["val_scores"]``

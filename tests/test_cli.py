@@ -146,7 +146,9 @@ EVERY_SWITCH = (
     "--data.augment.cutmix_p", "0.5", "--data.augment.face_drop_p", "0.5",
     "--data.augment.pose_drop_p", "0.5", "--model.token_noise", "0.2",
     "--model.confidence_weight", "0.1", "--trainer.callbacks+=aslfs_pl.callbacks.EMA",
-    "--trainer.callbacks.decay=0.5",
+    "--trainer.callbacks.decay=0.5", "--model.backward_weight", "0.4",
+    "--data.augment.affine_p", "0.5", "--data.augment.window_speed_p", "0.5",
+    "--data.augment.time_shift_p", "0.5", "--data.augment.temporal_mask_p", "0.5",
 )  # fmt: skip
 
 

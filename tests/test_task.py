@@ -12,6 +12,8 @@ import torch
 
 from aslfs_pl import cli, task, vocab
 from aslfs_pl.finite import NonFiniteLossError
+from aslfs_pl.deploy.graph import export_twin
+from aslfs_pl.model.backward import reverse_phrases
 from aslfs_pl.model.config import ModelConfig
 from aslfs_pl.model.layers import MaskedBatchNorm
 from aslfs_pl.task import Seq2SeqTask
@@ -172,9 +174,9 @@ def test_token_noise_corrupts_only_the_decoder_inputs_characters_and_only_in_tra
     seen = []
     forward_train = task.net.forward_train
 
-    def record(landmarks, inputs):
+    def record(landmarks, inputs, *rest):
         seen.append(inputs.clone())
-        return forward_train(landmarks, inputs)
+        return forward_train(landmarks, inputs, *rest)
 
     task.net.forward_train = record
     tokens = torch.full((64, 9), vocab.PAD)  # max_target_len 8
@@ -196,3 +198,40 @@ def test_token_noise_corrupts_only_the_decoder_inputs_characters_and_only_in_tra
         assert (inputs[changed] == vocab.PAD).all()
     else:
         assert (inputs[chars] < vocab.NUM_CHARACTERS).all()  # another character
+
+
+def test_the_backward_decoder_reads_the_phrases_right_to_left_in_training_only():
+    torch.manual_seed(0)
+    made = Seq2SeqTask(**TINY_TASK, backward_weight=0.4).eval()
+    assert made.net.backward_decoder is not None and made.config.backward_decoder
+    with pytest.raises(ValueError, match="model.backward_decoder is set by model.backward_weight"):
+        Seq2SeqTask(**TINY_TASK, backward_decoder=True)
+    with pytest.raises(ValueError, match="model.backward_weight = 1.0: a fraction"):
+        Seq2SeqTask(**TINY_TASK, backward_weight=1.0)
+    phrases = ["abc", "hello", "a"]
+    tokens = torch.full((3, 9), vocab.PAD)
+    for i, phrase in enumerate(phrases):
+        ids = [vocab.SOS, *vocab.encode(phrase), vocab.EOS]
+        tokens[i, : len(ids)] = torch.tensor(ids)
+    reversed_tokens = reverse_phrases(tokens)
+    assert [vocab.decode(r[1:].tolist()) for r in reversed_tokens] == ["cba", "olleh", "a"]
+    landmarks = torch.rand(3, 16, made.config.num_columns)
+    with torch.no_grad():
+        loss, _, _ = made._loss({"tokens": tokens, "landmarks": landmarks})
+        out = made.net.forward_train(landmarks, tokens[:, :-1], reversed_tokens[:, :-1])
+        ce = torch.nn.functional.cross_entropy(
+            out.logits.transpose(1, 2), tokens[:, 1:], ignore_index=vocab.PAD
+        )
+        backward = torch.nn.functional.cross_entropy(
+            out.backward.transpose(1, 2), reversed_tokens[:, 1:], ignore_index=vocab.PAD
+        )
+    torch.testing.assert_close(loss, 0.6 * ce + 0.4 * backward)
+    # no read-out uses it: the file is the forward decoder's, and its weights are accounted for
+    twin = export_twin(made.net, "attention")
+    covered = twin.covered_tensors()
+    assert all(id(p) in covered for p in made.net.backward_decoder.parameters())
+    x = torch.rand(1, 16, made.config.num_columns)
+    without = Seq2SeqTask(**TINY_TASK).eval()
+    without.net.load_state_dict(made.net.state_dict(), strict=False)
+    with torch.no_grad():
+        assert torch.equal(made.net.decode(x), without.net.decode(x))

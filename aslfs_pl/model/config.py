@@ -105,6 +105,9 @@ class ModelConfig:
     ctc_head: bool = False
     """A per-frame character head on the encoder, trained with a CTC loss and read by the
     decodings that need it. Not a flag of its own: the task sets it from ``model.ctc_weight > 0``."""
+    backward_decoder: bool = False
+    """A second decoder, trained on the phrases read right to left (:mod:`aslfs_pl.model.backward`);
+    training only. Not a flag of its own: the task sets it from ``model.backward_weight > 0``."""
     confidence_head: bool = False
     """A head estimating how well the decoder reads a sequence (:mod:`aslfs_pl.model.fallback`).
     Not a flag of its own: the task sets it from ``model.confidence_weight > 0``."""

@@ -46,7 +46,7 @@ class Ensemble(Seq2Seq):
         self.ctc = None
         if members[0].ctc is not None:
             self.ctc = EnsembleCTC([m.ctc for m in members], dims)
-        self.confidence = None
+        self.confidence = self.backward_decoder = None
         self.fallback = members[0].fallback
 
     def encode(self, landmarks: Tensor) -> tuple[Tensor, Tensor]:

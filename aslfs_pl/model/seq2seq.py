@@ -6,6 +6,7 @@
   -> encoder family (model.encoder):             (B, T, D)  aslfs_pl.model.encoders
      local / global attention, Conformer, ...
   -> decoder over (B, L) tokens                  (B, L, V)
+     (training: a backward decoder, the phrases right to left, aslfs_pl.model.backward)
   -> (optional) CTC head over the frames         (B, T, V)
   -> (optional) confidence head, fallback phrase aslfs_pl.model.fallback
 
@@ -39,6 +40,7 @@ class TrainingOutputs(NamedTuple):
     ctc: Tensor | None  # (B, T, V) per-frame CTC logits (with the CTC head)
     valid: Tensor  # (B, T) frame mask
     confidence: Tensor | None  # (B,) confidence logits (with the confidence head)
+    backward: Tensor | None = None  # (B, L, V) the backward decoder's logits (with it)
 
 
 class Seq2Seq(nn.Module):
@@ -49,17 +51,10 @@ class Seq2Seq(nn.Module):
         c = self.config = config
         self.embedding = STEMS.get(c.stem)(c)  # the stem
         self.encoder = ENCODERS.get(c.encoder)(c)
-        self.decoder = Decoder(
-            c.dim,
-            c.heads,
-            c.mlp_ratio,
-            c.decoder_blocks,
-            c.vocab_size,
-            c.max_target_len,
-            c.dropout,
-            rotary=c.decoder_rotary,
-            mlp_hidden=c.decoder_mlp,
-        )
+        self.decoder = self._decoder()
+        self.backward_decoder = None
+        if c.backward_decoder:  # training only (aslfs_pl.model.backward)
+            self.backward_decoder = self._decoder()
         if c.attention_dropout is not None:  # whichever part holds an attention layer
             for layer in self.modules():
                 if isinstance(layer, Attention):
@@ -72,6 +67,20 @@ class Seq2Seq(nn.Module):
                 c.fallback_phrase, c.fallback_frames, c.fallback_confidence, c.max_target_len
             )
 
+    def _decoder(self) -> Decoder:
+        c = self.config
+        return Decoder(
+            c.dim,
+            c.heads,
+            c.mlp_ratio,
+            c.decoder_blocks,
+            c.vocab_size,
+            c.max_target_len,
+            c.dropout,
+            rotary=c.decoder_rotary,
+            mlp_hidden=c.decoder_mlp,
+        )
+
     def encode(self, landmarks: Tensor) -> tuple[Tensor, Tensor]:
         """(B, T, C) raw frames -> encoded frames (B, T, D) and frame mask (B, T)."""
         x, valid = self.embedding(landmarks)
@@ -82,12 +91,19 @@ class Seq2Seq(nn.Module):
         memory, valid = self.encode(landmarks)
         return self.decoder(tokens, memory, valid)
 
-    def forward_train(self, landmarks: Tensor, tokens: Tensor) -> TrainingOutputs:
-        """Teacher-forced logits for decoder input ``tokens`` (B, L), and every head's output."""
+    def forward_train(
+        self, landmarks: Tensor, tokens: Tensor, reversed_tokens: Tensor | None = None
+    ) -> TrainingOutputs:
+        """Teacher-forced logits for decoder input ``tokens`` (B, L), and every head's output
+        (the backward decoder's on ``reversed_tokens``, the phrases right to left)."""
         memory, valid = self.encode(landmarks)
         ctc = self.ctc(memory) if self.ctc is not None else None
         confidence = self.confidence(memory, valid) if self.confidence is not None else None
-        return TrainingOutputs(self.decoder(tokens, memory, valid), ctc, valid, confidence)
+        backward = None
+        if self.backward_decoder is not None and reversed_tokens is not None:
+            backward = self.backward_decoder(reversed_tokens, memory, valid)
+        logits = self.decoder(tokens, memory, valid)
+        return TrainingOutputs(logits, ctc, valid, confidence, backward)
 
     def generate(self, landmarks: Tensor, steps: int | None = None) -> tuple[Tensor, Tensor]:
         """Greedy decode: tokens (B, steps) and their logits (B, steps, V)."""
@@ -172,6 +188,9 @@ class Seq2SeqExport(ExportForm):
             self.fallback = export_form(net.fallback, confidence, net.config.vocab_size)
         if confidence is None:  # trained, not read by this route
             self.covers(*(m.proj for m in net.modules() if isinstance(m, ConfidenceHead)))
+        for part in net.modules():  # trained beside the decoder, read by no route
+            if isinstance(part, Seq2Seq) and part.backward_decoder is not None:
+                self.covers(*part.backward_decoder.modules())
         if net.fallback is not None and self.fallback is None:
             self.covers(net.fallback)  # the ctc route's rows are frames: no fallback
 
