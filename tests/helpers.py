@@ -44,7 +44,9 @@ ENCODERS = {
     "local_global": {},
     "local_global-rotary": dict(rotary=True, decoder_rotary=True),
     "conformer": dict(encoder="conformer", encoder_conf=dict(kernel=5)),
-    "squeezeformer": dict(encoder="squeezeformer", encoder_blocks=3, encoder_conf=dict(kernel=5)),
+    "squeezeformer-post-norm": dict(
+        encoder="squeezeformer", encoder_blocks=3, encoder_conf=dict(kernel=5, post_norm=True)
+    ),
     "squeezeformer-3-rotary": dict(
         encoder="squeezeformer",
         encoder_blocks=4,

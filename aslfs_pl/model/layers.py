@@ -214,7 +214,8 @@ class AttentionExport(ExportForm):
             else:
                 self.put_weights(name, w, b)
         self.put_weights("out", attn.out.weight, attn.out.bias)
-        self.put("eps", const(norm.eps))
+        if isinstance(norm, nn.LayerNorm):  # an Affine's input is read as it is
+            self.put("eps", const(norm.eps))
 
     def normalise(self, x: Tensor) -> Tensor:
         """The query side's norm without its affine (folded into the projections)."""
@@ -293,23 +294,39 @@ class MLP(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.dropout(self.fc2(F.gelu(self.fc1(x))))
 
-    def export_form(self, norm: nn.LayerNorm) -> MLPExport:
+    def export_form(self, norm: nn.LayerNorm | Affine) -> MLPExport:
         return MLPExport(self, norm)
 
 
 class MLPExport(ExportForm):
-    """``mlp(norm(x))`` on (n, D) rows, the norm's affine folded into fc1."""
+    """``mlp(norm(x))`` on (n, D) rows, the norm's affine folded into fc1; with an
+    :class:`Affine` for ``norm`` (a post-norm block's input scale), ``mlp(x * scale + bias)``."""
 
-    def __init__(self, mlp: MLP, norm: nn.LayerNorm):
+    def __init__(self, mlp: MLP, norm: nn.LayerNorm | Affine):
         super().__init__()
         self.put_linear("fc1", mlp.fc1, norm)
         self.put_linear("fc2", mlp.fc2)
-        self.put("eps", const(norm.eps))
+        self.normalised = isinstance(norm, nn.LayerNorm)
+        if self.normalised:
+            self.put("eps", const(norm.eps))
 
     def forward(self, x: Tensor) -> Tensor:
-        return linear(
-            F.gelu(linear(normalise(x, self.eps), self.weights("fc1"))), self.weights("fc2")
-        )
+        x = normalise(x, self.eps) if self.normalised else x
+        return linear(F.gelu(linear(x, self.weights("fc1"))), self.weights("fc2"))
+
+
+class Affine(nn.Module):
+    """A learnable per-channel scale and bias, ``x * weight + bias`` (initially the identity):
+    what a post-norm block's module reads its input through (the 1st place's Squeezeformer).
+    Named as a norm's affine, so the export forms fold it as they fold a norm's."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.bias = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.weight + self.bias
 
 
 class MaskedBatchNorm(nn.BatchNorm1d):

@@ -37,7 +37,8 @@ def test_config_validation():
         (
             {"encoder": "conformer", "encoder_conf": {"window": 1}},
             r"model.encoder_conf.window: not a setting of the conformer encoder family \(its "
-            r"settings: kernel; over a config that names another, give model.encoder_conf whole",
+            r"settings: kernel, post_norm; over a config that names another, give "
+            r"model.encoder_conf whole",
         ),
         ({"stem_conf": {"expand": 0}}, "model.stem_conf.expand 0 must be >= 1"),
         ({"rotary": True, "dim": 36, "heads": 4}, "model.rotary needs an even head width"),

@@ -34,6 +34,7 @@ from aslfs_pl.export_ops import (
 from aslfs_pl.model.encoders.base import Encoder, register
 from aslfs_pl.model.layers import (
     MLP,
+    Affine,
     Attention,
     MaskedBatchNorm,
     RotaryExport,
@@ -54,6 +55,10 @@ class ConformerSettings:
 
     kernel: int = 31
     """The conv module's depthwise kernel, frames (odd: centred on the frame)."""
+    post_norm: bool = False
+    """Post-norm blocks (the 1st place's Squeezeformer): each module reads its input through a
+    learnable per-channel scale and bias (initially 1 and 0), and a layer norm follows each
+    residual sum. False: pre-norm, each module reads a layer norm of its input."""
 
     def __post_init__(self) -> None:
         if self.kernel < 1 or self.kernel % 2 == 0:
@@ -79,22 +84,25 @@ class ConvModule(nn.Module):
         y = F.silu(self.norm(y, mask))
         return self.dropout(self.project(y))
 
-    def export_form(self, norm: nn.LayerNorm) -> ConvModuleExport:
+    def export_form(self, norm: nn.LayerNorm | Affine) -> ConvModuleExport:
         return ConvModuleExport(self, norm)
 
 
 class ConvModuleExport(ExportForm):
     """``conv(norm(x))`` on (n, D) frames with ``valid`` (n, 1) float: the norm's affine folded
-    into the GLU's two halves, the batch norm into the depthwise conv, whose zero padding is
-    concatenated (F.pad does not lower with a symbolic frame count)."""
+    into the GLU's two halves (an :class:`~aslfs_pl.model.layers.Affine` for ``norm``: the input
+    read as it is, times its scale plus its bias), the batch norm into the depthwise conv, whose
+    zero padding is concatenated (F.pad does not lower with a symbolic frame count)."""
 
-    def __init__(self, conv: ConvModule, norm: nn.LayerNorm):
+    def __init__(self, conv: ConvModule, norm: nn.LayerNorm | Affine):
         super().__init__()
         d = conv.project.in_features
         w, b = fold_norm(conv.expand, norm)
         self.put_weights("value", w[:d], b[:d])
         self.put_weights("gate", w[d:], b[d:])
-        self.put("eps", const(norm.eps))
+        self.normalised = isinstance(norm, nn.LayerNorm)
+        if self.normalised:
+            self.put("eps", const(norm.eps))
         scale, shift = bn_scale_shift(conv.norm)
         self.put("conv_w", conv.dwconv.weight * scale[:, None, None])
         self.put("conv_b", conv.dwconv.bias * scale + shift)
@@ -102,7 +110,7 @@ class ConvModuleExport(ExportForm):
         self.covers(conv.expand, norm, conv.dwconv, conv.norm)
 
     def forward(self, x: Tensor, valid: Tensor) -> Tensor:
-        xn = normalise(x, self.eps)
+        xn = normalise(x, self.eps) if self.normalised else x
         y = linear(xn, self.weights("value")) * sigmoid(linear(xn, self.weights("gate"))) * valid
         d, k = self.conv_w.shape[0], self.conv_w.shape[2]
         zeros = torch.full((k // 2, d), 0.0)
@@ -112,7 +120,9 @@ class ConvModuleExport(ExportForm):
 
 
 class ConformerBlock(nn.Module):
-    """One block, pre-norm: each sub-layer is ``x + f(LayerNorm(x))``.
+    """One block. Pre-norm: each sub-layer is ``x + f(LayerNorm(x))``; ``post_norm``:
+    ``LayerNorm(x + f(x * scale + bias))`` (the same norms, after the sum; the scale and bias
+    per sub-layer, :class:`~aslfs_pl.model.layers.Affine`).
 
     ``macaron`` (Conformer): half-step MLP, self-attention, conv module, half-step MLP, then a
     layer norm of the block's output. Otherwise (Squeezeformer): self-attention, MLP, conv
@@ -128,9 +138,13 @@ class ConformerBlock(nn.Module):
         dropout: float,
         drop_path: float,
         macaron: bool,
+        post_norm: bool = False,
     ):
         super().__init__()
-        self.macaron = macaron
+        self.macaron, self.post_norm = macaron, post_norm
+        self.inputs = nn.ModuleDict(
+            {name: Affine(dim) for name in ("mlp1", "attn", "conv", "mlp2")} if post_norm else {}
+        )
         self.mlp_scale = 0.5 if macaron else 1.0
         self.mlp1_norm, self.mlp1 = nn.LayerNorm(dim), MLP(dim, mlp_ratio, dropout)
         self.attn_norm, self.attn = nn.LayerNorm(dim), Attention(dim, heads, dropout)
@@ -140,20 +154,25 @@ class ConformerBlock(nn.Module):
         self.dropout = Dropout(dropout)
         self.drop_path = DropPath(drop_path)
 
+    def _residual(self, x: Tensor, name: str, module) -> Tensor:
+        """Sub-layer ``name``'s residual step, ``module`` the sub-layer on its input."""
+        norm = getattr(self, f"{name}_norm")
+        if self.post_norm:
+            return norm(x + self.drop_path(module(self.inputs[name](x))))
+        return x + self.drop_path(module(norm(x)))
+
     def forward(self, x: Tensor, valid: Tensor, mask: Tensor, rotation: Rotation) -> Tensor:
-        def mlp(x: Tensor, norm: nn.LayerNorm, layer: MLP) -> Tensor:
-            return x + self.drop_path(self.mlp_scale * layer(norm(x)))
+        def mlp(x: Tensor, name: str) -> Tensor:
+            return self._residual(x, name, lambda h: self.mlp_scale * getattr(self, name)(h))
 
         def attend(x: Tensor) -> Tensor:
-            h = self.attn_norm(x)
-            return x + self.drop_path(self.dropout(self.attn(h, h, mask, rotation)))
+            return self._residual(
+                x, "attn", lambda h: self.dropout(self.attn(h, h, mask, rotation))
+            )
 
-        if self.macaron:
-            x = attend(mlp(x, self.mlp1_norm, self.mlp1))
-        else:
-            x = mlp(attend(x), self.mlp1_norm, self.mlp1)
-        x = x + self.drop_path(self.conv(self.conv_norm(x), valid))
-        x = mlp(x, self.mlp2_norm, self.mlp2)
+        x = attend(mlp(x, "mlp1")) if self.macaron else mlp(attend(x), "mlp1")
+        x = self._residual(x, "conv", lambda h: self.conv(h, valid))
+        x = mlp(x, "mlp2")
         return self.out_norm(x) if self.out_norm is not None else x
 
     def export_form(self, rotary: bool) -> ConformerBlockExport:
@@ -165,26 +184,50 @@ class ConformerBlockExport(ExportForm):
 
     def __init__(self, block: ConformerBlock, rotary: bool):
         super().__init__()
-        self.macaron, self.mlp_scale = block.macaron, block.mlp_scale
-        self.mlp1 = export_form(block.mlp1, block.mlp1_norm)
-        self.attn = export_form(block.attn, block.attn_norm, heads_apart=True, rotary=rotary)
-        self.conv = export_form(block.conv, block.conv_norm)
-        self.mlp2 = export_form(block.mlp2, block.mlp2_norm)
+        self.macaron, self.mlp_scale, self.post_norm = (
+            block.macaron,
+            block.mlp_scale,
+            block.post_norm,
+        )
+        reads = {  # what each sub-layer reads: a pre-norm (folded) or a post-norm block's Affine
+            name: block.inputs[name] if block.post_norm else getattr(block, f"{name}_norm")
+            for name in ("mlp1", "attn", "conv", "mlp2")
+        }
+        self.mlp1 = export_form(block.mlp1, reads["mlp1"])
+        self.attn = export_form(block.attn, reads["attn"], heads_apart=True, rotary=rotary)
+        self.conv = export_form(block.conv, reads["conv"])
+        self.mlp2 = export_form(block.mlp2, reads["mlp2"])
+        if block.post_norm:  # the norms after each sum: applied whole (eps, scale, shift)
+            for name in reads:
+                norm = getattr(block, f"{name}_norm")
+                self.put(f"{name}_w", norm.weight)
+                self.put(f"{name}_b", norm.bias)
+                self.covers(norm)
+            self.put("post_eps", const(block.attn_norm.eps))
         if block.out_norm is not None:
             self.put("out_w", block.out_norm.weight)
             self.put("out_b", block.out_norm.bias)
             self.put("eps", const(block.out_norm.eps))
             self.covers(block.out_norm)
 
-    def _mlp(self, x: Tensor, mlp: nn.Module) -> Tensor:
-        return x + (mlp(x) * self.mlp_scale if self.mlp_scale != 1.0 else mlp(x))
+    def _sum(self, x: Tensor, y: Tensor, name: str) -> Tensor:
+        """A residual sum, and in a post-norm block the norm after it."""
+        if not self.post_norm:
+            return x + y
+        weight, bias = getattr(self, f"{name}_w"), getattr(self, f"{name}_b")
+        return normalise(x + y, self.post_eps) * weight + bias
+
+    def _mlp(self, x: Tensor, name: str) -> Tensor:
+        y = getattr(self, name)(x)
+        return self._sum(x, y * self.mlp_scale if self.mlp_scale != 1.0 else y, name)
 
     def forward(self, x: Tensor, valid: Tensor, bias: Tensor, rotation: Rotation) -> Tensor:
         def attend(x: Tensor) -> Tensor:
-            return x + self.attn.over_frames(self.attn.normalise(x), bias, rotation)
+            h = x if self.post_norm else self.attn.normalise(x)
+            return self._sum(x, self.attn.over_frames(h, bias, rotation), "attn")
 
-        x = attend(self._mlp(x, self.mlp1)) if self.macaron else self._mlp(attend(x), self.mlp1)
-        x = self._mlp(x + self.conv(x, valid), self.mlp2)
+        x = attend(self._mlp(x, "mlp1")) if self.macaron else self._mlp(attend(x), "mlp1")
+        x = self._mlp(self._sum(x, self.conv(x, valid), "conv"), "mlp2")
         if self.macaron:
             x = normalise(x, self.eps) * self.out_w + self.out_b
         return x
@@ -198,6 +241,7 @@ class ConvAttentionStack(Encoder):
         config: the network's settings (sizes, dropout, drop path, rotary positions).
         kernel: the conv module's depthwise kernel.
         macaron: Conformer blocks (else Squeezeformer blocks).
+        post_norm: post-norm blocks (:class:`ConformerBlock`).
         time_reduction: frames merged into one (a depthwise conv of that kernel and stride over
             the valid frames) from block ``blocks // 2`` on; before the last block they are
             repeated back and added to the frames from before the merge. 1: no merge. Any frame
@@ -207,7 +251,14 @@ class ConvAttentionStack(Encoder):
     ``max_frames`` frames in the export).
     """
 
-    def __init__(self, config: ModelConfig, kernel: int, macaron: bool, time_reduction: int = 1):
+    def __init__(
+        self,
+        config: ModelConfig,
+        kernel: int,
+        macaron: bool,
+        time_reduction: int = 1,
+        post_norm: bool = False,
+    ):
         super().__init__()
         c, blocks = config, config.encoder_blocks
         if time_reduction > 1 and blocks < 3:
@@ -221,6 +272,7 @@ class ConvAttentionStack(Encoder):
                 c.dropout,
                 c.drop_path * (i + 1) / blocks,
                 macaron,
+                post_norm,
             )
             for i in range(blocks)
         )
@@ -340,4 +392,5 @@ class Conformer(ConvAttentionStack):
     legacy = {"block_kernel": "kernel"}
 
     def __init__(self, config: ModelConfig):
-        super().__init__(config, config.encoder_settings.kernel, macaron=True)
+        s = config.encoder_settings
+        super().__init__(config, s.kernel, macaron=True, post_norm=s.post_norm)

@@ -51,4 +51,10 @@ class Squeezeformer(ConvAttentionStack):
 
     def __init__(self, config: ModelConfig):
         s = config.encoder_settings
-        super().__init__(config, s.kernel, macaron=False, time_reduction=s.time_reduction)
+        super().__init__(
+            config,
+            s.kernel,
+            macaron=False,
+            time_reduction=s.time_reduction,
+            post_norm=s.post_norm,
+        )
