@@ -163,8 +163,8 @@ class Seq2SeqTask(L.LightningModule):
         self.test_acc = WeightedMean()
         self.test_loss = WeightedMean()
         self.test_score = CompetitionScore()
-        every = usable(self.net)
-        if len(every) > 1:  # every decoding's score, from one encoder pass
+        every = usable(self.net) if self.net.ctc is not None else []
+        if len(every) > 1:  # with the CTC head, every decoding's score, from one encoder pass
             self.val_scores = nn.ModuleDict({d: CompetitionScore() for d in every})
             self.test_scores = nn.ModuleDict({d: CompetitionScore() for d in every})
 

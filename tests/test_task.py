@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from aslfs_pl import cli, task, vocab
-from aslfs_pl.finite import NonFiniteLossError
 from aslfs_pl.deploy.graph import export_twin
+from aslfs_pl.finite import NonFiniteLossError
 from aslfs_pl.model.backward import reverse_phrases
 from aslfs_pl.model.config import ModelConfig
 from aslfs_pl.model.layers import MaskedBatchNorm
@@ -82,9 +82,10 @@ def test_settings_the_task_refuses_name_themselves():
         ValueError, match="model.decoding = 'prefix': decoding 'prefix': choose one"
     ):
         Seq2SeqTask(**TINY_TASK, decoding="prefix")
-    for name in ("joint", "beam"):
+    for name in ("ctc", "joint"):
         with pytest.raises(ValueError, match=f"model.decoding = '{name}': {name} decoding needs"):
             Seq2SeqTask(**TINY_TASK, decoding=name)
+    Seq2SeqTask(**TINY_TASK, decoding="beam")  # without the head: the beam's best hypothesis
     with pytest.raises(ValueError, match="model.check_finite"):
         Seq2SeqTask(**TINY_TASK, check_finite="sometimes")
     with pytest.raises(ValueError, match="model.dim 33 is not divisible by model.heads 2"):
@@ -101,7 +102,7 @@ def test_settings_the_task_refuses_name_themselves():
 
 def test_validation_scores_every_decoding_the_network_can_run():
     plain = Seq2SeqTask(**TINY_TASK)
-    assert not hasattr(plain, "val_scores")  # attention only: val/score is its score
+    assert not hasattr(plain, "val_scores")  # no CTC head: val/score, the decoding's score
     joint = Seq2SeqTask(**TINY_TASK, ctc_weight=0.5)
     assert list(joint.val_scores) == ["attention", "ctc", "joint", "beam"]
     assert list(joint.test_scores) == ["attention", "ctc", "joint", "beam"]

@@ -1,9 +1,12 @@
-"""``beam``: the attention decoder's beam search, its final hypotheses rescored with CTC.
+"""``beam``: the attention decoder's beam search, its final hypotheses rescored with CTC when the
+network has the head.
 
-The decoder keeps the ``model.beam_width`` best hypotheses by summed log-probability at every
-step (:meth:`aslfs_pl.model.decoder.Decoder.beam`); at the end each one is scored by that sum
-plus ``JOINT_CTC_WEIGHT`` x its CTC log-likelihood (:func:`aslfs_pl.model.ctc_head.ctc_log_likelihood`),
-and the best wins (ties: the beam's order). The CTC scores rescore the final beam; they do not
+The decoder keeps the ``model.beam_width`` best hypotheses by score at every step
+(:meth:`aslfs_pl.model.search.Search.beam`: summed log-probability plus
+``model.beam_length_penalty`` per token); at the end each one is scored by that plus
+``JOINT_CTC_WEIGHT`` x its CTC log-likelihood (:func:`aslfs_pl.model.ctc_head.ctc_log_likelihood`),
+and the best wins (ties: the beam's order). Without the CTC head (the 4th place's recipe) the
+beam's best hypothesis wins. The CTC scores rescore the final beam; they do not
 steer the search itself (a CTC prefix score per step needs a loop over the frames per step,
 which the TFLite file cannot hold at a symbolic frame count). Width 1 is the greedy phrase.
 
@@ -38,8 +41,10 @@ class Beam(Decoding):
     """
 
     name = "beam"
-    summary = "the decoder's beam search (model.beam_width), the final beam rescored with CTC"
-    needs_ctc = True
+    summary = (
+        "the decoder's beam search (model.beam_width), the final beam rescored with CTC when "
+        "the network has the head"
+    )
 
     def read(self, encoded: Encoded) -> Tensor:
         net, memory, valid = encoded.net, encoded.memory, encoded.valid
@@ -47,6 +52,8 @@ class Beam(Decoding):
         tokens, score = net.decoder.beam(
             memory, valid, cfg.beam_width, length_penalty=cfg.beam_length_penalty
         )  # (B, k, L)
+        if net.ctc is None:  # the beam's best, first
+            return tokens[:, 0]
         slots = torch.arange(tokens.shape[-1], dtype=torch.float32, device=memory.device)
         ended = torch.cumsum(tokens == vocab.EOS, -1) > 0
         keep = ((tokens < vocab.NUM_CHARACTERS) & ~ended).float()
@@ -91,6 +98,8 @@ class BeamExport(PhraseRescoring):
 
     def forward(self, memory: Tensor, valid: Tensor, j: Tensor) -> Tensor:
         tokens, score = self.decoder.beam(self.decoder.cross(memory, valid, j))  # (k, L), (k,)
+        if self.ctc is None:  # the beam's best, first; its tokens after the end are pad
+            return self.rows(tokens[0])
         keep = self.kept(tokens)
         phrases = torch.stack(
             [compact(tokens[h], keep[h], self.slots, self.slots) for h in range(self.width)]

@@ -159,7 +159,7 @@ def phrase_log_prob(logits: Tensor, phrases: Tensor) -> Tensor:
 
 class PhraseRescoring(ExportForm):
     """What the export forms that rescore whole phrases with both heads share (``joint`` and
-    ``beam``): the decoder's and the CTC head's export forms, the phrase layout's constants, the
+    ``beam``): the decoder's and the CTC head's export forms (None without the head: ``beam``), the phrase layout's constants, the
     per-frame CTC probabilities padded to ``max_frames`` rows of blank for the forward algorithm
     (whose loop is unrolled over that static count), and the one-hot output rows."""
 
@@ -173,7 +173,7 @@ class PhraseRescoring(ExportForm):
             beam_width=beam_width,
             length_penalty=cfg.beam_length_penalty,
         )
-        self.ctc = CTCExport(net)
+        self.ctc = CTCExport(net) if net.ctc is not None else None
         self.put("slots", torch.arange(self.length, dtype=torch.float32))
         self.put("through", torch.triu(torch.ones(self.length, self.length)))  # [s, t]: s <= t
         blank = torch.zeros(1, cfg.vocab_size)
