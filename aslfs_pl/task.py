@@ -59,7 +59,8 @@ class Seq2SeqTask(L.LightningModule):
             ``<stage>/score_<decoding>`` (from one encoder pass and one greedy loop).
         decoding: how validation, test, prediction and the TFLite export read a phrase out: the
             name of a registered decoding (:mod:`aslfs_pl.model.decoding`: ``attention``, the
-            decoder's greedy loop, the seed; ``ctc``; ``joint``; ``beam``); those that read the CTC head
+            decoder's greedy loop, the seed; ``ctc``; ``joint``; ``beam``, which rescores with the
+            CTC head when there is one); those that read the CTC head
             need ``ctc_weight > 0``.
         awp_start: adversarial weight perturbation (:class:`~aslfs_pl.optim.AdversarialWeights`)
             from this fraction of the epochs on (1: never, the seed); each step then costs a
