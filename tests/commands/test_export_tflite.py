@@ -52,9 +52,12 @@ def test_export_script_needs_a_checkpoint_or_a_config(tmp_path, capsys):
 @pytest.mark.slow
 def test_export_script_writes_seeds_as_one_ensemble_file_and_checks_it(tmp_path, capsys):
     config = ["--config", TINY, "--model.ctc_weight", "0.5"]
-    # the parity check runs inside (every length, the joint route: greedy steps, teacher
-    # forcing and CTC of both networks); a failure exits with status 1
-    export_tflite.main([*config, "--members", "2", "--decoding", "joint", "--out", str(tmp_path)])
+    # the parity check runs inside (every length up to 1000 frames; the joint_step route: both
+    # networks' decoder steps and CTC heads, the per-step CTC prefix scores over max_frames);
+    # a failure exits with status 1
+    export_tflite.main(
+        [*config, "--members", "2", "--decoding", "joint_step", "--out", str(tmp_path)]
+    )
     shown = capsys.readouterr().out
     assert "(2 networks)" in shown and "parity: OK" in shown
     both = from_arguments(export_tflite.parser(), None, config, members=2).net

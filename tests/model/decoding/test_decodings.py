@@ -18,7 +18,7 @@ from aslfs_pl.deploy.parity import ParityReport
 from aslfs_pl.export_ops import ExportForm
 from aslfs_pl.model import decoding
 from aslfs_pl.model.ctc_head import blank_after_end, ctc_log_likelihood, frames_inside
-from aslfs_pl.model.decoding import DECODINGS, Decoding, Encoded, ParityRow
+from aslfs_pl.model.decoding import DECODINGS, Decoding, Encoded, ParityRow, joint_step
 from aslfs_pl.model.decoding.attention import compare_steps
 from aslfs_pl.model.decoding.base import NUDGES, nudged_margin
 from aslfs_pl.model.decoding.beam import first_best
@@ -40,9 +40,9 @@ def frames(b: int = 3, t: int = 16) -> Tensor:
     return x
 
 
-def test_the_registry_lists_attention_ctc_joint_and_beam_each_with_all_its_parts():
-    assert list(DECODINGS) == ["attention", "ctc", "joint", "beam"]
-    assert [d.needs_ctc for d in DECODINGS.values()] == [False, True, True, False]
+def test_the_registry_lists_attention_ctc_joint_beam_and_joint_step_with_all_their_parts():
+    assert list(DECODINGS) == ["attention", "ctc", "joint", "beam", "joint_step"]
+    assert [d.needs_ctc for d in DECODINGS.values()] == [False, True, True, False, True]
     for name, method in DECODINGS.items():
         assert method.name == name and method.summary
         # each part is the decoding's own, not the base class's placeholder
@@ -52,7 +52,7 @@ def test_the_registry_lists_attention_ctc_joint_and_beam_each_with_all_its_parts
     with pytest.raises(ValueError, match="decoding 'prefix': choose one of attention, ctc, joint"):
         decoding.get("prefix")
     assert decoding.usable(tiny(ctc=False)) == ["attention", "beam"]
-    assert decoding.usable(tiny()) == ["attention", "ctc", "joint", "beam"]
+    assert decoding.usable(tiny()) == ["attention", "ctc", "joint", "beam", "joint_step"]
 
 
 def test_decodings_share_one_encoder_pass_and_one_greedy_loop(monkeypatch):
@@ -86,7 +86,7 @@ def test_the_export_head_is_the_decodings_own(monkeypatch):
 
         monkeypatch.setattr(method, "export_head", spy)
         KaggleModel(net, name)
-    assert built == ["attention", "ctc", "joint", "beam"]
+    assert built == list(DECODINGS)
 
 
 class Silent(Decoding):
@@ -143,7 +143,7 @@ def test_a_new_decoding_is_one_class(monkeypatch, capsys):
         decoding="silent",
         ctc_weight=0.5,  # with the CTC head, validation scores every decoding
     )
-    assert list(task.val_scores) == ["attention", "ctc", "joint", "beam", "silent"]
+    assert list(task.val_scores) == ["attention", "ctc", "joint", "beam", "joint_step", "silent"]
     for name, complaint in (("silent", "give --ckpt"), ("nonsense", "invalid choice")):
         with pytest.raises(SystemExit):  # the export command offers it, and only registered ones
             export_tflite.main(["--out", "x", "--decoding", name])
@@ -152,7 +152,7 @@ def test_a_new_decoding_is_one_class(monkeypatch, capsys):
 
 def test_decodings_that_need_the_ctc_head_refuse_a_network_without_one():
     net, x = tiny(ctc=False), frames()
-    for name in ("ctc", "joint"):
+    for name in ("ctc", "joint", "joint_step"):
         with pytest.raises(ValueError, match=f"{name} decoding needs the CTC head"):
             net.decode(x, name)
         with pytest.raises(ValueError, match=f"{name} decoding needs the CTC head"):
@@ -299,6 +299,23 @@ def test_without_the_ctc_head_the_beam_reads_its_best_hypothesis_in_pytorch_and_
             rows = twin(raw)["outputs"]
             assert vocab.decode_kaggle(rows.argmax(1).numpy()) == vocab.decode(chosen[b].tolist())
     assert torch.equal(chosen, tokens[:, 0])
+
+
+def test_joint_step_is_the_attention_greedy_loop_at_weight_0_and_follows_a_sure_ctc_head_at_1(
+    monkeypatch,
+):
+    net, x = tiny(), frames()
+    with torch.no_grad():
+        mixed = net.decode(x, "joint_step")  # at the default weight: the CTC head steers
+        assert not torch.equal(mixed, net.decode(x, "attention"))
+        monkeypatch.setattr(joint_step, "PREFIX_CTC_WEIGHT", 0.0)
+        assert torch.equal(net.decode(x, "joint_step"), net.decode(x, "attention"))
+        net.ctc.weight.mul_(200.0)  # each frame's class all but certain
+        net.ctc.bias.mul_(200.0)
+        monkeypatch.setattr(joint_step, "PREFIX_CTC_WEIGHT", 1.0)
+        got = [vocab.decode(r.tolist()) for r in net.decode(x, "joint_step")]
+        want = [vocab.decode(r.tolist())[:8] for r in net.decode(x, "ctc")]  # 8 steps
+    assert got == want and any(want)
 
 
 def test_first_best_picks_the_first_of_equal_scores():
