@@ -7,8 +7,9 @@ The decoder keeps the ``model.beam_width`` best hypotheses by score at every ste
 ``JOINT_CTC_WEIGHT`` x its CTC log-likelihood (:func:`aslfs_pl.model.ctc_head.ctc_log_likelihood`),
 and the best wins (ties: the beam's order). Without the CTC head (the 4th place's recipe) the
 beam's best hypothesis wins. The CTC scores rescore the final beam; they do not
-steer the search itself (a CTC prefix score per step needs a loop over the frames per step,
-which the TFLite file cannot hold at a symbolic frame count). Width 1 is the greedy phrase.
+steer the search itself (``joint_step`` steers a greedy search with per-step CTC prefix
+scores, :mod:`aslfs_pl.model.ctc_prefix`; a beam over them is not built). Width 1 is the
+greedy phrase.
 
 The PyTorch read-out (a batch) and the export form (one sequence) lay out the hypotheses with the
 same :func:`~aslfs_pl.model.decoding.joint.compact` and choose with the same :func:`first_best`.
