@@ -105,6 +105,10 @@ class ModelConfig:
     ctc_head: bool = False
     """A per-frame character head on the encoder, trained with a CTC loss and read by the
     decodings that need it. Not a flag of its own: the task sets it from ``model.ctc_weight > 0``."""
+    ctc_gru: bool = False
+    """The CTC head reads the encoded frames through a GRU and two dense layers (the 2nd
+    place's head); False: one linear layer. In the TFLite file the GRU is unrolled over
+    ``max_frames`` steps."""
     backward_decoder: bool = False
     """A second decoder, trained on the phrases read right to left (:mod:`aslfs_pl.model.backward`);
     training only. Not a flag of its own: the task sets it from ``model.backward_weight > 0``."""

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aslfs_pl import vocab
-from aslfs_pl.export_ops import ExportForm, linear
+from aslfs_pl.export_ops import ExportForm, const, fold_norm, linear
+from aslfs_pl.model.regularisation import Dropout
 
 _TINY = 1e-30  # floor of a probability before its log (an impossible alignment)
 
@@ -21,7 +22,7 @@ _TINY = 1e-30  # floor of a probability before its log (an impossible alignment)
 class LinearCTCHead(nn.Linear):
     """The per-frame head: one linear layer, encoded frames (..., D) -> logits (..., V)."""
 
-    def export_form(self, memory_norm: nn.Module) -> LinearCTCHeadExport:
+    def export_form(self, memory_norm: nn.Module, frames: int) -> LinearCTCHeadExport:
         return LinearCTCHeadExport(self, memory_norm)
 
 
@@ -34,6 +35,66 @@ class LinearCTCHeadExport(ExportForm):
 
     def forward(self, memory: Tensor) -> Tensor:
         return linear(memory, self.weights("head"))
+
+
+class GRUCTCHead(nn.Module):
+    """The 2nd place's per-frame head: a GRU over the encoded frames (forward in time, so a
+    frame's output never reads a later one), then two dense layers (D -> 2D -> V, no
+    activation between them, dropout before the second)."""
+
+    def __init__(self, dim: int, vocab_size: int, dropout: float = 0.5):
+        super().__init__()
+        self.gru = nn.GRU(dim, dim, batch_first=True)
+        self.fc1 = nn.Linear(dim, 2 * dim)
+        self.dropout = Dropout(dropout)
+        self.fc2 = nn.Linear(2 * dim, vocab_size)
+
+    def forward(self, memory: Tensor) -> Tensor:  # (B, T, D) -> (B, T, V)
+        states, _ = self.gru(memory)
+        return self.fc2(self.dropout(self.fc1(states)))
+
+    def export_form(self, memory_norm: nn.Module, frames: int) -> GRUCTCHeadExport:
+        return GRUCTCHeadExport(self, memory_norm, frames)
+
+
+class GRUCTCHeadExport(ExportForm):
+    """:class:`GRUCTCHead` on (n, D) frames normalised without ``memory_norm``'s affine (folded
+    into the GRU's input weights). The recurrence is unrolled over ``frames`` (max_frames) rows:
+    the frames, then zeros (a GRU step cannot take a symbolic count); each of the n rows reads
+    its frame's output (rows from ``frames`` on are invalid frames, never emitted)."""
+
+    def __init__(self, head: GRUCTCHead, memory_norm: nn.Module, frames: int):
+        super().__init__()
+        gru, self.frames = head.gru, frames
+        self.dim = gru.hidden_size
+
+        class Input:  # the GRU's input weights as a layer, to fold the norm's affine
+            weight, bias = gru.weight_ih_l0, gru.bias_ih_l0
+
+        self.put_weights("input", *fold_norm(Input, memory_norm))
+        self.put_weights("hidden", gru.weight_hh_l0, gru.bias_hh_l0)
+        self.put_weights("fc1", head.fc1.weight, head.fc1.bias)
+        self.put_weights("fc2", head.fc2.weight, head.fc2.bias)
+        self.put("zeros", torch.zeros(frames, self.dim))
+        self.put("start", torch.zeros(1, self.dim))
+        self.put("last_row", const(frames - 1.0))
+        self.covers(gru, head.fc1, head.fc2, memory_norm)
+
+    def forward(self, memory: Tensor) -> Tensor:
+        d = self.dim
+        rows = torch.cat([memory, self.zeros], 0)[: self.frames]  # (F, D)
+        inputs = linear(rows, self.weights("input"))  # (F, 3D): r, z, n parts
+        h, states = self.start, []
+        for t in range(self.frames):
+            x, hidden = inputs[t : t + 1], linear(h, self.weights("hidden"))
+            r = torch.sigmoid(x[:, :d] + hidden[:, :d])
+            z = torch.sigmoid(x[:, d : 2 * d] + hidden[:, d : 2 * d])
+            n = torch.tanh(x[:, 2 * d :] + r * hidden[:, 2 * d :])
+            h = (1.0 - z) * n + z * h
+            states.append(h)
+        out = linear(linear(torch.cat(states, 0), self.weights("fc1")), self.weights("fc2"))
+        j = torch.arange(0, memory.shape[0], 1).to(torch.float32)
+        return F.embedding(torch.minimum(j, self.last_row).to(torch.int32), out)  # (n, V)
 
 
 def ctc_greedy(logits: Tensor, valid: Tensor) -> Tensor:

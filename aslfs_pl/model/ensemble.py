@@ -202,17 +202,17 @@ class EnsembleCTC(nn.Module):
         parts = split(memory, self.dims)
         return mean_log_probs([h(m) for h, m in zip(self.heads, parts, strict=True)])
 
-    def export_form(self, memory_norm: nn.ModuleList) -> EnsembleCTCExport:
-        return EnsembleCTCExport(self, memory_norm)
+    def export_form(self, memory_norm: nn.ModuleList, frames: int) -> EnsembleCTCExport:
+        return EnsembleCTCExport(self, memory_norm, frames)
 
 
 class EnsembleCTCExport(ExportForm):
     """:class:`EnsembleCTC` on frames normalised without each member's norm affine."""
 
-    def __init__(self, head: EnsembleCTC, memory_norm: nn.ModuleList):
+    def __init__(self, head: EnsembleCTC, memory_norm: nn.ModuleList, frames: int):
         super().__init__()
         self.members = nn.ModuleList(
-            export_form(h, norm) for h, norm in zip(head.heads, memory_norm, strict=True)
+            export_form(h, norm, frames) for h, norm in zip(head.heads, memory_norm, strict=True)
         )
         self.dims = head.dims
         self.put("share", const(1.0 / len(head.dims)))

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from aslfs_pl.export_ops import ExportForm, export_form
 from aslfs_pl.model import decoding
 from aslfs_pl.model.config import ModelConfig
-from aslfs_pl.model.ctc_head import LinearCTCHead
+from aslfs_pl.model.ctc_head import GRUCTCHead, LinearCTCHead
 from aslfs_pl.model.decoder import Decoder
 from aslfs_pl.model.encoders import ENCODERS
 from aslfs_pl.model.fallback import ConfidenceHead, Fallback
@@ -59,7 +59,9 @@ class Seq2Seq(nn.Module):
             for layer in self.modules():
                 if isinstance(layer, Attention):
                     layer.dropout.p = c.attention_dropout
-        self.ctc = LinearCTCHead(c.dim, c.vocab_size) if c.ctc_head else None
+        self.ctc = None
+        if c.ctc_head:
+            self.ctc = (GRUCTCHead if c.ctc_gru else LinearCTCHead)(c.dim, c.vocab_size)
         self.confidence = ConfidenceHead(c.dim) if c.confidence_head else None
         self.fallback = None
         if c.fallback_frames > 0 or c.fallback_confidence > 0:

@@ -82,6 +82,19 @@ def test_every_encoder_family_converts_with_parity_at_every_length(tmp_path, enc
 
 
 @pytest.mark.slow
+def test_the_gru_ctc_head_converts_with_parity(tmp_path):
+    # the 2nd place's head: the GRU unrolled over max_frames steps in the file
+    base = tiny_net(seed=3)
+    net = Seq2Seq(replace(base.config, ctc_head=True, ctc_gru=True)).eval()
+    net.load_state_dict(base.state_dict(), strict=False)
+    result = convert(net, COLUMNS, tmp_path, weights="fp32", decoding="ctc")
+    report = parity_report(
+        net, result.model_path, "fp32", lengths=(0, 1, 5, 16, 17, 300), decoding="ctc"
+    )
+    assert report.ok and report.same_texts == len(report.rows), report.summary()
+
+
+@pytest.mark.slow
 def test_tflite_parity_fp32_is_tight(tmp_path):
     net = tiny_net(seed=1)
     result = convert(net, COLUMNS, tmp_path, weights="fp32")

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from aslfs_pl import vocab
 from aslfs_pl.model.ctc_head import (
+    GRUCTCHead,
     blank_after_end,
     ctc_greedy,
     ctc_log_likelihood,
@@ -103,3 +104,24 @@ def test_unrolled_ctc_loss_equals_torch_ctc_loss_and_its_gradient():
     (grad_want,) = torch.autograd.grad(want.sum(), logits)
     (grad_got,) = torch.autograd.grad(got.sum(), logits)
     torch.testing.assert_close(grad_got, grad_want, rtol=1e-3, atol=1e-4)
+
+
+def test_the_gru_head_reads_each_frame_after_the_earlier_ones_only_and_its_twin_agrees():
+    torch.manual_seed(0)
+    head = GRUCTCHead(8, vocab.VOCAB_SIZE).eval()
+    norm = torch.nn.LayerNorm(8)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.uniform_(-0.3, 0.3)
+        memory = torch.randn(1, 11, 8)
+        logits = head(norm(memory))
+        later = memory.clone()
+        later[:, 7:] = torch.randn(1, 4, 8)  # other frames after frame 6
+        assert torch.equal(head(norm(later))[:, :7], logits[:, :7])
+        twin = head.export_form(norm, frames=16)  # unrolled over 16 steps
+        normalised = F.layer_norm(memory[0], (8,))  # the twin reads them without the affine
+        got = twin(normalised)
+        torch.testing.assert_close(got, logits[0], atol=1e-5, rtol=1e-5)
+        long = F.layer_norm(torch.randn(20, 8), (8,))  # rows past max_frames: invalid frames
+        assert twin(long).shape == (20, vocab.VOCAB_SIZE)
+    assert {id(p) for p in head.parameters()} <= twin.covered_tensors()
