@@ -9,12 +9,12 @@ and its parity check take it in place of a :class:`~aslfs_pl.model.seq2seq.Seq2S
 * the decoder's step is the mean of the members' log-softmax at that step, after the same
   prefix (the 1st place averaged the logits of their 2 seeds 0.5 / 0.5 at every step, the 2nd
   place the probabilities); greedy, beam search and teacher forcing all read it;
-* the CTC head's per-frame output is the mean of the members' log-softmax.
+* the CTC head's per-frame output is the mean of the members' log-softmax;
+* the confidence (the fallback rule's) is the mean of the members' confidences.
 
 The members must read the same frames and write the same vocabulary (landmark columns, frames,
 phrase length, classes, stem), have a CTC head all or none, and share the read-out settings
-(decoding, beam, fallback); those are the first member's. The confidence fallback is refused
-(each member has its own confidence head; averaging them is not done yet). Inference only.
+(decoding, beam, fallback); those are the first member's. Inference only.
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ class Ensemble(Seq2Seq):
         if members[0].ctc is not None:
             self.ctc = EnsembleCTC([m.ctc for m in members], dims)
         self.confidence = self.backward_decoder = None
+        if all(m.confidence is not None for m in members):
+            self.confidence = EnsembleConfidence([m.confidence for m in members], dims)
         self.fallback = members[0].fallback
 
     def encode(self, landmarks: Tensor) -> tuple[Tensor, Tensor]:
@@ -84,11 +86,6 @@ def check_members(members: list[Seq2Seq]) -> None:
                 )
         if (member.ctc is None) != (members[0].ctc is None):
             raise ValueError(f"ensemble member {i}: a CTC head in some members only")
-    if first.fallback_confidence > 0:
-        raise ValueError(
-            "an ensemble cannot read the confidence fallback yet (model.fallback_confidence "
-            f"{first.fallback_confidence}): set --model.fallback_confidence 0"
-        )
 
 
 def split(memory: Tensor, dims: list[int]) -> list[Tensor]:
@@ -223,4 +220,43 @@ class EnsembleCTCExport(ExportForm):
         for h, m in zip(self.members, parts, strict=True):
             logp = log_softmax(h(m))  # frames on the symbolic axis
             total = logp if total is None else total + logp
+        return total * self.share
+
+
+class EnsembleConfidence(nn.Module):
+    """The members' confidence heads as one: the logit of the mean of their confidences."""
+
+    def __init__(self, heads: list[nn.Module], dims: list[int]):
+        super().__init__()
+        self.heads = nn.ModuleList(heads)
+        self.dims = dims
+
+    def forward(self, memory: Tensor, valid: Tensor) -> Tensor:
+        parts = split(memory, self.dims)
+        p = torch.stack(
+            [torch.sigmoid(h(m, valid)) for h, m in zip(self.heads, parts, strict=True)]
+        )
+        p = p.mean(0).clamp(1e-7, 1 - 1e-7)
+        return torch.log(p) - torch.log1p(-p)
+
+    def export_form(self, memory_norm: nn.ModuleList) -> EnsembleConfidenceExport:
+        return EnsembleConfidenceExport(self, memory_norm)
+
+
+class EnsembleConfidenceExport(ExportForm):
+    """:class:`EnsembleConfidence` for one sequence -> the mean confidence (1, 1)."""
+
+    def __init__(self, head: EnsembleConfidence, memory_norm: nn.ModuleList):
+        super().__init__()
+        self.members = nn.ModuleList(
+            export_form(h, norm) for h, norm in zip(head.heads, memory_norm, strict=True)
+        )
+        self.dims = head.dims
+        self.put("share", const(1.0 / len(head.dims)))
+
+    def forward(self, memory: Tensor, valid: Tensor) -> Tensor:
+        parts = split(memory, self.dims)
+        total = None
+        for h, m in zip(self.members, parts, strict=True):
+            total = h(m, valid) if total is None else total + h(m, valid)
         return total * self.share

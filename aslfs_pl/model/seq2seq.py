@@ -193,8 +193,8 @@ class Seq2SeqExport(ExportForm):
         for part in net.modules():  # trained beside the decoder, read by no route
             if isinstance(part, Seq2Seq) and part.backward_decoder is not None:
                 self.covers(*part.backward_decoder.modules())
-        if net.fallback is not None and self.fallback is None:
-            self.covers(net.fallback)  # the ctc route's rows are frames: no fallback
+        # the ctc route's rows are frames (no fallback); an ensemble reads its first member's
+        self.covers(*(m for m in net.modules() if isinstance(m, Fallback)))
 
     def forward(self, x: Tensor, j: Tensor) -> Tensor:
         memories = []

@@ -4,6 +4,7 @@ PyTorch and in the deployment twin."""
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import pytest
 import torch
@@ -13,7 +14,8 @@ from aslfs_pl.deploy.graph import KaggleModel
 from aslfs_pl.model.decoding import DECODINGS
 from aslfs_pl.model.ensemble import Ensemble
 from aslfs_pl.model.features import fit_length
-from tests.helpers import nan_frames, tiny_ctc_net, tiny_net
+from aslfs_pl.model.seq2seq import Seq2Seq
+from tests.helpers import FALLBACK_PHRASE, nan_frames, tiny_ctc_net, tiny_fallback_net, tiny_net
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +88,38 @@ def test_members_that_do_not_read_the_same_frames_or_phrases_are_refused():
         Ensemble([tiny_ctc_net(), tiny_net(seed=1)])
     with pytest.raises(TypeError, match="train its members"):
         Ensemble([a]).forward_train(padded(3, 16), torch.zeros(1, 2, dtype=torch.long))
+
+
+def test_the_ensembles_confidence_is_the_mean_of_its_members_and_the_file_falls_back_alike():
+    torch.manual_seed(0)
+    a, b = tiny_fallback_net(), tiny_fallback_net()  # two new confidence heads
+    inputs = [padded(t, 16, seed=t) for t in range(3, 40, 3)]
+    with torch.no_grad():
+        both = Ensemble([a, b]).eval()
+        probs = []
+        for x in inputs:
+            memory, valid = both.encode(x)
+            got = torch.sigmoid(both.confidence(memory, valid))
+            want = torch.stack([torch.sigmoid(n.confidence(*n.encode(x))) for n in (a, b)]).mean(0)
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+            probs.append(float(got))
+    middle = sorted(probs)[len(probs) // 2 - 1 : len(probs) // 2 + 1]
+    threshold = sum(middle) / 2  # about half of the inputs fall back, none on the threshold
+    rule = {"fallback_confidence": threshold}
+    a, b = (Seq2Seq(replace(n.config, **rule)).eval() for n in (a, b))
+    torch.manual_seed(0)
+    first, second = tiny_fallback_net(), tiny_fallback_net()
+    a.load_state_dict(first.state_dict())
+    b.load_state_dict(second.state_dict())
+    both = Ensemble([a, b]).eval()
+    twin = KaggleModel(both, "attention")
+    fell = 0
+    with torch.no_grad():
+        for t in range(3, 40, 3):
+            raw = nan_frames(t, seed=t)
+            x = torch.from_numpy(fit_length(raw, 16))[None]
+            want = vocab.decode(both.decode(x, "attention")[0].tolist())
+            got = vocab.decode_kaggle(twin(torch.from_numpy(raw))["outputs"].argmax(1).numpy())
+            assert got == want, t
+            fell += want == FALLBACK_PHRASE
+    assert 0 < fell < len(range(3, 40, 3))
