@@ -377,3 +377,41 @@ def test_window_speed_resamples_each_window_by_its_own_factor():
     assert len(out) != len(pts) and 100 <= len(out) <= 400
     tiny = hand_sequence(3)  # more windows than frames: one a frame
     assert len(varied.apply(tiny, np.random.default_rng(2))) >= 3
+
+
+def test_finger_drop_over_windows_of_both_hands_as_the_1st_place_coded_it():
+    pts = hand_sequence(100, right_hand=True)
+    drop = _one(
+        "finger_drop",
+        finger_drop_max=12,
+        finger_drop_both_hands=True,
+        finger_drop_windows=2,
+        finger_drop_window=(0.25, 0.5),
+    )
+    parts = LandmarkSet().part_slices()
+    fingertips = {h[i] for h in (parts["left_hand"], parts["right_hand"]) for i in range(1, 21)}
+    hands_hit = set()
+    for seed in range(20):
+        out = drop.apply(pts, np.random.default_rng(seed))
+        hidden = np.isnan(out).any(1) & ~np.isnan(pts).any(1)  # (T, P) newly hidden
+        assert set(np.flatnonzero(hidden.any(0))) <= fingertips  # finger points only
+        frames = hidden.any(1)
+        assert 25 <= frames.sum() <= 100  # two windows of 25-50 frames, maybe overlapping
+        hands_hit |= {int(p >= 21) for p in np.flatnonzero(hidden.any(0))}
+    assert hands_hit == {0, 1}  # both hands
+
+
+def test_the_default_finger_drop_draws_as_before():
+    # one hand, 1-2 fingers, one window of a random start and length
+    pts = hand_sequence(40, right_hand=True)
+    drop = _one("finger_drop")
+    rng = np.random.default_rng(3)
+    out = drop.apply(pts, np.random.default_rng(3))
+    hand = LandmarkSet().part_slices()[["left_hand", "right_hand"][rng.integers(2)]]
+    n = rng.integers(1, 3)
+    fingers = rng.choice(5, size=n, replace=False)
+    start = rng.integers(40)
+    window = np.zeros(40, bool)
+    window[start : start + rng.integers(1, 41)] = True
+    points = [hand[i] for f in fingers for i in geometry.HAND_FINGERS[f]]
+    np.testing.assert_array_equal(out, occlusion.hide(pts, points, window))

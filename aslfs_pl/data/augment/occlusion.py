@@ -20,9 +20,26 @@ def hide(pts: np.ndarray, points: list[int], frames: np.ndarray) -> np.ndarray:
 @dataclass
 class FingerDropSettings:
     finger_drop_p: float = 0.2
-    """Fingers hidden (NaN) for a random window of frames."""
+    """Fingers hidden (NaN) for windows of frames."""
     finger_drop_max: int = 2
-    """Most fingers hidden at once."""
+    """Most fingers hidden at once: 1 to this many distinct fingers of one hand; with
+    ``finger_drop_both_hands``, this many draws from both hands' ten, with replacement (the 1st
+    place's, as coded: 12)."""
+    finger_drop_both_hands: bool = False
+    """Draw the fingers from both hands (see ``finger_drop_max``)."""
+    finger_drop_windows: int = 1
+    """Windows of frames, each with its own fingers (the 1st place's: 2)."""
+    finger_drop_window: tuple[float, float] | None = None
+    """Range of a window's length, as a fraction of the frames (the 1st place's: 0.25-0.5);
+    None: a random start and a random length."""
+
+    def check(self) -> None:
+        if self.finger_drop_max < 1 or self.finger_drop_windows < 1:
+            raise ValueError("augment.finger_drop_max and finger_drop_windows must be >= 1")
+        if self.finger_drop_window is not None:
+            lo, hi = self.finger_drop_window
+            if not 0.0 < lo <= hi <= 1.0:
+                raise ValueError(f"augment.finger_drop_window = {(lo, hi)}: in (0, 1]")
 
 
 @register
@@ -32,15 +49,32 @@ class FingerDrop(SequenceAugmentation):
     def can_apply(self, pts: np.ndarray) -> bool:
         return bool(self.parts.hands)
 
-    def apply(self, pts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        hands, t = self.parts.hands, pts.shape[0]
+    def _points(self, rng: np.random.Generator) -> list[int]:
+        c, hands = self.config, self.parts.hands
+        if c.finger_drop_both_hands:
+            fingers = [[h[i] for i in f] for h in hands for f in HAND_FINGERS]
+            picked = rng.integers(len(fingers), size=c.finger_drop_max)
+            return [p for k in picked for p in fingers[k]]
         hand = hands[rng.integers(len(hands))]
-        n = rng.integers(1, self.config.finger_drop_max + 1)
-        fingers = rng.choice(len(HAND_FINGERS), size=n, replace=False)
-        start = rng.integers(t)
+        n = rng.integers(1, min(c.finger_drop_max, len(HAND_FINGERS)) + 1)
+        picked = rng.choice(len(HAND_FINGERS), size=n, replace=False)
+        return [hand[i] for f in picked for i in HAND_FINGERS[f]]
+
+    def _window(self, t: int, rng: np.random.Generator) -> np.ndarray:
         window = np.zeros(t, bool)
-        window[start : start + rng.integers(1, t + 1)] = True
-        return hide(pts, [hand[i] for f in fingers for i in HAND_FINGERS[f]], window)
+        if self.config.finger_drop_window is None:
+            start = rng.integers(t)
+            window[start : start + rng.integers(1, t + 1)] = True
+        else:
+            size = int(t * rng.uniform(*self.config.finger_drop_window))
+            start = int(rng.random() * min(max(t - size, 1), t))
+            window[start : start + size] = True
+        return window
+
+    def apply(self, pts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        for _ in range(self.config.finger_drop_windows):
+            pts = hide(pts, self._points(rng), self._window(pts.shape[0], rng))
+        return pts
 
 
 @dataclass
