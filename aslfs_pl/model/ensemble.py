@@ -95,6 +95,14 @@ def split(memory: Tensor, dims: list[int]) -> list[Tensor]:
     return [memory[..., a : a + d] for a, d in zip(starts, dims, strict=True)]
 
 
+def export_mean(values: list[Tensor], share: Tensor) -> Tensor:
+    """The mean of the members' ``values`` in an export form (a sum times ``share``, 1 / M)."""
+    total = values[0]
+    for value in values[1:]:
+        total = total + value
+    return total * share
+
+
 def mean_log_probs(scores: list[Tensor]) -> Tensor:
     """The mean of the members' log-softmax (each (..., V))."""
     return torch.stack([torch.log_softmax(s.float(), -1) for s in scores]).mean(0)
@@ -157,10 +165,7 @@ class EnsembleDecoderExport(ExportSearch, ExportForm):
         self.put("share", const(1.0 / len(dec.dims)))
 
     def mean(self, scores: list[Tensor]) -> Tensor:
-        total = torch.log_softmax(scores[0], -1)
-        for s in scores[1:]:
-            total = total + torch.log_softmax(s, -1)
-        return total * self.share
+        return export_mean([torch.log_softmax(s, -1) for s in scores], self.share)
 
     def cross(self, memory: Tensor, valid: Tensor, j: Tensor) -> list:
         parts = split(memory, self.dims)
@@ -216,11 +221,10 @@ class EnsembleCTCExport(ExportForm):
 
     def forward(self, memory: Tensor) -> Tensor:
         parts = split(memory, self.dims)
-        total = None
-        for h, m in zip(self.members, parts, strict=True):
-            logp = log_softmax(h(m))  # frames on the symbolic axis
-            total = logp if total is None else total + logp
-        return total * self.share
+        # frames on the symbolic axis: the export's own log-softmax
+        return export_mean(
+            [log_softmax(h(m)) for h, m in zip(self.members, parts, strict=True)], self.share
+        )
 
 
 class EnsembleConfidence(nn.Module):
@@ -256,7 +260,6 @@ class EnsembleConfidenceExport(ExportForm):
 
     def forward(self, memory: Tensor, valid: Tensor) -> Tensor:
         parts = split(memory, self.dims)
-        total = None
-        for h, m in zip(self.members, parts, strict=True):
-            total = h(m, valid) if total is None else total + h(m, valid)
-        return total * self.share
+        return export_mean(
+            [h(m, valid) for h, m in zip(self.members, parts, strict=True)], self.share
+        )
