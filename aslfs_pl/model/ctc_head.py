@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.modules import rnn
 
 from aslfs_pl import vocab
 from aslfs_pl.export_ops import ExportForm, const, fold_norm, linear
@@ -44,7 +45,9 @@ class GRUCTCHead(nn.Module):
 
     def __init__(self, dim: int, vocab_size: int, dropout: float = 0.5):
         super().__init__()
-        self.gru = nn.GRU(dim, dim, batch_first=True)
+        # torch's own GRU class: importing torch-xla replaces ``nn.GRU`` by a scan-based GRU
+        # that takes XLA tensors in (frames, batch) order only
+        self.gru = rnn.GRU(dim, dim, batch_first=True)
         self.fc1 = nn.Linear(dim, 2 * dim)
         self.dropout = Dropout(dropout)
         self.fc2 = nn.Linear(2 * dim, vocab_size)
