@@ -17,7 +17,8 @@ decoding at each validation), else the checkpoint's model.decoding. The summary 
 Without --ckpt, every other argument is a training CLI argument (--config files, --model.*,
 --data.*), parsed as scripts/fit.py parses it. Writes OUT/model.tflite, OUT/inference_args.json
 and OUT/submission.zip, then checks the TFLite model against PyTorch at a few lengths (by each
-decoding's parity rule: docs/export.md) and exits with status 1 if it fails.
+decoding's parity rule: docs/export.md) and exits with status 1 if it fails, or if the model file
+is over Kaggle's 40 MB (read as 40 MiB).
 
 Several --ckpt (or --members N with a config) make one file of an ensemble
 (aslfs_pl/model/ensemble.py): every network encodes the frames, and each decoder step (and each
@@ -31,6 +32,7 @@ import argparse
 import logging
 import sys
 
+from aslfs_pl.deploy.contract import MAX_MODEL_BYTES
 from aslfs_pl.deploy.convert import check_writable, convert
 from aslfs_pl.deploy.parity import parity_report
 from aslfs_pl.deploy.stages import ExportError, Job
@@ -95,6 +97,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def over_the_limit(path: object, size_bytes: int) -> str | None:
+    """Why a model file of ``size_bytes`` is no submission (over Kaggle's limit), or None."""
+    if size_bytes <= MAX_MODEL_BYTES:
+        return None
+    return (
+        f"{path} is {size_bytes / 2**20:.1f} MiB, over Kaggle's 40 MB "
+        f"({MAX_MODEL_BYTES / 2**20:.0f} MiB) model limit: fewer networks, a smaller network, "
+        "or --int8"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     p = parser()
     args, config_args = p.parse_known_args(argv)
@@ -116,9 +129,13 @@ def main(argv: list[str] | None = None) -> None:
         print(f"read-out: {decoding} ({why})")
         result = convert(net, columns, args.out, weights=args.weights, decoding=decoding)
         print(
-            f"wrote {result.zip_path} ({result.size_bytes / 1e6:.1f} MB model, "
-            f"{args.weights}, {decoding} decoding) in {result.seconds:.0f}s"
+            f"wrote {result.zip_path} ({result.size_bytes / 1e6:.1f} MB = "
+            f"{result.size_bytes / 2**20:.1f} MiB model, {args.weights}, {decoding} decoding) "
+            f"in {result.seconds:.0f}s"
         )
+        too_big = over_the_limit(result.model_path, result.size_bytes)
+        if too_big:
+            sys.exit(f"export failed: {too_big}")
         if not args.no_check:
             with Job("parity", ["check"]) as job, job.stage("check"):
                 report = parity_report(

@@ -10,3 +10,6 @@ MODEL_FILE = "model.tflite"
 ARGS_FILE = "inference_args.json"
 ZIP_FILE = "submission.zip"
 SIGNATURE = "serving_default"
+#: The largest model file Kaggle takes, "40 MB": read as 40 MiB (the 1st place's accepted file of
+#: two models was 39,988 KiB, 40.9e6 bytes, over 40e6).
+MAX_MODEL_BYTES = 40 * 2**20

@@ -68,3 +68,12 @@ def test_export_script_writes_seeds_as_one_ensemble_file_and_checks_it(tmp_path,
     with pytest.raises(SystemExit):
         export_tflite.main(["--ckpt", "a.ckpt", "--members", "2", "--out", str(tmp_path)])
     assert "with --ckpt, give each one" in capsys.readouterr().err
+
+
+def test_a_model_file_over_kaggles_limit_is_refused_by_name():
+    assert export_tflite.over_the_limit("m.tflite", 40 * 2**20) is None
+    why = export_tflite.over_the_limit("m.tflite", 43_000_000)
+    assert why == (
+        "m.tflite is 41.0 MiB, over Kaggle's 40 MB (40 MiB) model limit: fewer networks, a "
+        "smaller network, or --int8"
+    )
