@@ -47,6 +47,13 @@ ENCODERS = {
     "squeezeformer-post-norm": dict(
         encoder="squeezeformer", encoder_blocks=3, encoder_conf=dict(kernel=5, post_norm=True)
     ),
+    "conv_transformer": dict(  # with the 2nd place's dense stem
+        stem="dense",
+        stem_conf={},
+        encoder="conv_transformer",
+        encoder_blocks=4,
+        encoder_conf=dict(pattern="CTSC", kernel=5, expand=2),
+    ),
     "squeezeformer-3-rotary": dict(
         encoder="squeezeformer",
         encoder_blocks=4,

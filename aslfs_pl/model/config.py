@@ -60,7 +60,8 @@ class ModelConfig:
     stem: str = ConvECAStem.name
     """The stem, what embeds the raw landmark frames: a name of the stem registry
     (:mod:`aslfs_pl.model.stems`; ``conv_eca``: features, dense, batch norm, causal conv + ECA
-    blocks, the seed's)."""
+    blocks, the seed's; ``dense``: each axis normalised over the sequence, one dense layer, the
+    2nd place's)."""
     stem_conf: dict[str, Any] = field(default_factory=dict)
     """The stem's own settings, by name, e.g. ``{kernel: 11}`` (``--model.stem_conf.kernel 11``);
     unset ones keep the stem's defaults. Each stem's settings: docs/architecture.md."""
@@ -68,8 +69,10 @@ class ModelConfig:
     """Encoder family: a name of the encoder registry (:mod:`aslfs_pl.model.encoders`):
     ``local_global`` (blocks of local causal and global self-attention, then an MLP; the seed's,
     ``seed`` in older configs), ``conformer`` (Gulati et al. 2020: half-step MLP,
-    self-attention, conv module, half-step MLP, norm) or ``squeezeformer`` (Kim et al. 2022:
-    self-attention, MLP, conv module, MLP, the middle blocks at a reduced frame rate)."""
+    self-attention, conv module, half-step MLP, norm), ``squeezeformer`` (Kim et al. 2022:
+    self-attention, MLP, conv module, MLP, the middle blocks at a reduced frame rate) or
+    ``conv_transformer`` (the 2nd place's: conv blocks and transformer blocks, one conv of stride
+    2 halving the frames)."""
     encoder_conf: dict[str, Any] = field(default_factory=dict)
     """The encoder family's own settings, by name, e.g. ``{kernel: 15}``
     (``--model.encoder_conf.kernel 15``); unset ones keep the family's defaults. Each family's

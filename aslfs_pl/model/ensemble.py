@@ -55,6 +55,8 @@ class Ensemble(Seq2Seq):
         """(B, T, C) raw frames -> every member's encoded frames, concatenated (B, T, sum D),
         and the frame mask (B, T) (the same for every member: the same stem)."""
         encoded = [m.encode(landmarks) for m in self.members]
+        if len({memory.shape[1] for memory, _ in encoded}) > 1:
+            raise ValueError("ensemble members encode the frames at different rates")
         return torch.cat([memory for memory, _ in encoded], -1), encoded[0][1]
 
     def forward(self, landmarks: Tensor, tokens: Tensor) -> Tensor:

@@ -86,7 +86,7 @@ class Seq2Seq(nn.Module):
     def encode(self, landmarks: Tensor) -> tuple[Tensor, Tensor]:
         """(B, T, C) raw frames -> encoded frames (B, T, D) and frame mask (B, T)."""
         x, valid = self.embedding(landmarks)
-        return self.encoder(x, valid), valid
+        return self.encoder(x, valid), self.encoder.output_mask(valid)
 
     def forward(self, landmarks: Tensor, tokens: Tensor) -> Tensor:
         """Teacher-forced logits (B, L, V) for decoder input ``tokens`` (B, L)."""
@@ -197,11 +197,14 @@ class Seq2SeqExport(ExportForm):
         self.covers(*(m for m in net.modules() if isinstance(m, Fallback)))
 
     def forward(self, x: Tensor, j: Tensor) -> Tensor:
-        memories = []
+        memories, rows = [], j
         for embedding, encoder in zip(self.embeddings, self.encoders, strict=True):
-            embedded, valid = embedding(x, j)  # (n, D), (n, 1): the same for every part
-            memories.append(encoder(embedded, valid, j))
-        memory = torch.cat(memories, 1) if len(memories) > 1 else memories[0]  # (n, D)
+            embedded, valid = embedding(x, rows)  # (n, D), (n, 1): the same for every part
+            encoded = encoder(embedded, valid, rows)
+            if isinstance(encoded, tuple):  # a family that changes the frame rate
+                encoded, valid, j = encoded
+            memories.append(encoded)
+        memory = torch.cat(memories, 1) if len(memories) > 1 else memories[0]  # (m, D)
         out = self.head(memory, valid, j)  # (K, V)
         if self.fallback is not None:
             out = self.fallback(out, memory, valid, j)

@@ -68,12 +68,14 @@ def test_tflite_text_equals_pytorch_at_every_length_up_to_300(exported):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "encoder", ["conformer", "squeezeformer-3-rotary", "squeezeformer-post-norm"]
+    "encoder",
+    ["conformer", "squeezeformer-3-rotary", "squeezeformer-post-norm", "conv_transformer"],
 )
 def test_every_encoder_family_converts_with_parity_at_every_length(tmp_path, encoder):
     # the conformer blocks (macaron, conv module, output norm), the merged frames (strided
     # conv with a symbolic frame count) and their restoration, rotary tables gathered by frame,
-    # post-norm blocks (each sub-layer's input scale folded, the norms after the sums)
+    # post-norm blocks (each sub-layer's input scale folded, the norms after the sums), a
+    # conv block of stride 2 (the heads read half the rows, their mask and indices)
     net = tiny_net(seed=2, **ENCODERS[encoder])
     result = convert(net, COLUMNS, tmp_path, weights="fp32")
     report = parity_report(net, result.model_path, "fp32", lengths=(0, 1, 2, 5, 16, 17, 66, 300))

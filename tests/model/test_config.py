@@ -20,7 +20,10 @@ def test_config_validation():
         ({"encoder_conf": {"window": 0}}, "model.encoder_conf.window 0 must be >= 1"),
         ({"dropout": 1.0}, r"model.dropout 1.0 must lie in \[0, 1\)"),
         ({"drop_path": -0.1}, r"model.drop_path -0.1 must lie in \[0, 1\)"),
-        ({"encoder": "lstm"}, "model.encoder 'lstm': one of conformer, local_global, squeeze"),
+        (
+            {"encoder": "lstm"},
+            "model.encoder .lstm.: one of conformer, conv_transformer, local_glo",
+        ),
         ({"stem": "mlp"}, "model.stem 'mlp': one of conv_eca"),
         (
             {"encoder": "conformer", "encoder_conf": {"kernel": 4}},

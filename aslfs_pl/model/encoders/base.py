@@ -1,7 +1,7 @@
 """What an encoder family is, and the registry of them.
 
-An encoder reads the stem's embedded frames and writes encoded frames at the same rate:
-(B, T, D), (B, T) valid -> (B, T, D). It is one ``nn.Module`` subclass of :class:`Encoder`,
+An encoder reads the stem's embedded frames and writes encoded frames, at the same rate unless
+the family says otherwise (:meth:`Encoder.output_mask`): (B, T, D), (B, T) valid -> (B, T', D). It is one ``nn.Module`` subclass of :class:`Encoder`,
 registered with :func:`register` in a module of its own in this package, built from the whole
 :class:`~aslfs_pl.model.config.ModelConfig` (its own settings are ``config.encoder_settings``,
 an instance of its ``Settings`` dataclass; :mod:`aslfs_pl.model.registry`).
@@ -9,8 +9,9 @@ an instance of its ``Settings`` dataclass; :mod:`aslfs_pl.model.registry`).
 Its last layer is a ``LayerNorm`` named ``norm``: the export form returns the frames normalised
 without that norm's affine, which the decoder's cross-attention, the CTC head and the confidence
 head fold into their own weights. ``export_form()`` gives the deployment twin: (n, D) frames of
-one sequence, ``valid`` (n, 1) float, ``j`` (n,) frame indices as float -> (n, D), written with
-ops that lower to TFLite with a symbolic n (:mod:`aslfs_pl.export_ops`).
+one sequence, ``valid`` (n, 1) float, ``j`` (n,) frame indices as float -> (n, D), or for a
+family that changes the frame rate the tuple (frames (m, D), their valid (m, 1), their indices
+(m,)), written with ops that lower to TFLite with a symbolic n (:mod:`aslfs_pl.export_ops`).
 """
 
 from __future__ import annotations
@@ -30,8 +31,13 @@ class Encoder(Part, nn.Module):
 
     norm: nn.LayerNorm
 
-    def forward(self, x: Tensor, valid: Tensor) -> Tensor:  # (B, T, D), (B, T) -> (B, T, D)
+    def forward(self, x: Tensor, valid: Tensor) -> Tensor:  # (B, T, D), (B, T) -> (B, T', D)
         raise NotImplementedError
+
+    def output_mask(self, valid: Tensor) -> Tensor:
+        """The encoded frames' mask (B, T') from the embedded frames' (B, T): the same, unless
+        the family changes the frame rate."""
+        return valid
 
     def export_form(self) -> ExportForm:
         raise NotImplementedError

@@ -25,7 +25,8 @@ def test_the_registry_lists_each_family_with_its_settings_and_export_form():
     for name in ENCODERS.names():
         cls = ENCODERS.get(name)
         assert issubclass(cls, Encoder) and cls.name == name
-        settings = {"encoder": name, "encoder_conf": {}, "encoder_blocks": 3}
+        conf = {"pattern": "CTS"} if name == "conv_transformer" else {}  # 3 blocks spelled
+        settings = {"encoder": name, "encoder_conf": conf, "encoder_blocks": 3}
         net = Seq2Seq(ModelConfig(**TINY_MODEL | settings))
         assert isinstance(net.encoder, cls) and isinstance(net.encoder.norm, nn.LayerNorm)
         assert isinstance(export_form(net.encoder), ExportForm)
