@@ -62,7 +62,8 @@ class GRUCTCHead(nn.Module):
 
 class GRUCTCHeadExport(ExportForm):
     """:class:`GRUCTCHead` on (n, D) frames normalised without ``memory_norm``'s affine (folded
-    into the GRU's input weights). The recurrence is unrolled over ``frames`` (max_frames) rows:
+    into the GRU's input weights). The recurrence is unrolled over ``frames`` rows (the encoded
+    rows of max_frames frames):
     the frames, then zeros (a GRU step cannot take a symbolic count); each of the n rows reads
     its frame's output (rows from ``frames`` on are invalid frames, never emitted)."""
 
@@ -78,14 +79,14 @@ class GRUCTCHeadExport(ExportForm):
         self.put_weights("hidden", gru.weight_hh_l0, gru.bias_hh_l0)
         self.put_weights("fc1", head.fc1.weight, head.fc1.bias)
         self.put_weights("fc2", head.fc2.weight, head.fc2.bias)
-        self.put("zeros", torch.zeros(frames, self.dim))
         self.put("start", torch.zeros(1, self.dim))
         self.put("last_row", const(frames - 1.0))
         self.covers(gru, head.fc1, head.fc2, memory_norm)
 
     def forward(self, memory: Tensor) -> Tensor:
         d = self.dim
-        rows = torch.cat([memory, self.zeros], 0)[: self.frames]  # (F, D)
+        zeros = self.start.expand(self.frames, self.dim)  # made at run time, not stored
+        rows = torch.cat([memory, zeros], 0)[: self.frames]  # (F, D)
         inputs = linear(rows, self.weights("input"))  # (F, 3D): r, z, n parts
         h, states = self.start, []
         for t in range(self.frames):

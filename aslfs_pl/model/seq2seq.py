@@ -150,6 +150,14 @@ class Seq2Seq(nn.Module):
         output normalised without it)."""
         return self.encoder.norm
 
+    @property
+    def memory_rows(self) -> int:
+        """The most encoded rows of a sequence's real frames in the export (``max_frames``
+        unless the encoder changes the frame rate): what the heads unroll over."""
+        return max(
+            encoder.encoded_rows(self.config.max_frames) for _, encoder in self.memory_parts()
+        )
+
     def memory_parts(self) -> list[tuple[nn.Module, nn.Module]]:
         """(stem, encoder) of each network whose encoded frames ``encode`` concatenates: this
         one's only (an ensemble's: each member's)."""

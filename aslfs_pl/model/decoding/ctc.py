@@ -81,7 +81,7 @@ class CTCExport(ExportForm):
     def __init__(self, net: nn.Module):
         super().__init__()
         # the head's twin: (n, D) -> (n, V)
-        self.logits = export_form(net.ctc, net.memory_norm, net.config.max_frames)
+        self.logits = export_form(net.ctc, net.memory_norm, net.memory_rows)
         pad = torch.zeros(1, net.config.vocab_size)
         pad[0, vocab.PAD] = 1e4
         self.put("pad_row", pad)

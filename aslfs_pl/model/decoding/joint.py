@@ -160,13 +160,14 @@ def phrase_log_prob(logits: Tensor, phrases: Tensor) -> Tensor:
 class PhraseRescoring(ExportForm):
     """What the export forms that rescore whole phrases with both heads share (``joint`` and
     ``beam``): the decoder's and the CTC head's export forms (None without the head: ``beam``), the phrase layout's constants, the
-    per-frame CTC probabilities padded to ``max_frames`` rows of blank for the forward algorithm
+    per-frame CTC probabilities padded to the encoded rows of ``max_frames`` frames
+    (``net.memory_rows``) with rows of blank for the forward algorithm
     (whose loop is unrolled over that static count), and the one-hot output rows."""
 
     def __init__(self, net: nn.Module, beam_width: int = 0):
         super().__init__()
         cfg = net.config
-        self.frames, self.length = cfg.max_frames, cfg.max_target_len
+        self.frames, self.length = net.memory_rows, cfg.max_target_len
         self.decoder = export_form(
             net.decoder,
             net.memory_norm,
@@ -179,7 +180,7 @@ class PhraseRescoring(ExportForm):
         blank = torch.zeros(1, cfg.vocab_size)
         blank[0, vocab.PAD] = 1.0
         self.put("blank", blank)
-        self.put("blank_block", blank.repeat(cfg.max_frames, 1))
+        self.put("blank_block", blank.repeat(self.frames, 1))
         self.put("eos", const(float(vocab.EOS)))
         self.put("classes", torch.arange(cfg.vocab_size, dtype=torch.float32))
 

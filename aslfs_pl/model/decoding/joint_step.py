@@ -11,8 +11,8 @@ class's default); the best is taken, and the decoder steps on it. Unlike ``joint
 rescores two finished phrases), the CTC head steers each character.
 
 In the TFLite file the loop is unrolled over the decoder's steps, and each step's prefix scores
-run over ``max_frames`` frames (the sequence's, then blanks): a static (F, F) triangle per step,
-no loop over the frames.
+run over the encoded rows of ``max_frames`` frames (the sequence's, then blanks): a static
+(F, F) triangle per step, no loop over the frames.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from aslfs_pl import vocab
-from aslfs_pl.export_ops import ExportForm
+from aslfs_pl.export_ops import ExportForm, const
 from aslfs_pl.model import ctc_prefix
 from aslfs_pl.model.ctc_head import blank_after_end, frames_inside
 from aslfs_pl.model.decoding.base import Decoding, Encoded, ParityRow, register
@@ -104,16 +104,20 @@ class JointStepExport(PhraseRescoring):
 
     def __init__(self, net: nn.Module):
         super().__init__(net)
-        upto, later = ctc_prefix.triangles(self.frames)
-        self.put("upto", upto)
-        self.put("later", later)
+        self.put("frame_index", torch.arange(self.frames, dtype=torch.float32))
+        self.put("one_half", const(0.5))
         self.put("sos", torch.tensor([vocab.SOS], dtype=torch.int32))
         self.put("not_done", torch.zeros(1, dtype=torch.bool))
 
     def forward(self, memory: Tensor, valid: Tensor, j: Tensor) -> Tensor:
         logits, _, _, inside = self.ctc.emissions(memory, valid, j)
+        # the (F, F) triangles made at run time from F indices (stored, two F x F constants
+        # would add 2 x 4 F^2 bytes to the file)
+        i = self.frame_index
+        upto = (i.unsqueeze(1) < (i + self.one_half).unsqueeze(0)).to(torch.float32)  # s <= t
+        later = (1.0 - upto.t()) * ctc_prefix.NEG  # [t, s]: NEG where s > t
         steps = PrefixSteps(
-            self.ctc_probs(logits, inside).unsqueeze(0), (self.classes, self.upto, self.later)
+            self.ctc_probs(logits, inside).unsqueeze(0), (self.classes, upto, later)
         )
         state = self.decoder.cross(memory, valid, j)
         token, done, chosen = self.sos, self.not_done, []

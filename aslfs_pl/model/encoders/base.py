@@ -34,6 +34,11 @@ class Encoder(Part, nn.Module):
     def forward(self, x: Tensor, valid: Tensor) -> Tensor:  # (B, T, D), (B, T) -> (B, T', D)
         raise NotImplementedError
 
+    def encoded_rows(self, frames: int) -> int:
+        """The most rows the export form writes for ``frames`` (max_frames) input frames, what
+        the heads' loops over the frames are unrolled over (later rows: invalid frames)."""
+        return frames
+
     def output_mask(self, valid: Tensor) -> Tensor:
         """The encoded frames' mask (B, T') from the embedded frames' (B, T): the same, unless
         the family changes the frame rate."""

@@ -213,6 +213,12 @@ class ConvTransformer(Encoder):
     def output_mask(self, valid: Tensor) -> Tensor:
         return valid[:, :: 2**self.strides]
 
+    def encoded_rows(self, frames: int) -> int:
+        rows = frames + 1  # the export's n = T + 1 rows, T <= max_frames (later ones invalid)
+        for _ in range(self.strides):  # each stride: floor((n + 1) / 2) + 1 rows
+            rows = (rows + 1) // 2 + 1
+        return rows
+
     def export_form(self) -> ConvTransformerExport:
         return ConvTransformerExport(self)
 
