@@ -106,6 +106,8 @@ class JointStepExport(PhraseRescoring):
         super().__init__(net)
         self.put("frame_index", torch.arange(self.frames, dtype=torch.float32))
         self.put("one_half", const(0.5))
+        self.put("zero", const(0.0))
+        self.put("neg", const(ctc_prefix.NEG))
         self.put("sos", torch.tensor([vocab.SOS], dtype=torch.int32))
         self.put("not_done", torch.zeros(1, dtype=torch.bool))
 
@@ -115,7 +117,7 @@ class JointStepExport(PhraseRescoring):
         # would add 2 x 4 F^2 bytes to the file)
         i = self.frame_index
         upto = (i.unsqueeze(1) < (i + self.one_half).unsqueeze(0)).to(torch.float32)  # s <= t
-        later = (1.0 - upto.t()) * ctc_prefix.NEG  # [t, s]: NEG where s > t
+        later = torch.where(upto.t() > self.one_half, self.zero, self.neg)  # [t, s]: NEG if s > t
         steps = PrefixSteps(
             self.ctc_probs(logits, inside).unsqueeze(0), (self.classes, upto, later)
         )
