@@ -104,8 +104,8 @@ def test_validation_scores_every_decoding_the_network_can_run():
     plain = Seq2SeqTask(**TINY_TASK)
     assert not hasattr(plain, "val_scores")  # no CTC head: val/score, the decoding's score
     joint = Seq2SeqTask(**TINY_TASK, ctc_weight=0.5)
-    assert list(joint.val_scores) == ["attention", "ctc", "joint", "beam"]
-    assert list(joint.test_scores) == ["attention", "ctc", "joint", "beam"]
+    every = ["attention", "ctc", "joint", "beam", "joint_step"]
+    assert list(joint.val_scores) == every and list(joint.test_scores) == every
 
 
 @pytest.mark.slow  # up to three epochs of training each

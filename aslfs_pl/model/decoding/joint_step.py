@@ -49,14 +49,19 @@ class JointStep(Decoding):
         probs = blank_after_end(
             torch.softmax(encoded.ctc_logits().float(), -1), frames_inside(valid)
         )
-        steps = PrefixSteps(probs)
+        # the prefix sums in float32 under mixed precision too (cumulative sums of
+        # log-probabilities need it)
+        full = torch.autocast(memory.device.type, enabled=False)
+        with full:
+            steps = PrefixSteps(probs.float())
         state = net.decoder.start(memory, valid)
         token = torch.full((memory.shape[0],), vocab.SOS, dtype=torch.long, device=memory.device)
         done = torch.zeros_like(token, dtype=torch.bool)
         out = []
         for t in range(net.config.max_target_len):
             attention = torch.log_softmax(net.decoder.step(state, token, t).float(), -1)
-            best = steps.choose(attention, done).long()
+            with full:
+                best = steps.choose(attention.float(), done).long()
             token = torch.where(done, torch.full_like(best, vocab.PAD), best)
             done = done | (token == vocab.EOS)
             out.append(token)
@@ -74,7 +79,7 @@ class PrefixSteps:
     choice of each step (written once for the PyTorch batch and the file's one sequence)."""
 
     def __init__(self, probs: Tensor, constants: tuple[Tensor, Tensor, Tensor] | None = None):
-        self.logp = ctc_prefix.log_probs(probs)
+        self.logp = ctc_prefix.log_probs(probs.float())
         if constants is None:
             b, f, v = probs.shape
             constants = (
