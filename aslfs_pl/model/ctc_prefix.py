@@ -57,11 +57,14 @@ def logsumexp(x: Tensor, dim: int) -> Tensor:
     return (m + torch.log(torch.exp(x - m).sum(dim, keepdim=True))).squeeze(dim)
 
 
-def triangles(frames: int, device: torch.device | None = None) -> tuple[Tensor, Tensor]:
-    """The constants of :func:`extend` for F frames: ``upto`` (F, F), 1 where s <= t (a row
-    vector times it is a cumulative sum) and ``later`` (F, F), :data:`NEG` where s > t."""
-    upto = torch.triu(torch.ones(frames, frames, device=device))  # [s, t]: s <= t
-    later = torch.where(upto.t() > 0.5, 0.0, NEG)  # [t, s]
+def triangles(index: Tensor) -> tuple[Tensor, Tensor]:
+    """What :func:`extend` reads, from the F frame indices ``index`` (0..F-1, float): ``upto``
+    (F, F), 1 where s <= t (a row vector times it is a cumulative sum), and ``later`` (F, F),
+    :data:`NEG` where s > t. Made from the indices at run time (in the file: no F x F constant
+    stored; the impossible entries by ``where``, as an fp16 file stores -1e30 as -inf)."""
+    half = index.new_full((1,), 0.5)
+    upto = (index.unsqueeze(1) < (index + half).unsqueeze(0)).to(index.dtype)  # [s, t]
+    later = torch.where(upto.t() > half, index.new_zeros(1), index.new_full((1,), NEG))
     return upto, later
 
 

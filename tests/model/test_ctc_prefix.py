@@ -28,7 +28,7 @@ def test_the_extensions_and_the_end_share_the_prefix_probability_and_the_end_is_
     probs = frame_probs()
     logp = P.log_probs(probs)
     classes = torch.arange(vocab.VOCAB_SIZE, dtype=torch.float32)
-    triangle = P.triangles(probs.shape[1])
+    triangle = P.triangles(torch.arange(probs.shape[1], dtype=torch.float32))
     prefix = P.start(logp, triangle[0])
     for step, c in enumerate([*phrase, None]):
         psi = P.scores(prefix, logp, classes)
@@ -50,7 +50,7 @@ def test_a_prefix_longer_than_the_frames_allow_is_impossible():
     probs = frame_probs(b=1, f=3)
     logp = P.log_probs(probs)
     classes = torch.arange(vocab.VOCAB_SIZE, dtype=torch.float32)
-    triangle = P.triangles(3)
+    triangle = P.triangles(torch.arange(3, dtype=torch.float32))
     prefix = P.start(logp, triangle[0])
     for c in (4, 4):  # a repeat needs a blank between: 3 frames
         prefix = P.extend(

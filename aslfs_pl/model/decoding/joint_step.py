@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from aslfs_pl import vocab
-from aslfs_pl.export_ops import ExportForm, const
+from aslfs_pl.export_ops import ExportForm
 from aslfs_pl.model import ctc_prefix
 from aslfs_pl.model.ctc_head import blank_after_end, frames_inside
 from aslfs_pl.model.decoding.base import Decoding, Encoded, ParityRow, register
@@ -84,7 +84,7 @@ class PrefixSteps:
             b, f, v = probs.shape
             constants = (
                 torch.arange(v, dtype=torch.float32, device=probs.device),
-                *ctc_prefix.triangles(f, probs.device),
+                *ctc_prefix.triangles(torch.arange(f, dtype=torch.float32, device=probs.device)),
             )
         self.classes, self.triangle = constants[0], constants[1:]
         self.prefix = ctc_prefix.start(self.logp, self.triangle[0])
@@ -110,19 +110,12 @@ class JointStepExport(PhraseRescoring):
     def __init__(self, net: nn.Module):
         super().__init__(net)
         self.put("frame_index", torch.arange(self.frames, dtype=torch.float32))
-        self.put("one_half", const(0.5))
-        self.put("zero", const(0.0))
-        self.put("neg", const(ctc_prefix.NEG))
         self.put("sos", torch.tensor([vocab.SOS], dtype=torch.int32))
         self.put("not_done", torch.zeros(1, dtype=torch.bool))
 
     def forward(self, memory: Tensor, valid: Tensor, j: Tensor) -> Tensor:
         logits, _, _, inside = self.ctc.emissions(memory, valid, j)
-        # the (F, F) triangles made at run time from F indices (stored, two F x F constants
-        # would add 2 x 4 F^2 bytes to the file)
-        i = self.frame_index
-        upto = (i.unsqueeze(1) < (i + self.one_half).unsqueeze(0)).to(torch.float32)  # s <= t
-        later = torch.where(upto.t() > self.one_half, self.zero, self.neg)  # [t, s]: NEG if s > t
+        upto, later = ctc_prefix.triangles(self.frame_index)  # (F, F) each, made at run time
         steps = PrefixSteps(
             self.ctc_probs(logits, inside).unsqueeze(0), (self.classes, upto, later)
         )

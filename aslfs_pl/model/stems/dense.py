@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from aslfs_pl.export_ops import ExportForm, const, linear
 from aslfs_pl.model.features import (
+    _EPS_SCALE,  # the floor on a spread, in image units: the per-frame features' too
     as_missing_if_absurd,
     frame_mask,
     to_points,
@@ -24,8 +25,6 @@ from aslfs_pl.model.stems.base import Stem, register
 
 if TYPE_CHECKING:
     from aslfs_pl.model.config import ModelConfig
-
-_EPS_SCALE = 1e-3  # floor on a sequence's spread, in image units
 
 
 @register
