@@ -63,38 +63,45 @@ class GRUCTCHead(nn.Module):
 class GRUCTCHeadExport(ExportForm):
     """:class:`GRUCTCHead` on (n, D) frames normalised without ``memory_norm``'s affine (folded
     into the GRU's input weights). The recurrence is unrolled over ``frames`` rows (the encoded
-    rows of max_frames frames):
-    the frames, then zeros (a GRU step cannot take a symbolic count); each of the n rows reads
-    its frame's output (rows from ``frames`` on are invalid frames, never emitted)."""
+    rows of max_frames frames): the frames, then zeros (a GRU step cannot take a symbolic
+    count); each of the n rows reads its frame's output (rows from ``frames`` on are invalid
+    frames, never emitted).
+
+    The unrolled steps are most of an ensemble's graph, so each step is written in few ops: the
+    input projections of every row are made before the loop and split into rows once; the
+    reset and update gates share one projection of the state (their hidden biases folded into
+    the input biases) and one sigmoid; the new state is ``n + z (h - n)``."""
 
     def __init__(self, head: GRUCTCHead, memory_norm: nn.Module, frames: int):
         super().__init__()
         gru, self.frames = head.gru, frames
-        self.dim = gru.hidden_size
+        d = self.dim = gru.hidden_size
 
         class Input:  # the GRU's input weights as a layer, to fold the norm's affine
             weight, bias = gru.weight_ih_l0, gru.bias_ih_l0
 
-        self.put_weights("input", *fold_norm(Input, memory_norm))
-        self.put_weights("hidden", gru.weight_hh_l0, gru.bias_hh_l0)
+        weight, bias = fold_norm(Input, memory_norm)  # (3D, D), (3D,): r, z, n parts
+        hidden_w, hidden_b = gru.weight_hh_l0, gru.bias_hh_l0
+        self.put_weights("input_rz", weight[: 2 * d], bias[: 2 * d] + hidden_b[: 2 * d])
+        self.put_weights("input_n", weight[2 * d :], bias[2 * d :])
+        self.put("hidden_rz_wt", hidden_w[: 2 * d].t())
+        self.put_weights("hidden_n", hidden_w[2 * d :], hidden_b[2 * d :])
         self.put_weights("fc1", head.fc1.weight, head.fc1.bias)
         self.put_weights("fc2", head.fc2.weight, head.fc2.bias)
-        self.put("start", torch.zeros(1, self.dim))
+        self.put("start", torch.zeros(1, d))
         self.put("last_row", const(frames - 1.0))
         self.covers(gru, head.fc1, head.fc2, memory_norm)
 
     def forward(self, memory: Tensor) -> Tensor:
-        d = self.dim
         zeros = self.start.expand(self.frames, self.dim)  # made at run time, not stored
         rows = torch.cat([memory, zeros], 0)[: self.frames]  # (F, D)
-        inputs = linear(rows, self.weights("input"))  # (F, 3D): r, z, n parts
+        inputs_rz = linear(rows, self.weights("input_rz")).split(1, 0)  # F x (1, 2D)
+        inputs_n = linear(rows, self.weights("input_n")).split(1, 0)  # F x (1, D)
         h, states = self.start, []
-        for t in range(self.frames):
-            x, hidden = inputs[t : t + 1], linear(h, self.weights("hidden"))
-            r = torch.sigmoid(x[:, :d] + hidden[:, :d])
-            z = torch.sigmoid(x[:, d : 2 * d] + hidden[:, d : 2 * d])
-            n = torch.tanh(x[:, 2 * d :] + r * hidden[:, 2 * d :])
-            h = (1.0 - z) * n + z * h
+        for x_rz, x_n in zip(inputs_rz, inputs_n, strict=True):
+            r, z = torch.sigmoid(x_rz + h @ self.hidden_rz_wt).split(self.dim, 1)
+            n = torch.tanh(x_n + r * linear(h, self.weights("hidden_n")))
+            h = n + z * (h - n)
             states.append(h)
         out = linear(linear(torch.cat(states, 0), self.weights("fc1")), self.weights("fc2"))
         j = torch.arange(0, memory.shape[0], 1).to(torch.float32)
