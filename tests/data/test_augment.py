@@ -97,7 +97,7 @@ def _augmenter(**probs) -> A.Augmenter:
 
 PROBABILITIES = (
     "flip_p rotate_p scale_p shift_p speed_p frame_drop_p finger_drop_p hand_drop_p "
-    "face_drop_p pose_drop_p affine_p window_speed_p time_shift_p temporal_mask_p"
+    "face_drop_p pose_drop_p affine_p window_speed_p time_shift_p temporal_mask_p spatial_mask_p"
 )
 
 
@@ -415,3 +415,33 @@ def test_the_default_finger_drop_draws_as_before():
     window[start : start + rng.integers(1, 41)] = True
     points = [hand[i] for f in fingers for i in geometry.HAND_FINGERS[f]]
     np.testing.assert_array_equal(out, occlusion.hide(pts, points, window))
+
+
+def test_the_spatial_mask_hides_every_point_inside_one_square_and_no_other():
+    rng = np.random.default_rng(0)
+    pts = rng.random((12, 2, LandmarkSet().num_points)).astype(np.float32)  # over the image
+    pts[3, :, 5] = np.nan  # unseen stays unseen
+    mask = _one("spatial_mask", spatial_mask_size=(0.2, 0.4))
+    hid_some = 0
+    for seed in range(30):
+        out = mask.apply(pts, np.random.default_rng(seed))
+        hidden = np.isnan(out).all(1) & ~np.isnan(pts).any(1)  # (T, P) hidden by the mask
+        assert np.isnan(out[3, :, 5]).all() and out.shape == pts.shape
+        assert np.array_equal(
+            out.transpose(0, 2, 1)[~hidden & ~np.isnan(pts).any(1)],
+            pts.transpose(0, 2, 1)[~hidden & ~np.isnan(pts).any(1)],
+        )
+        if not hidden.any():
+            continue
+        hid_some += 1
+        xy = pts.transpose(0, 2, 1)  # (T, P, 2)
+        low, high = xy[hidden].min(0), xy[hidden].max(0)
+        assert (high - low <= 0.4).all()  # inside a square of side <= 0.4
+        seen = ~hidden & ~np.isnan(pts).any(1)
+        inside_box = ((xy > low) & (xy < high)).all(-1)
+        assert not (inside_box & seen).any()  # a visible point never lies among the hidden
+    assert hid_some > 15
+    one_axis = pts[:, :1]  # x only: nothing to read as y
+    assert np.array_equal(
+        _one("spatial_mask", spatial_mask_p=1.0)(one_axis, rng), one_axis, equal_nan=True
+    )

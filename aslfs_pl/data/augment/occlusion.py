@@ -1,4 +1,5 @@
-"""What goes unseen: fingers, a hand, the face, the pose (NaN, as when MediaPipe misses them)."""
+"""What goes unseen: fingers, a region of the image, a hand, the face, the pose (NaN, as when
+MediaPipe misses them)."""
 
 from __future__ import annotations
 
@@ -75,6 +76,42 @@ class FingerDrop(SequenceAugmentation):
         for _ in range(self.config.finger_drop_windows):
             pts = hide(pts, self._points(rng), self._window(pts.shape[0], rng))
         return pts
+
+
+@dataclass
+class SpatialMaskSettings:
+    spatial_mask_p: float = 0.0
+    """Every point inside one square of the image unseen (NaN) in every frame, as when
+    something covers part of the view (the 2nd place's spatial cutout, p 0.5). 0: off (the
+    seed)."""
+    spatial_mask_size: tuple[float, float] = (0.2, 0.4)
+    """Range of the square's side, in image units (the frame is 0..1 wide and high); its corner
+    is drawn uniformly in 0..1 on each axis."""
+
+    def check(self) -> None:
+        lo, hi = self.spatial_mask_size
+        if not 0.0 < lo <= hi:
+            raise ValueError(f"augment.spatial_mask_size = {(lo, hi)}: need 0 < low <= high")
+
+
+@register
+class SpatialMask(SequenceAugmentation):
+    """Reads the first two axes as x and y (the landmark set's axes are an ordered subset of
+    x, y, z), so it applies only where both are read."""
+
+    name, Settings, probability, order = "spatial_mask", SpatialMaskSettings, "spatial_mask_p", 85
+
+    def can_apply(self, pts: np.ndarray) -> bool:
+        return pts.shape[1] >= 2
+
+    def apply(self, pts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        corner = rng.random(2)  # x, y
+        size = rng.uniform(*self.config.spatial_mask_size)
+        xy = pts[:, :2]  # (T, 2, P); NaN compares False: unseen points stay as they are
+        inside = ((xy > corner[:, None]) & (xy < corner[:, None] + size)).all(1)  # (T, P)
+        out = pts.copy()
+        out.transpose(0, 2, 1)[inside] = np.nan
+        return out
 
 
 @dataclass
