@@ -61,6 +61,7 @@ class ASLCLI(LightningCLI):
         for src, dst in (
             ("data.num_columns", "model.num_columns"),
             ("data.num_axes", "model.num_axes"),
+            ("data.hand_columns", "model.hand_columns"),
             ("data.vocab_size", "model.vocab_size"),
         ):
             parser.link_arguments(src, dst, apply_on="instantiate")

@@ -149,7 +149,7 @@ EVERY_SWITCH = (
     "--trainer.callbacks.decay=0.5", "--model.backward_weight", "0.4",
     "--data.augment.affine_p", "0.5", "--data.augment.window_speed_p", "0.5",
     "--data.augment.time_shift_p", "0.5", "--data.augment.temporal_mask_p", "0.5",
-    "--data.augment.spatial_mask_p", "0.5",
+    "--data.augment.spatial_mask_p", "0.5", "--model.flip_left_handed", "true",
 )  # fmt: skip
 
 

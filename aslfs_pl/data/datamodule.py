@@ -78,6 +78,10 @@ class KaggleDataModule(L.LightningDataModule):
         return self.landmarks.num_columns
 
     @property
+    def hand_columns(self) -> dict[str, list[int]]:
+        return self.landmarks.hand_columns()
+
+    @property
     def vocab_size(self) -> int:
         return vocab.VOCAB_SIZE
 

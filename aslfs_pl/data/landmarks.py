@@ -134,6 +134,19 @@ class LandmarkSet:
             out.setdefault(p, []).append(k)
         return out
 
+    def hand_columns(self) -> dict[str, list[int]]:
+        """What the left-hander flip reads (:mod:`aslfs_pl.model.handedness`), as column
+        positions of ``selected_columns``: ``mirror`` (each column's mirror image, same axis),
+        ``x`` (the x axis's columns; empty without x), ``left_hand`` and ``right_hand`` (each
+        hand's columns on the first axis)."""
+        p, perm, parts = self.num_points, self.mirror_permutation(), self.part_slices()
+        return {
+            "mirror": [a * p + perm[k] for a in range(self.num_axes) for k in range(p)],
+            "x": list(range(p)) if "x" in self.axes else [],
+            "left_hand": parts.get("left_hand", []),
+            "right_hand": parts.get("right_hand", []),
+        }
+
     def mirror_permutation(self) -> list[int]:
         """For each point, the position of its mirror image (itself if it has none here).
 

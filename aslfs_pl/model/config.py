@@ -46,6 +46,13 @@ class ModelConfig:
     """Axes per landmark, x, y[, z] (set from the data module)."""
     vocab_size: int = vocab.VOCAB_SIZE
     """Output classes: 59 characters + pad, start, end (set from the data module)."""
+    hand_columns: dict[str, list[int]] | None = None
+    """The landmark set's mirror image and hands, as column positions (set from the data module:
+    ``LandmarkSet.hand_columns()``); read by ``flip_left_handed``."""
+    flip_left_handed: bool = False
+    """Mirror each sequence whose left hand is seen more than its right hand, in training and in
+    the file, so every signer reads as right-handed (the 2nd place's preprocessing;
+    :mod:`aslfs_pl.model.handedness`). It undoes the random flip (``data.augment.flip_p``)."""
     max_frames: int = 384
     """Frames per sequence, the longest frame axis the positional encoding covers (set from
     ``data.max_frames``)."""
@@ -133,6 +140,20 @@ class ModelConfig:
             raise ValueError(
                 f"model.num_columns {self.num_columns} is not a multiple of num_axes {self.num_axes}"
             )
+        if self.flip_left_handed:
+            hands = self.hand_columns or {}
+            if not (hands.get("left_hand") and hands.get("right_hand")):
+                raise ValueError(
+                    "model.flip_left_handed needs both hands among the landmarks "
+                    "(model.hand_columns, set from data.landmarks)"
+                )
+            if len(hands["left_hand"]) != len(hands["right_hand"]):
+                raise ValueError("model.flip_left_handed needs as many points of each hand")
+            if len(hands["mirror"]) != self.num_columns:
+                raise ValueError(
+                    f"model.hand_columns describes {len(hands['mirror'])} columns, the model "
+                    f"reads {self.num_columns}"
+                )
         if self.dim % self.heads:
             raise ValueError(f"model.dim {self.dim} is not divisible by model.heads {self.heads}")
         if self.dim % 2:

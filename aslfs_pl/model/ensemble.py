@@ -30,7 +30,10 @@ from aslfs_pl.model.search import ExportSearch, Search
 from aslfs_pl.model.seq2seq import Seq2Seq
 
 #: Settings every member must share: what the frames and phrases are.
-SHARED = ("num_columns", "num_axes", "vocab_size", "max_frames", "max_target_len", "stem")
+SHARED = (
+    "num_columns", "num_axes", "vocab_size", "max_frames", "max_target_len", "stem",
+    "flip_left_handed",
+)  # fmt: skip
 
 
 class Ensemble(Seq2Seq):
@@ -47,6 +50,7 @@ class Ensemble(Seq2Seq):
         if members[0].ctc is not None:
             self.ctc = EnsembleCTC([m.ctc for m in members], dims)
         self.confidence = self.backward_decoder = None
+        self.flip = None  # each member flips its own input (Seq2Seq.encode)
         if all(m.confidence is not None for m in members):
             self.confidence = EnsembleConfidence([m.confidence for m in members], dims)
         self.fallback = members[0].fallback

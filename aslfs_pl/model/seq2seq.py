@@ -1,6 +1,7 @@
 """The encoder-decoder: raw landmark frames in, character logits out.
 
 (B, T, C) raw columns (NaN = unseen or padding)
+  -> (optional) left-hander flip                 (B, T, C)  aslfs_pl.model.handedness
   -> stem ("embedding"): features, frame mask,   (B, T, D)  aslfs_pl.model.stems
      dense, BN, causal conv + ECA (model.stem)
   -> encoder family (model.encoder):             (B, T, D)  aslfs_pl.model.encoders
@@ -29,6 +30,7 @@ from aslfs_pl.model.ctc_head import GRUCTCHead, LinearCTCHead
 from aslfs_pl.model.decoder import Decoder
 from aslfs_pl.model.encoders import ENCODERS
 from aslfs_pl.model.fallback import ConfidenceHead, Fallback
+from aslfs_pl.model.handedness import LeftHandFlip
 from aslfs_pl.model.layers import Attention
 from aslfs_pl.model.stems import STEMS
 
@@ -49,6 +51,7 @@ class Seq2Seq(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         c = self.config = config
+        self.flip = LeftHandFlip(c.hand_columns) if c.flip_left_handed else None
         self.embedding = STEMS.get(c.stem)(c)  # the stem
         self.encoder = ENCODERS.get(c.encoder)(c)
         self.decoder = self._decoder()
@@ -85,6 +88,8 @@ class Seq2Seq(nn.Module):
 
     def encode(self, landmarks: Tensor) -> tuple[Tensor, Tensor]:
         """(B, T, C) raw frames -> encoded frames (B, T, D) and frame mask (B, T)."""
+        if self.flip is not None:
+            landmarks = self.flip(landmarks)
         x, valid = self.embedding(landmarks)
         return self.encoder(x, valid), self.encoder.output_mask(valid)
 
@@ -187,6 +192,9 @@ class Seq2SeqExport(ExportForm):
         method = decoding.get(name)
         method.check(net)
         parts = net.memory_parts()
+        # an ensemble's members flip alike (model.flip_left_handed is a shared setting)
+        flip = next((m.flip for m in net.modules() if getattr(m, "flip", None) is not None), None)
+        self.flip = None if flip is None else export_form(flip)
         self.embeddings = nn.ModuleList(export_form(stem) for stem, _ in parts)
         self.encoders = nn.ModuleList(export_form(encoder) for _, encoder in parts)
         self.head = method.export_head(net)
@@ -206,6 +214,8 @@ class Seq2SeqExport(ExportForm):
 
     def forward(self, x: Tensor, j: Tensor) -> Tensor:
         memories, rows = [], j
+        if self.flip is not None:
+            x = self.flip(x)
         for embedding, encoder in zip(self.embeddings, self.encoders, strict=True):
             embedded, valid = embedding(x, rows)  # (n, D), (n, 1): the same for every part
             encoded = encoder(embedded, valid, rows)

@@ -11,8 +11,16 @@ import pytest
 import torch
 
 from aslfs_pl import vocab
+from aslfs_pl.data.augment.geometry import flip as mirror_points
+from aslfs_pl.data.landmarks import LandmarkSet
 from aslfs_pl.deploy.convert import convert
-from aslfs_pl.deploy.parity import ParityReport, falls_back, parity_report, random_input
+from aslfs_pl.deploy.parity import (
+    TOLERANCE,
+    ParityReport,
+    falls_back,
+    parity_report,
+    random_input,
+)
 from aslfs_pl.deploy.runtime import TFLiteRunner
 from aslfs_pl.model.decoding import DECODINGS, ParityRow
 from aslfs_pl.model.features import fit_length
@@ -94,6 +102,32 @@ def test_the_gru_ctc_head_converts_with_parity(tmp_path):
         net, result.model_path, "fp32", lengths=(0, 1, 5, 16, 17, 300), decoding="ctc"
     )
     assert report.ok and report.same_texts == len(report.rows), report.summary()
+
+
+@pytest.mark.slow
+def test_the_left_hander_flip_converts_with_parity(tmp_path):
+    # both hands, 3 points each, x and y: the 12 columns tiny_net reads
+    hands = LandmarkSet(left_hand=(0, 4, 8), right_hand=(0, 4, 8), face=(), pose=())
+    base = tiny_net(seed=4)
+    config = replace(base.config, hand_columns=hands.hand_columns(), flip_left_handed=True)
+    net = Seq2Seq(config).eval()
+    net.load_state_dict(base.state_dict())
+    result = convert(net, hands.selected_columns, tmp_path, weights="fp32")
+    runner, rng, rows = TFLiteRunner(result.model_path), np.random.default_rng(0), []
+    parts = hands.part_slices()
+    for t, seen in ((20, "left_hand"), (20, "right_hand"), (300, "left_hand"), (5, "right_hand")):
+        x = rng.uniform(0.2, 0.8, (t, 12)).astype(np.float32)
+        other = parts["right_hand" if seen == "left_hand" else "left_hand"]
+        x[np.ix_(rng.random(t) < 0.6, other + [p + 6 for p in other])] = np.nan
+        padded = torch.from_numpy(fit_length(x, net.config.max_frames))[None]
+        out = runner.outputs(x)
+        with torch.no_grad():
+            rows.append(DECODINGS["attention"].parity_row(net, t, out, padded))
+        if seen == "left_hand":  # the file reads a left-hander as its mirror image
+            pts = mirror_points(x.reshape(t, 2, 6), hands.mirror_permutation()).reshape(t, 12)
+            np.testing.assert_allclose(runner.outputs(pts), out, atol=1e-5)
+    report = ParityReport(rows, TOLERANCE["fp32"], allow_near_ties=False)
+    assert report.ok and report.same_texts == len(rows), report.summary()
 
 
 @pytest.mark.slow
