@@ -90,6 +90,10 @@ def check_members(members: list[Seq2Seq]) -> None:
                     f"{getattr(first, name)!r} (members share {', '.join(SHARED)} and the "
                     "read-out settings)"
                 )
+        if c.flip_left_handed and c.hand_columns != first.hand_columns:
+            raise ValueError(
+                f"ensemble member {i}: another landmark set to flip (model.hand_columns)"
+            )
         if (member.ctc is None) != (members[0].ctc is None):
             raise ValueError(f"ensemble member {i}: a CTC head in some members only")
 

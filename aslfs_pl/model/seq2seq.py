@@ -192,9 +192,10 @@ class Seq2SeqExport(ExportForm):
         method = decoding.get(name)
         method.check(net)
         parts = net.memory_parts()
-        # an ensemble's members flip alike (model.flip_left_handed is a shared setting)
-        flip = next((m.flip for m in net.modules() if getattr(m, "flip", None) is not None), None)
-        self.flip = None if flip is None else export_form(flip)
+        # an ensemble's members flip alike (ensemble.check_members): the first one's, once
+        flips = [m for m in net.modules() if isinstance(m, LeftHandFlip)]
+        self.flip = export_form(flips[0]) if flips else None
+        self.covers(*flips)
         self.embeddings = nn.ModuleList(export_form(stem) for stem, _ in parts)
         self.encoders = nn.ModuleList(export_form(encoder) for _, encoder in parts)
         self.head = method.export_head(net)

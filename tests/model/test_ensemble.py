@@ -10,6 +10,8 @@ import pytest
 import torch
 
 from aslfs_pl import vocab
+from aslfs_pl.data.augment.geometry import flip as mirror_points
+from aslfs_pl.data.landmarks import LandmarkSet
 from aslfs_pl.deploy.graph import KaggleModel
 from aslfs_pl.model.decoding import DECODINGS
 from aslfs_pl.model.ensemble import Ensemble
@@ -88,6 +90,31 @@ def test_members_that_do_not_read_the_same_frames_or_phrases_are_refused():
         Ensemble([tiny_ctc_net(), tiny_net(seed=1)])
     with pytest.raises(TypeError, match="train its members"):
         Ensemble([a]).forward_train(padded(3, 16), torch.zeros(1, 2, dtype=torch.long))
+
+
+def test_members_flip_a_left_hander_once_in_pytorch_and_in_the_twin():
+    hands = LandmarkSet(left_hand=(0, 4, 8), right_hand=(0, 4, 8), face=(), pose=())
+    flip = dict(hand_columns=hands.hand_columns(), flip_left_handed=True)
+    both = Ensemble([tiny_ctc_net(**flip), tiny_ctc_net(seed=1, **flip)]).eval()
+    twin = KaggleModel(both, "attention")  # one flip covers every member's
+    raw = nan_frames(12, seed=4)
+    raw[:, [3, 4, 5, 9, 10, 11]] = float("nan")  # the right hand unseen: a left-hander
+    x = torch.from_numpy(fit_length(raw, 16))[None]
+    with torch.no_grad():
+        want = vocab.decode(both.decode(x, "attention")[0].tolist())
+        out = twin(torch.from_numpy(raw))["outputs"]
+        got = vocab.decode_kaggle(out.argmax(1).numpy())
+        points = mirror_points(raw.reshape(12, 2, 6), hands.mirror_permutation()).reshape(12, 12)
+        mirrored = twin(torch.from_numpy(points))["outputs"]  # a right-hander: read as it is
+    assert got == want
+    torch.testing.assert_close(out, mirrored)  # the left-hander was read as its mirror image
+    other = LandmarkSet(left_hand=(0, 4), right_hand=(0, 4), face=(), pose=(11, 12))  # 12 columns
+    with pytest.raises(ValueError, match="member 2: another landmark set to flip"):
+        Ensemble(
+            [tiny_ctc_net(**flip), tiny_ctc_net(**flip | {"hand_columns": other.hand_columns()})]
+        )
+    with pytest.raises(ValueError, match="member 2: model.flip_left_handed False"):
+        Ensemble([tiny_ctc_net(**flip), tiny_ctc_net()])
 
 
 def test_the_ensembles_confidence_is_the_mean_of_its_members_and_the_file_falls_back_alike():
