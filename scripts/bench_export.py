@@ -13,7 +13,8 @@ One run measures, on one thread and the same inputs (lengths drawn like Kaggle's
 - the conversion of each weight type and decoding route (``ctc``, ``joint`` and ``beam`` need the CTC head,
   ``--model.ctc_weight``): total seconds and seconds per stage;
 - each weight type's TFLite model (fp16 is the default submission), and any --baseline file (an
-  earlier conversion, to compare in the same run): median / p90
+  earlier conversion, or another config's file, to compare in the same run; one that reads other
+  landmark columns gets inputs of the same lengths with its own columns): median / p90
   ms per sequence; every model (and the PyTorch references) runs whole passes over the inputs,
   in rounds of alternating order, so drift of a shared machine hits all alike; each input's time
   is its best round (noise only adds time), and each round's median is printed too;
@@ -194,6 +195,10 @@ def run(args: argparse.Namespace, trained) -> None:
     own = [own_frames(x, f) for x in xs]
     padded = [torch.from_numpy(fit_length(x, f))[None] for x in xs]
     passes = {name: (r.outputs, xs) for name, r in runners.items()}
+    for name, r in runners.items():  # a baseline reading other columns: the same frames of them
+        other = int(r.runner.get_input_details()["inputs"]["shape"][-1])
+        if other != c:
+            passes[name] = (r.outputs, inputs_for(lengths, other, np.random.default_rng(1)))
     passes["pytorch own"] = (pytorch, own)
     passes["pytorch padded"] = (pytorch, padded)
     pytorch(own[1])  # warm-up, as for the TFLite runners
