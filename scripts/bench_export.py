@@ -185,8 +185,12 @@ def run(args: argparse.Namespace, trained) -> None:
             runners[name] = TFLiteRunner(result.model_path, num_threads=1)
     for path in args.baseline:
         runners[f"baseline {path}"] = TFLiteRunner(path, num_threads=1)
-    for runner in runners.values():
-        runner.outputs(xs[1])  # warm-up
+    inputs = {name: xs for name in runners}
+    for name, r in runners.items():  # a baseline reading other columns: the same frames of them
+        if r.columns != c:
+            inputs[name] = inputs_for(lengths, r.columns, np.random.default_rng(1))
+    for name, runner in runners.items():
+        runner.outputs(inputs[name][1])  # warm-up
 
     def pytorch(x):
         with torch.no_grad():
@@ -194,11 +198,7 @@ def run(args: argparse.Namespace, trained) -> None:
 
     own = [own_frames(x, f) for x in xs]
     padded = [torch.from_numpy(fit_length(x, f))[None] for x in xs]
-    passes = {name: (r.outputs, xs) for name, r in runners.items()}
-    for name, r in runners.items():  # a baseline reading other columns: the same frames of them
-        other = int(r.runner.get_input_details()["inputs"]["shape"][-1])
-        if other != c:
-            passes[name] = (r.outputs, inputs_for(lengths, other, np.random.default_rng(1)))
+    passes = {name: (r.outputs, inputs[name]) for name, r in runners.items()}
     passes["pytorch own"] = (pytorch, own)
     passes["pytorch padded"] = (pytorch, padded)
     pytorch(own[1])  # warm-up, as for the TFLite runners

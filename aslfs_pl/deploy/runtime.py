@@ -41,6 +41,7 @@ class TFLiteRunner:
 
     def __init__(self, path: str | Path, num_threads: int = 1):
         self.selected_columns: list[str] | None = None
+        self.path = Path(path)
         with native_chatter_filtered():  # the interpreter announces its delegate
             self._load(Path(path), num_threads)
 
@@ -67,8 +68,8 @@ class TFLiteRunner:
                 self.interpreter = Interpreter(model_path=str(model), num_threads=num_threads)
             self.runner = self.interpreter.get_signature_runner(SIGNATURE)
             # the first call applies the XNNPACK delegate (which says so): once, here
-            columns = self.runner.get_input_details()["inputs"]["shape"][-1]
-            self.runner(inputs=np.zeros((1, columns), np.float32))
+            self.columns = int(self.runner.get_input_details()["inputs"]["shape"][-1])
+            self.runner(inputs=np.zeros((1, self.columns), np.float32))
         except ExportError:
             raise
         except (OSError, ValueError, RuntimeError, zipfile.BadZipFile) as err:
@@ -76,6 +77,11 @@ class TFLiteRunner:
 
     def outputs(self, frames: np.ndarray) -> np.ndarray:
         """(T, C) float32 -> (L, K) outputs."""
+        if frames.ndim != 2 or frames.shape[1] != self.columns:
+            raise ExportError(
+                f"[run] {self.path}: frames of shape {tuple(frames.shape)}, the model reads "
+                f"(frames, {self.columns}) landmark columns"
+            )
         return self.runner(inputs=np.ascontiguousarray(frames, dtype=np.float32))["outputs"]
 
     def __call__(self, frames: np.ndarray) -> str:

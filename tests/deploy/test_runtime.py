@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zipfile
 
+import numpy as np
 import pytest
 
 from aslfs_pl.deploy.runtime import TFLiteRunner
@@ -18,7 +19,13 @@ def test_runner_reads_submissions_without_args_and_refuses_broken_ones(
     no_args = tmp_path / "no_args.zip"
     with zipfile.ZipFile(no_args, "w") as z:
         z.write(result.model_path, "model.tflite")
-    assert TFLiteRunner(no_args).selected_columns is None  # callers say what is missing
+    runner = TFLiteRunner(no_args)
+    assert runner.selected_columns is None  # callers say what is missing
+    wrong = np.zeros((5, runner.columns + 1), np.float32)  # another landmark set's frames
+    with pytest.raises(
+        ExportError, match=rf"\[run\] .*no_args.zip: frames of shape \(5, {runner.columns + 1}\)"
+    ):
+        runner.outputs(wrong)
     from aslfs_pl.commands import evaluate, predict
 
     for command, extra in (
