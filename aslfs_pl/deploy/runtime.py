@@ -43,7 +43,7 @@ class TFLiteRunner:
         self.selected_columns: list[str] | None = None
         self.path = Path(path)
         with native_chatter_filtered():  # the interpreter announces its delegate
-            self._load(Path(path), num_threads)
+            self._load(self.path, num_threads)
 
     def _load(self, path: Path, num_threads: int) -> None:
         from ai_edge_litert.interpreter import Interpreter

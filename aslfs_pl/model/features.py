@@ -26,7 +26,7 @@ from torch import Tensor
 
 from aslfs_pl.export_ops import const
 
-_EPS_SCALE = 1e-3  # floor on the per-frame spread, in image units (frames hold ~0.1-0.3)
+EPS_SCALE = 1e-3  # floor on a spread, in image units (frames hold ~0.1-0.3; the dense stem too)
 MAX_COORDINATE = 100.0  # MediaPipe's normalised coordinates stay within a few units
 
 
@@ -77,7 +77,7 @@ def normalise_frames(points: Tensor) -> Tensor:
     centred = points - mean
     sq = zero_nan(centred * centred)
     var = sq.sum(dim=(-2, -1), keepdim=True) / vf.sum(dim=(-2, -1), keepdim=True).clamp(min=1.0)
-    scale = torch.sqrt(var).clamp(min=_EPS_SCALE)  # (..., T, 1, 1)
+    scale = torch.sqrt(var).clamp(min=EPS_SCALE)  # (..., T, 1, 1)
     return centred / scale
 
 
@@ -135,7 +135,7 @@ def frame_features(x: Tensor, num_axes: int) -> tuple[Tensor, Tensor]:
     var = zero_nan(centred * centred).mean(1, keepdim=True) / torch.maximum(
         seen.mean(1, keepdim=True), const(1.0 / c)
     )
-    flat = centred * torch.rsqrt(torch.maximum(var, const(_EPS_SCALE**2)))
+    flat = centred * torch.rsqrt(torch.maximum(var, const(EPS_SCALE**2)))
     n = flat.shape[0]
     nan = torch.full((2, c), float("nan"))
     d1 = flat - torch.cat([nan[:1], flat], 0)[:n]

@@ -53,7 +53,7 @@ class JointStep(Decoding):
         # log-probabilities need it)
         full = torch.autocast(memory.device.type, enabled=False)
         with full:
-            steps = PrefixSteps(probs.float())
+            steps = PrefixSteps(probs)
         state = net.decoder.start(memory, valid)
         token = torch.full((memory.shape[0],), vocab.SOS, dtype=torch.long, device=memory.device)
         done = torch.zeros_like(token, dtype=torch.bool)
@@ -61,7 +61,7 @@ class JointStep(Decoding):
         for t in range(net.config.max_target_len):
             attention = torch.log_softmax(net.decoder.step(state, token, t).float(), -1)
             with full:
-                best = steps.choose(attention.float(), done).long()
+                best = steps.choose(attention, done).long()
             token = torch.where(done, torch.full_like(best, vocab.PAD), best)
             done = done | (token == vocab.EOS)
             out.append(token)

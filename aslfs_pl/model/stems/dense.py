@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from aslfs_pl.export_ops import ExportForm, const, linear
 from aslfs_pl.model.features import (
-    _EPS_SCALE,  # the floor on a spread, in image units: the per-frame features' too
+    EPS_SCALE,
     as_missing_if_absurd,
     frame_mask,
     to_points,
@@ -47,7 +47,7 @@ class DenseStem(Stem):
         mean = zero_nan(pts).sum(dim=(1, 2), keepdim=True) / count
         centred = pts - mean
         var = zero_nan(centred * centred).sum(dim=(1, 2), keepdim=True) / count
-        scaled = centred / torch.sqrt(var).clamp(min=_EPS_SCALE)
+        scaled = centred / torch.sqrt(var).clamp(min=EPS_SCALE)
         return self.dense(zero_nan(scaled).flatten(-2)), mask
 
     def export_form(self) -> DenseStemExport:
@@ -67,7 +67,7 @@ class DenseStemExport(ExportForm):
         self.covers(stem.dense)
         self.put("zero", const(0.0))
         self.put("tiny", const(1e-9))
-        self.put("eps2", const(_EPS_SCALE**2))
+        self.put("eps2", const(EPS_SCALE**2))
 
     def forward(self, rows: Tensor, j: Tensor) -> tuple[Tensor, Tensor]:
         x = as_missing_if_absurd(rows)
